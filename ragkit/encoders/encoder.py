@@ -1,0 +1,296 @@
+"""`Encoder`: a decoder LLM used as a bidirectional, mean-pooled text encoder (LLM2Vec).
+
+The same object serves adapt (training reuses `tokenize` + `embed`), index, query and eval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ragkit.device import resolve_device, resolve_dtype
+from ragkit.encoders.bidirectional import set_bidirectional
+from ragkit.encoders.loading import load_model, load_tokenizer
+from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
+from ragkit.errors import RagkitError
+
+CONFIG_NAME = "ragkit_config.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class EncoderConfig:
+    """How token states become a text vector. Saved next to the weights as ragkit_config.json."""
+
+    pooling: PoolingMode = "mean"
+    bidirectional: bool = True
+    max_length: int = 512  # longer texts are truncated (the instruction is kept whole)
+    query_instruction: str | None = None
+    document_instruction: str | None = None
+    source: str = ""  # what the weights were loaded from, for index manifests
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise RagkitError(f"unknown pooling {self.pooling!r}: use one of {', '.join(POOLING_MODES)}")
+        if self.max_length < 2:
+            raise RagkitError(f"max_length must be at least 2, got {self.max_length}")
+
+    @classmethod
+    def read(cls, directory: Path) -> EncoderConfig | None:
+        path = directory / CONFIG_NAME
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise RagkitError(f"{path} was written by a newer ragkit; upgrade ragkit to load it")
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+class Encoder:
+    """Texts in, L2-normalised float32 vectors out.
+
+    Each text is tokenized as [BOS] + instruction + text; all of it is attended to, and only the
+    text's own tokens are pooled.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: EncoderConfig | None = None,
+        *,
+        allow_unvalidated: bool = False,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config or EncoderConfig()
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        set_bidirectional(model, self.config.bidirectional, allow_unvalidated=allow_unvalidated)
+        probe = tokenizer("x", add_special_tokens=True)["input_ids"]
+        self._adds_bos = tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id]
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | os.PathLike = "smollm2-135m",
+        *,
+        pooling: PoolingMode | None = None,
+        bidirectional: bool | None = None,
+        dtype: str | torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        max_length: int | None = None,
+        adapters: Sequence[str] = (),
+        allow_unvalidated: bool = False,
+    ) -> Encoder:
+        """Load a built-in name, Hugging Face id, local directory, .gguf file or saved ragkit encoder.
+
+        An LLM2Vec-style adapter repo (e.g. "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp") is followed
+        to its base model and merged; `adapters` (e.g. the matching "...-mntp-unsup-simcse") are merged
+        on top in order. Options left as None come from the saved ragkit_config.json, else the defaults.
+        """
+        device = resolve_device(device)
+        model, source = load_model(name_or_path, adapters=tuple(adapters), dtype=resolve_dtype(dtype, device))
+        saved = EncoderConfig.read(Path(name_or_path)) if Path(name_or_path).is_dir() else None
+        config = saved or EncoderConfig(source=str(name_or_path))
+        overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(config, key, value)
+        config.__post_init__()
+        tokenizer = load_tokenizer(str(name_or_path) if Path(name_or_path).is_dir() else source)
+        return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tokenize(self, texts: Sequence[str], instruction: str | None = None) -> dict[str, torch.Tensor]:
+        """Padded `input_ids`, `attention_mask` and `prompt_lengths` (tokens before the text) for a batch."""
+        ids, prompt_length = self.token_ids(texts, instruction)
+        return self.pad(ids, prompt_length)
+
+    def token_ids(self, texts: Sequence[str], instruction: str | None = None) -> tuple[list[list[int]], int]:
+        """Unpadded ids of [BOS] + instruction + text for each text, and the prompt length they share.
+
+        The instruction is tokenized on its own, so the number of prompt tokens is exact and the
+        text's tokens do not depend on the instruction.
+        """
+        tok = self.tokenizer
+        prompt = tok(instruction, add_special_tokens=False)["input_ids"] if instruction else []
+        room = self.config.max_length - len(prompt)
+        if room < 1:
+            raise RagkitError(
+                f"the instruction takes {len(prompt)} tokens, max_length is {self.config.max_length}; "
+                "shorten it or raise max_length"
+            )
+        encoded = tok(list(texts), add_special_tokens=True, truncation=True, max_length=room)["input_ids"]
+        head = int(self._adds_bos)
+        # An empty text on a tokenizer without BOS still needs one token.
+        out = [ids[:head] + prompt + ids[head:] or [tok.eos_token_id] for ids in encoded]
+        return out, head + len(prompt)
+
+    def pad(self, ids: list[list[int]], prompt_length: int) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "prompt_lengths": torch.full((len(ids),), prompt_length, dtype=torch.long),
+        }
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled float32 vectors (not normalised) for a tokenized batch, with gradients if enabled."""
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        mask = batch["attention_mask"]
+        # Positions count real tokens only, so left padding does not shift the rotary positions.
+        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = self.model(
+            input_ids=batch["input_ids"], attention_mask=mask, position_ids=position_ids
+        ).last_hidden_state
+        return pool(hidden, mask, batch["prompt_lengths"], self.config.pooling)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        instruction: str | None = None,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """(len(texts), dim) float32 array in input order. Longest texts are batched together first."""
+        texts = _check_texts(texts)
+        if batch_size < 1:
+            raise RagkitError(f"batch_size must be at least 1, got {batch_size}")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids, prompt_length = self.token_ids(texts, instruction)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        if show_progress is None:
+            show_progress = len(batches) > 8
+        with torch.inference_mode(), _progress(show_progress, len(texts)) as advance:
+            for rows in batches:
+                vectors = self.embed(self.pad([ids[i] for i in rows], prompt_length))
+                if normalize:
+                    vectors = torch.nn.functional.normalize(vectors, dim=-1)
+                out[rows] = vectors.cpu().numpy()
+                advance(len(rows))
+        return out
+
+    def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:
+        """Queries carry the query-side instruction (LLM2Vec: "Given a question, retrieve ...")."""
+        return self.encode(queries, instruction=kwargs.pop("instruction", self.config.query_instruction), **kwargs)
+
+    def encode_documents(self, documents: Sequence[str], **kwargs) -> np.ndarray:
+        instruction = kwargs.pop("instruction", self.config.document_instruction)
+        return self.encode(documents, instruction=instruction, **kwargs)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write merged weights, tokenizer and ragkit_config.json; replaces `directory` atomically."""
+        directory = Path(directory)
+        model = self.model
+        if hasattr(model, "merge_and_unload"):  # a PEFT model in training: save the merged weights
+            model = model.merge_and_unload()
+            self.model = model
+        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        (tmp / CONFIG_NAME).write_text(
+            json.dumps({"format_version": FORMAT_VERSION, **asdict(self.config)}, indent=2) + "\n"
+        )
+        (tmp / "README.md").write_text(_model_card(self))
+        _swap_into_place(tmp, directory)
+        return directory
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Encoder({c.source or self.model.config.model_type!r}, dim={self.dim}, pooling={c.pooling!r}, "
+            f"bidirectional={c.bidirectional}, max_length={c.max_length}, device={self.device})"
+        )
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if texts is None:
+        raise RagkitError("texts is None; pass a list of strings")
+    if isinstance(texts, str):
+        return [texts]
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RagkitError(f"texts[{i}] is {type(text).__name__}, not str; every text must be a string")
+    return texts
+
+
+class _progress:
+    """A rich progress bar on stderr, or nothing; yields a callable that advances it."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total, self.bar = enabled, total, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("encoding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.bar.start()
+        task = self.bar.add_task("encoding", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _swap_into_place(tmp: Path, directory: Path) -> None:
+    """Replace `directory` by `tmp` so that a crash at any point leaves one complete copy."""
+    old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _model_card(encoder: Encoder) -> str:
+    import transformers
+
+    c = encoder.config
+    return f"""# ragkit encoder
+
+Saved by ragkit from `{c.source}` ({encoder.model.config.model_type}, dim {encoder.dim}).
+
+- pooling: {c.pooling}; bidirectional attention: {c.bidirectional}; max_length: {c.max_length}
+- query instruction: {c.query_instruction!r}; document instruction: {c.document_instruction!r}
+- saved with transformers {transformers.__version__}. **Load with transformers 5.x**: 4.x misreads
+  this config (for example `rope_theta` silently falls back to 10000).
+
+```python
+from ragkit import Encoder
+encoder = Encoder.load("path/to/this/dir")
+vectors = encoder.encode(["a text"])
+```
+"""

