@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
-from ragkit.encoders.loading import load_model, load_tokenizer
+from ragkit.encoders.loading import load_model, load_tokenizer, resolve
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.errors import RagkitError
 
@@ -106,7 +106,7 @@ class Encoder:
             if value is not None:
                 setattr(config, key, value)
         config.__post_init__()
-        tokenizer = load_tokenizer(str(name_or_path) if Path(name_or_path).is_dir() else source)
+        tokenizer = load_tokenizer(resolve(name_or_path), source)
         return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
 
     @property
@@ -131,7 +131,7 @@ class Encoder:
         tok = self.tokenizer
         prompt = tok(instruction, add_special_tokens=False)["input_ids"] if instruction else []
         room = self.config.max_length - len(prompt)
-        if room < 1:
+        if room < 1 + int(self._adds_bos):  # at least one text token
             raise RagkitError(
                 f"the instruction takes {len(prompt)} tokens, max_length is {self.config.max_length}; "
                 "shorten it or raise max_length"

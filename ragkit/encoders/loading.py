@@ -140,12 +140,19 @@ def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
         raise RagkitError(f"could not load LoRA adapter {adapter!r}: {_first_line(e)}") from e
 
 
-def load_tokenizer(source: str):
-    """The tokenizer, with a pad token (decoders often have none: reuse EOS)."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as e:
-        raise RagkitError(f"could not load the tokenizer of {source!r}: {_first_line(e)}") from e
+def load_tokenizer(*sources: str):
+    """The first tokenizer found among `sources`, with a pad token (decoders often have none: reuse EOS).
+
+    An adapter repo may carry its own tokenizer (LLM2Vec's do); otherwise the base model's is used.
+    """
+    for source in dict.fromkeys(sources):  # in order, without repeats
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            break
+        except (OSError, ValueError) as e:
+            error = e
+    else:
+        raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {_first_line(error)}") from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
