@@ -1,0 +1,1 @@
+"""The `ragkit` command: a thin layer over the Python API."""

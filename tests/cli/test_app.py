@@ -1,0 +1,64 @@
+"""The CLI: a thin layer over the API, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import SENTENCES, tiny_encoder
+from typer.testing import CliRunner
+
+from ragkit import Encoder, RagkitError
+from ragkit.cli.app import app
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_encoder("llama").save(tmp_path_factory.mktemp("enc") / "tiny")
+
+
+def test_embed_prints_the_similarity_matrix_and_saves_what_the_api_returns(model_dir, tmp_path):
+    out = tmp_path / "v.npy"
+    result = CliRunner().invoke(app, ["embed", *SENTENCES[:3], "--model", str(model_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "cosine similarity" in result.output and "embedded 3 texts" in result.output
+    np.testing.assert_array_equal(np.load(out), Encoder.load(model_dir).encode(SENTENCES[:3]))
+
+
+def test_embed_reads_a_file_and_passes_options_through(model_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(SENTENCES) + "\n\n")
+    out = tmp_path / "v.npy"
+    args = ["embed", "-f", str(texts), "-m", str(model_dir), "--causal", "--pooling", "last_token", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    expected = Encoder.load(model_dir, bidirectional=False, pooling="last_token").encode(SENTENCES)
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_user_errors_surface_as_ragkit_errors(model_dir):
+    result = CliRunner().invoke(app, ["embed", "--model", str(model_dir)])
+    assert isinstance(result.exception, RagkitError)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["embed", "--model", "no-such-model", "hello"], "error: unknown model 'no-such-model'"),
+        (["embed", "--file", "/no/such/file.txt"], "error: --file /no/such/file.txt does not exist"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, message):
+    result = subprocess.run(
+        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *args], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_info_reports_the_faiss_build():
+    result = CliRunner().invoke(app, ["info"])
+    assert result.exit_code == 0 and "faiss" in result.output and "smollm2-135m" in result.output
