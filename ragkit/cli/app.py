@@ -26,17 +26,23 @@ Model = Annotated[
     str, typer.Option("--model", "-m", help="Built-in name, Hugging Face id, model directory or .gguf file.")
 ]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda if available).")]
-Dtype = Annotated[str | None, typer.Option(help="float32, bfloat16, ... (default: fp32 on CPU, bf16 on GPU).")]
+Dtype = Annotated[
+    str | None, typer.Option(help="float32, bfloat16, ... (default: fp32 on CPU, bf16 on GPU).")
+]
 
 
 @app.command()
 def embed(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Also embed each line of this file.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Also embed each line of this file.")
+    ] = None,
     model: Model = "smollm2-135m",
     instruction: Annotated[str | None, typer.Option(help="Attended to but not pooled.")] = None,
     pooling: Annotated[str | None, typer.Option(help="mean, weighted_mean or last_token.")] = None,
-    causal: Annotated[bool, typer.Option("--causal", help="Keep the causal mask (no LLM2Vec step 1).")] = False,
+    causal: Annotated[
+        bool, typer.Option("--causal", help="Keep the causal mask (no LLM2Vec step 1).")
+    ] = False,
     max_length: Annotated[int | None, typer.Option(help="Longer texts are truncated.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     out: Annotated[Path | None, typer.Option(help="Save the (n, dim) float32 matrix as .npy.")] = None,

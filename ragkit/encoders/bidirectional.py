@@ -19,7 +19,9 @@ VALIDATED_MODEL_TYPES: frozenset[str] = frozenset(
 )
 
 
-def set_bidirectional(model: PreTrainedModel, enabled: bool = True, *, allow_unvalidated: bool = False) -> None:
+def set_bidirectional(
+    model: PreTrainedModel, enabled: bool = True, *, allow_unvalidated: bool = False
+) -> None:
     """Switch `model` between bidirectional (encoder) and causal (decoder) attention, in place."""
     model_type = model.config.model_type
     if enabled and model_type not in VALIDATED_MODEL_TYPES and not allow_unvalidated:

@@ -193,7 +193,9 @@ class Encoder:
 
     def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:
         """Queries carry the query-side instruction (LLM2Vec: "Given a question, retrieve ...")."""
-        return self.encode(queries, instruction=kwargs.pop("instruction", self.config.query_instruction), **kwargs)
+        return self.encode(
+            queries, instruction=kwargs.pop("instruction", self.config.query_instruction), **kwargs
+        )
 
     def encode_documents(self, documents: Sequence[str], **kwargs) -> np.ndarray:
         instruction = kwargs.pop("instruction", self.config.document_instruction)

@@ -31,7 +31,18 @@ def test_embed_reads_a_file_and_passes_options_through(model_dir, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(SENTENCES) + "\n\n")
     out = tmp_path / "v.npy"
-    args = ["embed", "-f", str(texts), "-m", str(model_dir), "--causal", "--pooling", "last_token", "--out", str(out)]
+    args = [
+        "embed",
+        "-f",
+        str(texts),
+        "-m",
+        str(model_dir),
+        "--causal",
+        "--pooling",
+        "last_token",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     expected = Encoder.load(model_dir, bidirectional=False, pooling="last_token").encode(SENTENCES)
@@ -52,7 +63,9 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
 )
 def test_errors_are_one_line_without_traceback(args, message):
     result = subprocess.run(
-        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *args], capture_output=True, text=True
+        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert result.stderr.strip().startswith(message)

@@ -106,7 +106,9 @@ def test_smollm2_first_token_sees_last_token_only_when_bidirectional(smollm2):
         assert torch.equal(first_token_state(smollm2.model, ids), first_token_state(smollm2.model, changed))
     finally:
         set_bidirectional(smollm2.model, True)
-    assert (first_token_state(smollm2.model, ids) - first_token_state(smollm2.model, changed)).abs().max() > 1e-2
+    assert (
+        first_token_state(smollm2.model, ids) - first_token_state(smollm2.model, changed)
+    ).abs().max() > 1e-2
 
 
 @requires_smollm2

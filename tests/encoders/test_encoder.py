@@ -27,7 +27,9 @@ def test_encode_returns_normalised_float32_rows_in_input_order(encoder):
 def test_normalize_false_keeps_the_raw_mean(encoder):
     raw = encoder.encode(SENTENCES, normalize=False)
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
-    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), encoder.encode(SENTENCES), atol=1e-6)
+    np.testing.assert_allclose(
+        raw / np.linalg.norm(raw, axis=1, keepdims=True), encoder.encode(SENTENCES), atol=1e-6
+    )
 
 
 def test_empty_list_gives_an_empty_matrix(encoder):
@@ -42,7 +44,11 @@ def test_empty_string_is_encoded(encoder):
 
 @pytest.mark.parametrize(
     ("texts", "message"),
-    [(None, "texts is None"), (["ok", 3], r"texts\[1\] is int"), (["ok", "fine", None], r"texts\[2\] is NoneType")],
+    [
+        (None, "texts is None"),
+        (["ok", 3], r"texts\[1\] is int"),
+        (["ok", "fine", None], r"texts\[2\] is NoneType"),
+    ],
 )
 def test_bad_input_names_the_problem(encoder, texts, message):
     with pytest.raises(RagkitError, match=message):
@@ -81,7 +87,9 @@ def test_queries_and_documents_use_their_own_instructions():
     encoder = tiny_encoder("llama", query_instruction="Find the answer: ", document_instruction=None)
     q = encoder.encode_queries(SENTENCES[:2])
     np.testing.assert_allclose(q, encoder.encode(SENTENCES[:2], instruction="Find the answer: "), atol=1e-6)
-    np.testing.assert_allclose(encoder.encode_documents(SENTENCES[:2]), encoder.encode(SENTENCES[:2]), atol=1e-6)
+    np.testing.assert_allclose(
+        encoder.encode_documents(SENTENCES[:2]), encoder.encode(SENTENCES[:2]), atol=1e-6
+    )
 
 
 def test_bad_config_is_refused():
@@ -107,7 +115,11 @@ def test_save_and_load_round_trip_to_identical_embeddings(tmp_path, family):
 def test_load_options_override_the_saved_config(tmp_path):
     tiny_encoder("llama").save(tmp_path / "enc")
     loaded = Encoder.load(tmp_path / "enc", pooling="last_token", bidirectional=False, max_length=16)
-    assert (loaded.config.pooling, loaded.config.bidirectional, loaded.config.max_length) == ("last_token", False, 16)
+    assert (loaded.config.pooling, loaded.config.bidirectional, loaded.config.max_length) == (
+        "last_token",
+        False,
+        16,
+    )
     assert loaded.model.config.is_causal
 
 
@@ -129,7 +141,10 @@ def test_save_replaces_atomically_and_a_failed_save_keeps_the_old_copy(tmp_path,
     monkeypatch.undo()
     second.save(tmp_path / "enc")
     assert Encoder.load(tmp_path / "enc").model.config.model_type == "qwen2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc", *[p.name for p in tmp_path.glob("enc.tmp-*")]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "enc",
+        *[p.name for p in tmp_path.glob("enc.tmp-*")],
+    ]
 
 
 def test_a_newer_format_is_refused(tmp_path):
@@ -144,5 +159,7 @@ def test_a_newer_format_is_refused(tmp_path):
 def test_smollm2_default_shape_and_meaning(smollm2):
     assert smollm2.encode(["a", "b"]).shape == (2, 576)
     assert smollm2.model.dtype.is_floating_point and str(smollm2.model.dtype) == "torch.float32"
-    v = smollm2.encode(["The cat sleeps on the sofa.", "A kitten is napping on the couch.", "Stock prices fell."])
+    v = smollm2.encode(
+        ["The cat sleeps on the sofa.", "A kitten is napping on the couch.", "Stock prices fell."]
+    )
     assert v[0] @ v[1] > v[0] @ v[2]

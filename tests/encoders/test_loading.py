@@ -21,7 +21,9 @@ from ragkit.encoders import loading
 
 
 def test_unknown_name_lists_builtins_and_other_sources():
-    with pytest.raises(RagkitError, match=r"unknown model 'no-such-model'.*smollm2-135m.*Hugging Face id.*directory"):
+    with pytest.raises(
+        RagkitError, match=r"unknown model 'no-such-model'.*smollm2-135m.*Hugging Face id.*directory"
+    ):
         Encoder.load("no-such-model")
 
 
@@ -73,10 +75,14 @@ def make_llm2vec_layout(root: Path, base_ref: str) -> tuple[Path, Path, Path]:
     tiny_tokenizer().save_pretrained(base_dir)
     for seed, out in [(1, mntp_dir), (2, simcse_dir)]:
         torch.manual_seed(seed)
-        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+        lora = LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
+        )
         get_peft_model(tiny_model("llama"), lora).save_pretrained(out)
         config_file = out / "adapter_config.json"
-        config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "base_model_name_or_path": base_ref}))
+        config_file.write_text(
+            json.dumps({**json.loads(config_file.read_text()), "base_model_name_or_path": base_ref})
+        )
     shutil.copy(base_dir / "config.json", mntp_dir / "config.json")
     return base_dir, mntp_dir, simcse_dir
 

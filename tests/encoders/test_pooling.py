@@ -37,7 +37,9 @@ def test_mean_weighted_mean_and_last_token():
     # row 0 (left padded): pooled positions 3, 4, 5; row 1: positions 2..5 (values 8..11)
     assert pool(hidden, LEFT, prompt, "mean").squeeze(-1).tolist() == [4.0, 9.5]
     weighted = pool(hidden, LEFT, prompt, "weighted_mean").squeeze(-1)
-    assert torch.allclose(weighted, torch.tensor([(3 * 1 + 4 * 2 + 5 * 3) / 6, (8 + 9 * 2 + 10 * 3 + 11 * 4) / 10]))
+    assert torch.allclose(
+        weighted, torch.tensor([(3 * 1 + 4 * 2 + 5 * 3) / 6, (8 + 9 * 2 + 10 * 3 + 11 * 4) / 10])
+    )
     assert pool(hidden, RIGHT, prompt, "last_token").squeeze(-1).tolist() == [3.0, 11.0]
     assert pool(hidden, LEFT, prompt, "last_token").squeeze(-1).tolist() == [5.0, 11.0]
 
