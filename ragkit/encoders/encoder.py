@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
-from ragkit.encoders.loading import load_model, load_tokenizer, resolve
+from ragkit.encoders.loading import load_model, load_tokenizer, quiet_transformers, resolve
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.errors import RagkitError
 
@@ -210,7 +210,8 @@ class Encoder:
             self.model = model
         tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        with quiet_transformers():
+            model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         (tmp / CONFIG_NAME).write_text(
             json.dumps({"format_version": FORMAT_VERSION, **asdict(self.config)}, indent=2) + "\n"
