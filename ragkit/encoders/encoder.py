@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ragkit.atomic import swap_into_place
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
 from ragkit.encoders.loading import load_model, load_tokenizer, quiet_transformers, resolve
@@ -217,7 +218,7 @@ class Encoder:
             json.dumps({"format_version": FORMAT_VERSION, **asdict(self.config)}, indent=2) + "\n"
         )
         (tmp / "README.md").write_text(_model_card(self))
-        _swap_into_place(tmp, directory)
+        swap_into_place(tmp, directory)
         return directory
 
     def __repr__(self) -> str:
@@ -267,15 +268,6 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _swap_into_place(tmp: Path, directory: Path) -> None:
-    """Replace `directory` by `tmp` so that a crash at any point leaves one complete copy."""
-    old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
-    if directory.exists():
-        directory.rename(old)
-    tmp.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _model_card(encoder: Encoder) -> str:

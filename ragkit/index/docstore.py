@@ -1,0 +1,119 @@
+"""SQLite docstore: every chunk's text, offsets, metadata and embedding, and every file's content hash.
+
+Embeddings are kept (float32, before any PCA) so that an incremental update re-embeds only new or
+changed files and then rebuilds the faiss index from all vectors, giving the same index as a full
+rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ragkit.index.chunking import Chunk
+
+DOCSTORE_FILE = "docstore.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    documents INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    doc_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    position INTEGER,
+    UNIQUE (path, chunk_no)
+);
+CREATE INDEX IF NOT EXISTS chunks_position ON chunks (position);
+"""
+
+
+class Docstore:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        self.db = sqlite3.connect(uri, uri=True)
+        if not readonly:
+            self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def file_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT path, content_hash FROM files"))
+
+    def replace_file(
+        self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
+    ):
+        """Store one file's chunks and vectors, replacing any earlier version, in one transaction."""
+        with self.db:
+            self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            self.db.executemany(
+                "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, embedding) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (path, i, c.doc_id, c.title, c.text, c.start, c.end, json.dumps(c.metadata), v.tobytes())
+                    for i, (c, v) in enumerate(zip(chunks, vectors.astype(np.float32), strict=True))
+                ],
+            )
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (path, content_hash, documents))
+
+    def remove_files(self, paths: Iterable[str]) -> None:
+        with self.db:
+            for path in paths:
+                self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+                self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def all_vectors(self, dim: int) -> np.ndarray:
+        """Every vector, in (path, chunk_no) order, and record that order as each chunk's index position."""
+        rows = list(self.db.execute("SELECT id, embedding FROM chunks ORDER BY path, chunk_no"))
+        with self.db:
+            self.db.executemany(
+                "UPDATE chunks SET position = ? WHERE id = ?", [(i, r[0]) for i, r in enumerate(rows)]
+            )
+        if not rows:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+
+    def chunks_at(self, positions: Iterable[int]) -> Iterator[dict]:
+        """Chunk records by index position, in the order asked."""
+        positions = [int(p) for p in positions]
+        marks = ",".join("?" * len(positions))
+        query = (
+            "SELECT position, id, path, doc_id, title, text, start, end, metadata FROM chunks "
+            f"WHERE position IN ({marks})"
+        )
+        found = {row[0]: row for row in self.db.execute(query, positions)}
+        for p in positions:
+            if p in found:
+                _, chunk_id, path, doc_id, title, text, start, end, metadata = found[p]
+                yield dict(
+                    chunk_id=chunk_id,
+                    path=path,
+                    doc_id=doc_id,
+                    title=title,
+                    text=text,
+                    start=start,
+                    end=end,
+                    metadata=json.loads(metadata),
+                )
+
+    def counts(self) -> dict[str, int]:
+        files, documents = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files"
+        ).fetchone()
+        (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        return {"files": files, "documents": documents, "chunks": chunks}

@@ -1,0 +1,109 @@
+"""FAISS indexes from factory strings, inner product on L2-normalised vectors, on CPU or GPU.
+
+Specs are faiss `index_factory` strings ("Flat", "IVF1024,Flat", "HNSW32", "IVF1024,PQ32", "SQ8")
+or presets ("flat", "ivf", "hnsw", "ivfpq", "sq8", "sqfp16") that pick their sizes from the corpus.
+"IVF" without a number gets nlist = 4 * sqrt(N), capped so that every list has 39 training points.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import faiss
+import numpy as np
+
+from ragkit.errors import RagkitError
+from ragkit.index.faiss_build import faiss_build
+
+FLAT_UP_TO = 100_000  # exact search is fast enough below this many vectors
+PRESETS = {
+    "flat": "Flat",
+    "ivf": "IVF,Flat",
+    "hnsw": "HNSW32",
+    "ivfpq": "IVF,PQ{m}",
+    "sq8": "SQ8",
+    "sqfp16": "SQfp16",
+}
+
+
+def nlist_for(n: int) -> int:
+    return max(1, min(int(4 * math.sqrt(n)), n // 39))
+
+
+def pq_subquantizers(d: int) -> int:
+    """The largest divisor of d up to d/4 and 64: 4+ dims per 8-bit code, at most 64 codes per vector."""
+    return max(m for m in range(1, min(64, max(1, d // 4)) + 1) if d % m == 0)
+
+
+def resolve_spec(spec: str | None, n: int, d: int) -> str:
+    """A concrete faiss factory string for `n` vectors of `d` dims."""
+    if spec is None:
+        spec = "flat" if n <= FLAT_UP_TO else "ivf"
+    factory = PRESETS.get(spec.lower(), spec).format(m=pq_subquantizers(d))
+    factory = re.sub(r"\bIVF(?=,)", f"IVF{nlist_for(n)}", factory)
+    try:
+        faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise RagkitError(
+            f"invalid index spec {spec!r} ({factory}): use a preset ({', '.join(PRESETS)}) "
+            "or a faiss index_factory string such as IVF256,Flat"
+        ) from e
+    ivf = re.search(r"\bIVF(\d+)", factory)
+    if ivf and n < 39 * int(ivf.group(1)):
+        raise RagkitError(
+            f"{factory} needs at least {39 * int(ivf.group(1))} vectors to train, the corpus has {n}; "
+            "use --spec flat or fewer IVF lists"
+        )
+    return factory
+
+
+def default_search_params(factory: str) -> dict[str, int]:
+    """nprobe for IVF (1/16 of the lists, at least 16) and efSearch for HNSW."""
+    params = {}
+    if ivf := re.search(r"\bIVF(\d+)", factory):
+        nlist = int(ivf.group(1))
+        params["nprobe"] = min(nlist, max(16, nlist // 16))
+    if "HNSW" in factory:
+        params["efSearch"] = 64
+    return params
+
+
+def build_index(vectors: np.ndarray, factory: str, *, seed: int = 0) -> faiss.Index:
+    """Train (on up to 256 points per IVF list) and fill an index; on every GPU when faiss-gpu sees one.
+
+    The returned index is always on the CPU, ready to save.
+    """
+    n, d = vectors.shape
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    on_gpu = faiss_build().uses_gpu and "HNSW" not in factory  # no GPU HNSW in faiss
+    work = _to_gpus(index) if on_gpu else index
+    if not work.is_trained:
+        ivf = re.search(r"\bIVF(\d+)", factory)
+        cap = 256 * int(ivf.group(1)) if ivf else 100_000
+        sample = vectors
+        if n > cap:
+            sample = vectors[np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))]
+        work.train(np.ascontiguousarray(sample))
+    for start in range(0, n, 65_536):
+        work.add(np.ascontiguousarray(vectors[start : start + 65_536]))
+    return faiss.index_gpu_to_cpu(work) if on_gpu else index
+
+
+def _to_gpus(index: faiss.Index) -> faiss.Index:
+    options = faiss.GpuMultipleClonerOptions()
+    options.shard = True  # split the vectors across GPUs rather than copying them to each
+    options.useFloat16 = True
+    return faiss.index_cpu_to_all_gpus(index, co=options)
+
+
+def prepare_for_search(index: faiss.Index, params: dict[str, int]) -> faiss.Index:
+    """Apply search parameters, and move the index to the GPUs when faiss-gpu sees any."""
+    if faiss_build().uses_gpu and not isinstance(faiss.downcast_index(index), faiss.IndexHNSW):
+        index = _to_gpus(index)
+        space = faiss.GpuParameterSpace()
+    else:
+        space = faiss.ParameterSpace()
+    for name, value in params.items():
+        space.set_index_parameter(index, name, value)
+    return index

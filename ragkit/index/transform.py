@@ -1,0 +1,70 @@
+"""Dimension reduction for cost: PCA (a faiss PCAMatrix) or truncation, then L2 renormalisation.
+
+4096-dim LLM vectors cost 16 KB each in a flat index; PCA to 256 cuts that 16x. Queries go through
+the same transform as the corpus, so inner products stay cosines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ragkit.errors import RagkitError
+
+PCA_FILE = "transform.pca"
+
+
+@dataclass
+class Transform:
+    kind: str = "none"  # none | pca | truncate
+    dim_in: int = 0
+    dim_out: int = 0
+    whiten: bool = False
+    pca: faiss.PCAMatrix | None = None
+
+    @classmethod
+    def fit(
+        cls, vectors: np.ndarray, *, pca: int | None = None, dim: int | None = None, whiten: bool = False
+    ):
+        d = vectors.shape[1]
+        if pca is not None and dim is not None:
+            raise RagkitError("choose one of --pca and --dim, not both")
+        target = pca or dim
+        if target is not None and not 0 < target <= d:
+            raise RagkitError(f"the reduced dimension must be between 1 and the encoder's {d}, got {target}")
+        if whiten and pca is None:
+            raise RagkitError("--whiten applies to --pca only")
+        if pca is None:
+            return cls("truncate" if dim else "none", d, dim or d)
+        if len(vectors) < pca:
+            raise RagkitError(
+                f"PCA to {pca} dims needs at least {pca} chunks to train on, the corpus has {len(vectors)}"
+            )
+        matrix = faiss.PCAMatrix(d, pca, -0.5 if whiten else 0.0)
+        matrix.train(np.ascontiguousarray(vectors, dtype=np.float32))
+        return cls("pca", d, pca, whiten, matrix)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.kind == "none":
+            return x
+        x = self.pca.apply(x) if self.kind == "pca" else np.ascontiguousarray(x[:, : self.dim_out])
+        faiss.normalize_L2(x)
+        return x
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "dim_in": self.dim_in, "dim_out": self.dim_out, "whiten": self.whiten}
+
+    def save(self, directory: Path) -> None:
+        if self.pca is not None:
+            faiss.write_VectorTransform(self.pca, str(directory / PCA_FILE))
+
+    @classmethod
+    def load(cls, directory: Path, description: dict) -> Transform:
+        transform = cls(**description)
+        if transform.kind == "pca":
+            transform.pca = faiss.read_VectorTransform(str(directory / PCA_FILE))
+        return transform
