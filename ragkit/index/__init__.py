@@ -1,5 +1,18 @@
-"""Vector indexes over encoded corpora (FAISS)."""
+"""Corpora into FAISS indexes, and search over them."""
 
+from ragkit.index.build import BuildReport, Index
+from ragkit.index.chunking import ChunkingConfig
+from ragkit.index.corpus import Fields
 from ragkit.index.faiss_build import FaissBuild, faiss_build
+from ragkit.index.retriever import Hit, Retriever
 
-__all__ = ["FaissBuild", "faiss_build"]
+__all__ = [
+    "BuildReport",
+    "ChunkingConfig",
+    "FaissBuild",
+    "Fields",
+    "Hit",
+    "Index",
+    "Retriever",
+    "faiss_build",
+]

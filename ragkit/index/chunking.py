@@ -30,6 +30,7 @@ class Chunk:
     start: int  # character offsets of `text` in the document's text
     end: int
     metadata: dict
+    tokens: int  # text tokens in this chunk
 
     def embedding_text(self) -> str:
         """What the encoder sees: the title (when the document has one) above the chunk."""
@@ -39,13 +40,15 @@ class Chunk:
 def chunk_document(doc: Document, tokenizer: PreTrainedTokenizerBase, config: ChunkingConfig) -> list[Chunk]:
     offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     if not offsets:  # a title without text
-        return [Chunk(doc.doc_id, doc.title, doc.text, 0, len(doc.text), doc.metadata)]
+        return [Chunk(doc.doc_id, doc.title, doc.text, 0, len(doc.text), doc.metadata, 0)]
     step = config.chunk_size - config.overlap
     chunks = []
     for first in range(0, len(offsets), step):
         window = offsets[first : first + config.chunk_size]
         start, end = window[0][0], window[-1][1]
-        chunks.append(Chunk(doc.doc_id, doc.title, doc.text[start:end], start, end, doc.metadata))
+        chunks.append(
+            Chunk(doc.doc_id, doc.title, doc.text[start:end], start, end, doc.metadata, len(window))
+        )
         if first + config.chunk_size >= len(offsets):
             break
     return chunks

@@ -1,0 +1,291 @@
+"""`Index.build`: corpus folder -> chunks -> vectors -> FAISS index directory, incrementally and atomically.
+
+The build happens in `<index>.building/` (the previous docstore copied in, so unchanged files are not
+embedded again) and is swapped into place only when complete: an interrupted build leaves the previous
+index intact, and rerunning the same command resumes from the files already embedded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ragkit.atomic import swap_into_place
+from ragkit.encoders import Encoder
+from ragkit.errors import RagkitError
+from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
+from ragkit.index.corpus import CorpusFile, Fields, ReadStats, list_files, read_documents
+from ragkit.index.docstore import DOCSTORE_FILE, Docstore
+from ragkit.index.faiss_build import faiss_build
+from ragkit.index.faiss_index import build_index, default_search_params, resolve_spec
+from ragkit.index.manifest import (
+    FORMAT_VERSION,
+    INDEX_FILE,
+    MANIFEST_FILE,
+    encoder_fingerprint,
+    read_manifest,
+    write_manifest,
+)
+from ragkit.index.transform import Transform
+
+PCA_TRAINING_SAMPLE = 65_536
+EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
+PARAMS_FILE = "build-params.json"
+
+
+@dataclass
+class BuildReport:
+    index_dir: Path
+    added: int = 0  # files, compared with the previous index
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    resumed: int = 0  # files already embedded by an interrupted earlier run
+    chunks_embedded: int = 0
+    tokens_embedded: int = 0
+    embed_seconds: float = 0.0
+    seconds: float = 0.0  # the whole build
+    skipped: Counter = field(default_factory=Counter)
+    replaced_decoding: int = 0
+    empty_documents: int = 0
+    counts: dict = field(default_factory=dict)
+    factory: str = ""
+    transform: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        c = self.counts
+        lines = [
+            f"index {self.index_dir}: {c['files']} files, {c['documents']} documents, {c['chunks']} chunks "
+            f"({self.factory}, {self.transform['dim_out']} dims"
+            + (
+                f", {self.transform['kind']} from {self.transform['dim_in']}"
+                if self.transform["kind"] != "none"
+                else ""
+            )
+            + ")",
+            f"files: {self.added} added, {self.updated} updated, {self.removed} removed, "
+            f"{self.unchanged} unchanged"
+            + (f" ({self.resumed} resumed from an interrupted build)" if self.resumed else ""),
+        ]
+        rate = self.tokens_embedded / self.embed_seconds if self.embed_seconds else 0.0
+        lines.append(
+            f"embedded {self.chunks_embedded} chunks, {self.tokens_embedded} tokens ({rate:.0f} tokens/s); "
+            f"{self.seconds:.1f} s in all"
+        )
+        if self.skipped:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+            lines.append(f"skipped files: {reasons}")
+        if self.replaced_decoding:
+            lines.append(
+                f"{self.replaced_decoding} files were not UTF-8 and were decoded with replacement characters"
+            )
+        if self.empty_documents:
+            lines.append(f"{self.empty_documents} empty documents ignored")
+        return "\n".join(lines)
+
+
+class Index:
+    @staticmethod
+    def build(
+        corpus: str | Path,
+        encoder: Encoder,
+        index_dir: str | Path = "ragkit-index",
+        *,
+        spec: str | None = None,
+        pca: int | None = None,
+        whiten: bool = False,
+        dim: int | None = None,
+        chunking: ChunkingConfig | None = None,
+        fields: Fields | None = None,
+        rebuild: bool = False,
+        batch_size: int = 32,
+        show_progress: bool = True,
+    ) -> BuildReport:
+        """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time."""
+        start = time.perf_counter()
+        index_dir, chunking, fields = Path(index_dir), chunking or ChunkingConfig(), fields or Fields()
+        files = list_files(Path(corpus))
+        if not files:
+            raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
+        params = {
+            "encoder": encoder_fingerprint(encoder),
+            "chunking": asdict(chunking),
+            "fields": asdict(fields),
+        }
+        params = json.loads(json.dumps(params))  # as the manifest holds them (tuples become lists)
+        previous = _previous_manifest(index_dir, params, rebuild)
+        report = BuildReport(index_dir)
+
+        work = index_dir.with_name(f"{index_dir.name}.building")
+        _prepare_workdir(work, index_dir, params, fresh=rebuild or previous is None)
+        store = Docstore(work / DOCSTORE_FILE)
+        try:
+            old = _file_hashes(index_dir) if previous else {}
+            done = store.file_hashes()
+            current = {f.relpath for f in files}
+            resumed = [f for f in files if done.get(f.relpath) == f.content_hash != old.get(f.relpath)]
+            report.resumed = len(resumed)
+            todo = [f for f in files if done.get(f.relpath) != f.content_hash]
+            stats = ReadStats()
+            _embed_files(todo, encoder, store, chunking, fields, stats, report, batch_size, show_progress)
+            store.remove_files(done.keys() - current)
+            report.skipped, report.replaced_decoding = stats.skipped, stats.replaced_decoding
+            report.empty_documents = stats.empty_documents
+            stored = store.file_hashes()
+            report.added = len(stored.keys() - old.keys())
+            report.removed = len(old.keys() - stored.keys())
+            report.updated = sum(1 for p, h in stored.items() if p in old and old[p] != h)
+            report.unchanged = sum(1 for p, h in stored.items() if old.get(p) == h)
+
+            vectors = store.all_vectors(encoder.dim)
+            if len(vectors) == 0:
+                raise RagkitError(f"no text found in {corpus} ({sum(stats.skipped.values())} files skipped)")
+            sample = vectors
+            if len(vectors) > PCA_TRAINING_SAMPLE:
+                rows = np.random.default_rng(0).choice(len(vectors), PCA_TRAINING_SAMPLE, replace=False)
+                sample = vectors[np.sort(rows)]
+            transform = Transform.fit(sample, pca=pca, dim=dim, whiten=whiten)
+            reduced = transform.apply(vectors)
+            factory = resolve_spec(spec, len(reduced), transform.dim_out)
+            faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
+            transform.save(work)
+            report.counts, report.factory, report.transform = store.counts(), factory, transform.describe()
+        finally:
+            store.close()
+
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_manifest(
+            work,
+            {
+                "format_version": FORMAT_VERSION,
+                "created": previous["created"] if previous else now,
+                "updated": now,
+                "corpus": str(Path(corpus).resolve()),
+                **params,
+                "transform": report.transform,
+                "index": {"spec": spec, "factory": factory, "metric": "inner_product"},
+                "search_params": default_search_params(factory),
+                "counts": {**report.counts, "vectors": len(reduced)},
+                "bytes_per_vector": _bytes_per_vector(work / INDEX_FILE, len(reduced)),
+                "faiss": faiss_build().describe(),
+            },
+        )
+        (work / PARAMS_FILE).unlink()
+        swap_into_place(work, index_dir)
+        report.seconds = time.perf_counter() - start
+        return report
+
+
+def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> dict | None:
+    """The existing index's manifest, after checking that it was made the same way."""
+    if not index_dir.exists():
+        return None
+    if rebuild:
+        return read_manifest(index_dir) if (index_dir / MANIFEST_FILE).is_file() else None
+    manifest = read_manifest(index_dir)
+    was, now = manifest["encoder"], params["encoder"]
+    if was["config_hash"] != now["config_hash"]:
+        raise RagkitError(
+            f"{index_dir} was built with encoder {was['source']!r} ({was['config_hash']}), not "
+            f"{now['source']!r} ({now['config_hash']}); use that encoder, another --index, or --rebuild"
+        )
+    if manifest["chunking"] != params["chunking"] or manifest.get("fields") != params["fields"]:
+        raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use --rebuild")
+    return manifest
+
+
+def _prepare_workdir(work: Path, index_dir: Path, params: dict, fresh: bool) -> None:
+    """Resume an interrupted build made the same way, else start from a copy of the current docstore."""
+    params_file = work / PARAMS_FILE
+    if (
+        work.is_dir()
+        and params_file.is_file()
+        and json.loads(params_file.read_text()) == params
+        and not fresh
+    ):
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    if not fresh:
+        shutil.copy2(index_dir / DOCSTORE_FILE, work / DOCSTORE_FILE)
+    params_file.write_text(json.dumps(params))
+
+
+def _file_hashes(index_dir: Path) -> dict[str, str]:
+    store = Docstore(index_dir / DOCSTORE_FILE, readonly=True)
+    try:
+        return store.file_hashes()
+    finally:
+        store.close()
+
+
+def _embed_files(
+    files: list[CorpusFile],
+    encoder: Encoder,
+    store: Docstore,
+    chunking: ChunkingConfig,
+    fields: Fields,
+    stats: ReadStats,
+    report: BuildReport,
+    batch_size: int,
+    show_progress: bool,
+) -> None:
+    """Read, chunk and embed `files`, committing each file's chunks and vectors as a unit."""
+    progress = Progress(
+        TextColumn("[bold]embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]} tokens/s"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not show_progress,
+    )
+    started = time.perf_counter()
+    pending: list[tuple[CorpusFile, int, list[Chunk]]] = []
+
+    def flush() -> None:
+        chunks = [c for _, _, cs in pending for c in cs]
+        vectors = encoder.encode_documents(
+            [c.embedding_text() for c in chunks], batch_size=batch_size, show_progress=False
+        )
+        offset = 0
+        for file, documents, file_chunks in pending:
+            store.replace_file(
+                file.relpath, file.content_hash, documents, file_chunks, vectors[offset:][: len(file_chunks)]
+            )
+            offset += len(file_chunks)
+        report.chunks_embedded += len(chunks)
+        report.tokens_embedded += sum(c.tokens for c in chunks)
+        rate = report.tokens_embedded / (time.perf_counter() - started)
+        progress.update(task, advance=len(pending), chunks=report.chunks_embedded, rate=f"{rate:.0f}")
+        pending.clear()
+
+    with progress:
+        task = progress.add_task("embedding", total=len(files), chunks=0, rate="-")
+        for file in files:
+            docs = read_documents(file, fields, stats)
+            chunks = [c for doc in docs for c in chunk_document(doc, encoder.tokenizer, chunking)]
+            if not chunks:  # skipped or empty now: drop what an earlier version stored
+                store.remove_files([file.relpath])
+                progress.advance(task)
+                continue
+            pending.append((file, len(docs), chunks))
+            if sum(len(cs) for _, _, cs in pending) >= EMBED_GROUP:
+                flush()
+        if pending:
+            flush()
+    report.embed_seconds = time.perf_counter() - started
+
+
+def _bytes_per_vector(index_file: Path, n: int) -> float:
+    return round(index_file.stat().st_size / max(n, 1), 1)

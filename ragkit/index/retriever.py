@@ -1,0 +1,113 @@
+"""`Retriever`: load an index directory and search it, the way a RAG app does."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ragkit.encoders import Encoder
+from ragkit.errors import RagkitError
+from ragkit.index.docstore import DOCSTORE_FILE, Docstore
+from ragkit.index.faiss_index import prepare_for_search
+from ragkit.index.manifest import INDEX_FILE, encoder_fingerprint, read_manifest
+from ragkit.index.transform import Transform
+
+
+@dataclass
+class Hit:
+    score: float  # cosine similarity (inner product of normalised vectors)
+    doc_id: str
+    text: str  # the chunk
+    path: str  # relative to the corpus root
+    title: str = ""
+    metadata: dict = field(default_factory=dict)
+    chunk_id: int = 0
+    start: int = 0  # character offsets of the chunk in its document
+    end: int = 0
+
+
+class Retriever:
+    def __init__(self, index_dir: Path, encoder: Encoder, manifest: dict, search_params: dict | None = None):
+        self.index_dir, self.encoder, self.manifest = Path(index_dir), encoder, manifest
+        try:
+            index = faiss.read_index(str(self.index_dir / INDEX_FILE))
+        except RuntimeError as e:
+            raise RagkitError(
+                f"{self.index_dir / INDEX_FILE} is missing or corrupt; rebuild with --rebuild"
+            ) from e
+        self.index = prepare_for_search(index, {**manifest["search_params"], **(search_params or {})})
+        self.transform = Transform.load(self.index_dir, manifest["transform"])
+        self.store = Docstore(self.index_dir / DOCSTORE_FILE, readonly=True)
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: str | Path = "ragkit-index",
+        *,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        search_params: dict | None = None,
+    ) -> Retriever:
+        """Open an index; its encoder is loaded from the manifest unless a matching one is given."""
+        manifest = read_manifest(Path(index_dir))
+        recorded = manifest["encoder"]
+        if encoder is None:
+            settings = recorded["config"]
+            encoder = Encoder.load(
+                recorded["source"],
+                pooling=settings["pooling"],
+                bidirectional=settings["bidirectional"],
+                max_length=settings["max_length"],
+                device=device,
+            )
+            encoder.config.query_instruction = settings["query_instruction"]
+            encoder.config.document_instruction = settings["document_instruction"]
+        if encoder_fingerprint(encoder)["config_hash"] != recorded["config_hash"]:
+            raise RagkitError(
+                f"this encoder does not match the one {index_dir} was built with ({recorded['source']!r}); "
+                "query with that encoder or rebuild the index"
+            )
+        return cls(Path(index_dir), encoder, manifest, search_params)
+
+    def search(
+        self, query: str | Sequence[str], k: int = 10, filter: dict[str, str] | None = None
+    ) -> list[Hit] | list[list[Hit]]:
+        """Top-k chunks for one query (a list of Hits) or for each of several (a list of lists).
+
+        `filter` keeps hits whose `path`, or metadata field, matches a glob: {"path": "docs/*.md"}.
+        """
+        if k < 1:
+            raise RagkitError(f"k must be at least 1, got {k}")
+        queries = [query] if isinstance(query, str) else list(query)
+        vectors = self.transform.apply(self.encoder.encode_queries(queries))
+        results = [self._search_one(v, k, filter or {}) for v in vectors]
+        return results[0] if isinstance(query, str) else results
+
+    def _search_one(self, vector: np.ndarray, k: int, filter: dict[str, str]) -> list[Hit]:
+        total = self.index.ntotal
+        fetch = min(k if not filter else 10 * k, total)
+        while True:
+            scores, positions = self.index.search(vector[None], fetch)
+            found = [p for p in positions[0] if p >= 0]
+            records = self.store.chunks_at(found)
+            hits = [Hit(score=float(s), **r) for s, r in zip(scores[0], records, strict=False)]
+            hits = [h for h in hits if _matches(h, filter)]
+            if len(hits) >= k or fetch >= total:
+                return hits[:k]
+            fetch = min(4 * fetch, total)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _matches(hit: Hit, filter: dict[str, str]) -> bool:
+    for key, pattern in filter.items():
+        value = hit.path if key == "path" else hit.metadata.get(key)
+        if value is None or not fnmatch.fnmatchcase(str(value), pattern):
+            return False
+    return True
