@@ -26,6 +26,8 @@ Model = Annotated[
     str, typer.Option("--model", "-m", help="Built-in name, Hugging Face id, model directory or .gguf file.")
 ]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda if available).")]
+Pooling = Annotated[str | None, typer.Option(help="mean, weighted_mean or last_token.")]
+Causal = Annotated[bool, typer.Option("--causal", help="Keep the causal mask (no LLM2Vec step 1).")]
 Dtype = Annotated[
     str | None, typer.Option(help="float32, bfloat16, ... (default: fp32 on CPU, bf16 on GPU).")
 ]
@@ -95,6 +97,104 @@ def similarity_table(texts: list[str], sims) -> Table:
         cells = [f"[bold]{v:.2f}[/]" if i == j else f"{v:.2f}" for j, v in enumerate(sims[i])]
         table.add_row(str(i), text, *cells)
     return table
+
+
+IndexDir = Annotated[Path, typer.Option("--index", "-i", help="Index directory.")]
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Argument(help="Folder (or file) of documents.")],
+    index_dir: IndexDir = Path("ragkit-index"),
+    model: Model = "smollm2-135m",
+    spec: Annotated[
+        str | None,
+        typer.Option(
+            help="flat, ivf, hnsw, ivfpq, sq8, sqfp16 or a faiss factory string (default: by size)."
+        ),
+    ] = None,
+    pca: Annotated[int | None, typer.Option(help="Reduce vectors to this many dims with PCA.")] = None,
+    whiten: Annotated[bool, typer.Option(help="Whiten with the PCA.")] = False,
+    dim: Annotated[int | None, typer.Option(help="Keep only the first DIM dims (truncation).")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Tokens per chunk.")] = 256,
+    overlap: Annotated[int, typer.Option(help="Tokens shared by neighbouring chunks.")] = 32,
+    text_field: Annotated[str, typer.Option(help="JSON / CSV field holding the text.")] = "text",
+    title_field: Annotated[str, typer.Option(help="JSON / CSV field holding the title.")] = "title",
+    id_field: Annotated[str | None, typer.Option(help="JSON / CSV field holding the id.")] = None,
+    document_instruction: Annotated[str | None, typer.Option(help="Instruction for documents.")] = None,
+    query_instruction: Annotated[str | None, typer.Option(help="Instruction stored for queries.")] = None,
+    pooling: Pooling = None,
+    causal: Causal = False,
+    rebuild: Annotated[bool, typer.Option(help="Embed everything again, replacing the index.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: Device = None,
+) -> None:
+    """Build or update a FAISS index of a folder; only new or changed files are embedded."""
+    from ragkit import Encoder
+    from ragkit.index import ChunkingConfig, Fields, Index
+
+    encoder = Encoder.load(model, pooling=pooling, bidirectional=False if causal else None, device=device)
+    if document_instruction is not None:
+        encoder.config.document_instruction = document_instruction
+    if query_instruction is not None:
+        encoder.config.query_instruction = query_instruction
+    fields = Fields(text_field, title_field, (id_field,) if id_field else Fields().id)
+    report = Index.build(
+        corpus,
+        encoder,
+        index_dir,
+        spec=spec,
+        pca=pca,
+        whiten=whiten,
+        dim=dim,
+        chunking=ChunkingConfig(chunk_size, overlap),
+        fields=fields,
+        rebuild=rebuild,
+        batch_size=batch_size,
+    )
+    console.print(report.summary())
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What to search for.")],
+    index_dir: IndexDir = Path("ragkit-index"),
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
+    filter: Annotated[
+        list[str] | None, typer.Option("--filter", help="KEY=GLOB on path or a metadata field; repeatable.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    device: Device = None,
+) -> None:
+    """Search an index and print the best chunks."""
+    import json
+    from dataclasses import asdict
+
+    from ragkit.index import Retriever
+
+    conditions = {}
+    for item in filter or []:
+        key, sep, pattern = item.partition("=")
+        if not sep or not key:
+            raise RagkitError(f"--filter {item!r} is not KEY=GLOB, e.g. --filter 'path=docs/*.md'")
+        conditions[key] = pattern
+    retriever = Retriever.load(index_dir, device=device)
+    hits = retriever.search(text, k=k, filter=conditions)
+    if json_output:
+        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"top {len(hits)} for {text!r}", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source", max_width=32)
+    table.add_column("snippet", max_width=80)
+    for rank, hit in enumerate(hits, 1):
+        source = hit.path if hit.doc_id == hit.path else f"{hit.path} [{hit.doc_id}]"
+        snippet = " ".join(hit.text.split())
+        table.add_row(
+            str(rank), f"{hit.score:.3f}", source, snippet[:200] + ("…" if len(snippet) > 200 else "")
+        )
+    console.print(table)
 
 
 @app.command()
