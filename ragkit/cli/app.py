@@ -41,10 +41,8 @@ def embed(
     ] = None,
     model: Model = "smollm2-135m",
     instruction: Annotated[str | None, typer.Option(help="Attended to but not pooled.")] = None,
-    pooling: Annotated[str | None, typer.Option(help="mean, weighted_mean or last_token.")] = None,
-    causal: Annotated[
-        bool, typer.Option("--causal", help="Keep the causal mask (no LLM2Vec step 1).")
-    ] = False,
+    pooling: Pooling = None,
+    causal: Causal = False,
     max_length: Annotated[int | None, typer.Option(help="Longer texts are truncated.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     out: Annotated[Path | None, typer.Option(help="Save the (n, dim) float32 matrix as .npy.")] = None,
