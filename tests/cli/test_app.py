@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SENTENCES, tiny_encoder
+from helpers import SENTENCES, tiny_encoder
 from typer.testing import CliRunner
 
 from ragkit import Encoder, RagkitError

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import FAMILIES, SENTENCES, requires_smollm2, tiny_encoder, tiny_model
+from helpers import FAMILIES, SENTENCES, requires_smollm2, tiny_encoder, tiny_model
 
 from ragkit import Encoder, RagkitError
 from ragkit.encoders import VALIDATED_MODEL_TYPES, set_bidirectional

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SENTENCES, requires_smollm2, tiny_encoder
+from helpers import SENTENCES, requires_smollm2, tiny_encoder
 
 from ragkit import Encoder, EncoderConfig, RagkitError
 

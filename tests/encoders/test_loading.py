@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SENTENCES, requires_smollm2, tiny_model, tiny_tokenizer
+from helpers import SENTENCES, requires_smollm2, tiny_model, tiny_tokenizer
 from peft import LoraConfig, get_peft_model
 
 from ragkit import Encoder, RagkitError

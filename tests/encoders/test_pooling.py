@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SENTENCES, tiny_encoder
+from helpers import SENTENCES, tiny_encoder
 
 from ragkit.encoders.pooling import pool, pooled_mask
 

