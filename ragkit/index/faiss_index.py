@@ -21,7 +21,7 @@ PRESETS = {
     "flat": "Flat",
     "ivf": "IVF,Flat",
     "hnsw": "HNSW32",
-    "ivfpq": "IVF,PQ{m}",
+    "ivfpq": "IVF,PQ{m}x{nbits}",
     "sq8": "SQ8",
     "sqfp16": "SQfp16",
 }
@@ -36,11 +36,16 @@ def pq_subquantizers(d: int) -> int:
     return max(m for m in range(1, min(64, max(1, d // 4)) + 1) if d % m == 0)
 
 
+def pq_bits(n: int) -> int:
+    """Bits per PQ code: 8, or fewer when there are too few vectors to train 2^bits centroids (39 each)."""
+    return max(1, min(8, int(math.log2(max(n, 2) / 39))))
+
+
 def resolve_spec(spec: str | None, n: int, d: int) -> str:
     """A concrete faiss factory string for `n` vectors of `d` dims."""
     if spec is None:
         spec = "flat" if n <= FLAT_UP_TO else "ivf"
-    factory = PRESETS.get(spec.lower(), spec).format(m=pq_subquantizers(d))
+    factory = PRESETS.get(spec.lower(), spec).format(m=pq_subquantizers(d), nbits=pq_bits(n))
     factory = re.sub(r"\bIVF(?=,)", f"IVF{nlist_for(n)}", factory)
     try:
         faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)

@@ -32,8 +32,9 @@ def cranfield() -> tuple[list[dict], list[dict]]:
 
 @pytest.fixture(scope="session")
 def lsa_vectors(cranfield) -> tuple[np.ndarray, np.ndarray]:
-    """(1400, 128) document and (225, 128) query vectors, L2-normalised."""
+    """(1398, 128) document and (225, 128) query vectors, L2-normalised (2 empty documents left out)."""
     docs, queries = cranfield
+    docs = [d for d in docs if (d["title"] + d["text"]).strip()]
     tokenize = lambda text: re.findall(r"[a-z]+", text.lower())  # noqa: E731
     doc_terms = [Counter(tokenize(d["title"] + " " + d["text"])) for d in docs]
     df = Counter(t for terms in doc_terms for t in terms)
@@ -52,6 +53,6 @@ def lsa_vectors(cranfield) -> tuple[np.ndarray, np.ndarray]:
     basis = vt[:128].T
     d = tfidf(doc_terms) @ basis
     q = tfidf([Counter(tokenize(x["text"])) for x in queries]) @ basis
-    d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-12
-    q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-12
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
     return d.astype(np.float32), q.astype(np.float32)
