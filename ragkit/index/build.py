@@ -31,7 +31,6 @@ from ragkit.index.faiss_index import build_index, default_search_params, resolve
 from ragkit.index.manifest import (
     FORMAT_VERSION,
     INDEX_FILE,
-    MANIFEST_FILE,
     encoder_fingerprint,
     read_manifest,
     write_manifest,
@@ -130,7 +129,7 @@ class Index:
         _prepare_workdir(work, index_dir, params, fresh=rebuild or previous is None)
         store = Docstore(work / DOCSTORE_FILE)
         try:
-            old = _file_hashes(index_dir) if previous else {}
+            old = _file_hashes(index_dir) if previous and not rebuild else {}  # a rebuild adds all
             done = store.file_hashes()
             current = {f.relpath for f in files}
             resumed = [f for f in files if done.get(f.relpath) == f.content_hash != old.get(f.relpath)]
@@ -190,8 +189,11 @@ def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> dict | N
     """The existing index's manifest, after checking that it was made the same way."""
     if not index_dir.exists():
         return None
-    if rebuild:
-        return read_manifest(index_dir) if (index_dir / MANIFEST_FILE).is_file() else None
+    if rebuild:  # only its creation date matters, and a corrupt index is what --rebuild is for
+        try:
+            return read_manifest(index_dir)
+        except RagkitError:
+            return None
     manifest = read_manifest(index_dir)
     was, now = manifest["encoder"], params["encoder"]
     if was["config_hash"] != now["config_hash"]:
