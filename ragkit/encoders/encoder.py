@@ -101,7 +101,9 @@ class Encoder:
         device = resolve_device(device)
         model, source = load_model(name_or_path, adapters=tuple(adapters), dtype=resolve_dtype(dtype, device))
         saved = EncoderConfig.read(Path(name_or_path)) if Path(name_or_path).is_dir() else None
-        config = saved or EncoderConfig(source=str(name_or_path))
+        config = saved or EncoderConfig()
+        local = Path(name_or_path).expanduser()
+        config.source = str(local.resolve()) if local.exists() else str(name_or_path)  # reloadable from anywhere
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
         for key, value in overrides.items():
             if value is not None:

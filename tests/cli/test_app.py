@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from ragkit import Encoder, RagkitError
 from ragkit.cli.app import app
+from ragkit.index import Retriever
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,8 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
     [
         (["embed", "--model", "no-such-model", "hello"], "error: unknown model 'no-such-model'"),
         (["embed", "--file", "/no/such/file.txt"], "error: --file /no/such/file.txt does not exist"),
+        (["index", "/no/such/folder"], "error: corpus path /no/such/folder does not exist"),
+        (["query", "x", "--index", "/no/such/index"], "error: no index at /no/such/index"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message):
@@ -75,3 +79,33 @@ def test_errors_are_one_line_without_traceback(args, message):
 def test_info_reports_the_faiss_build():
     result = CliRunner().invoke(app, ["info"])
     assert result.exit_code == 0 and "faiss" in result.output and "smollm2-135m" in result.output
+
+
+def test_index_then_query_prints_json_hits_from_the_api(model_dir, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, text in enumerate(SENTENCES):
+        (corpus / f"{i}.txt").write_text(text)
+    index_dir = tmp_path / "idx"
+    result = CliRunner().invoke(app, ["index", str(corpus), "--index", str(index_dir), "-m", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(SENTENCES)} files" in result.output and f"{len(SENTENCES)} added" in result.output
+
+    args = ["query", SENTENCES[2], "--index", str(index_dir), "-k", "3", "--json", "--filter", "path=*.txt"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert hits[0]["path"] == "2.txt" and len(hits) == 3
+    expected = Retriever.load(index_dir).search(SENTENCES[2], k=3)
+    assert [h["chunk_id"] for h in hits] == [h.chunk_id for h in expected]
+
+    table = CliRunner().invoke(app, ["query", "cat", "--index", str(index_dir), "-k", "2"])
+    assert table.exit_code == 0 and "score" in table.output and "snippet" in table.output
+
+    again = CliRunner().invoke(app, ["index", str(corpus), "--index", str(index_dir), "-m", str(model_dir)])
+    assert f"0 added, 0 updated, 0 removed, {len(SENTENCES)} unchanged" in again.output
+
+
+def test_a_bad_filter_is_a_user_error(model_dir, tmp_path):
+    result = CliRunner().invoke(app, ["query", "x", "--index", str(tmp_path), "--filter", "nokey"])
+    assert isinstance(result.exception, RagkitError) and "KEY=GLOB" in str(result.exception)
