@@ -103,7 +103,8 @@ class Encoder:
         saved = EncoderConfig.read(Path(name_or_path)) if Path(name_or_path).is_dir() else None
         config = saved or EncoderConfig()
         local = Path(name_or_path).expanduser()
-        config.source = str(local.resolve()) if local.exists() else str(name_or_path)  # reloadable from anywhere
+        # An absolute path, so that an index manifest can reload it from any directory.
+        config.source = str(local.resolve()) if local.exists() else str(name_or_path)
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
         for key, value in overrides.items():
             if value is not None:
