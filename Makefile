@@ -3,17 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-DEMO := "The cat sat on the mat." "A kitten is resting on a rug." \
-        "Stock markets fell sharply today." "Shares dropped on Wall Street." \
-        "Paris is the capital of France."
+INSTRUCTION := "Given a question, retrieve a passage that answers it: "
 
 .PHONY: quickstart install test lint bench clean
 
 quickstart: install
-	@echo "== causal SmolLM2-135M, mean pooling (the decoder as it ships) =="
-	$(BIN)/ragkit embed --causal $(DEMO)
-	@echo "== bidirectional SmolLM2-135M, mean pooling (LLM2Vec step 1, before MNTP training) =="
-	$(BIN)/ragkit embed $(DEMO)
+	$(BIN)/ragkit index examples/corpus --query-instruction $(INSTRUCTION)
+	$(BIN)/ragkit query "how do plants make energy from sunlight?" -k 3
 
 install: $(VENV)/.installed
 
@@ -37,6 +33,7 @@ lint: install
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/encode_speed.py
+	$(BIN)/python benchmarks/index_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info ragkit-index
