@@ -1,7 +1,12 @@
-"""Dimension reduction for cost: PCA (a faiss PCAMatrix) or truncation, then L2 renormalisation.
+"""Dimension reduction for cost: PCA or truncation, then L2 renormalisation.
 
 4096-dim LLM vectors cost 16 KB each in a flat index; PCA to 256 cuts that 16x. Queries go through
 the same transform as the corpus, so inner products stay cosines.
+
+The PCA is uncentered (the top eigenvectors of the second-moment matrix, as in truncated SVD), stored
+as a faiss LinearTransform. Centering, as faiss's PCAMatrix does, shifts every query-document inner
+product by a term that depends on the document: on SmolLM2 vectors of Cranfield it kept only 59% of
+the exact top-10 at any size, against 99.6% at 256 dims uncentered.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ class Transform:
     dim_in: int = 0
     dim_out: int = 0
     whiten: bool = False
-    pca: faiss.PCAMatrix | None = None
+    pca: faiss.LinearTransform | None = None
 
     @classmethod
     def fit(
@@ -43,8 +48,15 @@ class Transform:
             raise RagkitError(
                 f"PCA to {pca} dims needs at least {pca} chunks to train on, the corpus has {len(vectors)}"
             )
-        matrix = faiss.PCAMatrix(d, pca, -0.5 if whiten else 0.0)
-        matrix.train(np.ascontiguousarray(vectors, dtype=np.float32))
+        x = np.asarray(vectors, dtype=np.float64)
+        eigenvalues, eigenvectors = np.linalg.eigh(x.T @ x / len(x))
+        top = np.argsort(eigenvalues)[::-1][:pca]
+        projection = eigenvectors[:, top]  # (d, pca)
+        if whiten:
+            projection = projection / np.sqrt(np.maximum(eigenvalues[top], 1e-12))
+        matrix = faiss.LinearTransform(d, pca, False)
+        faiss.copy_array_to_vector(np.ascontiguousarray(projection.T, dtype=np.float32).ravel(), matrix.A)
+        matrix.is_trained = True
         return cls("pca", d, pca, whiten, matrix)
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
