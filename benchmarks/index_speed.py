@@ -96,9 +96,12 @@ def run(
             size = faiss.serialize_index(index).size / len(reduced)
             index = prepare_for_search(index, default_search_params(factory))
             index.search(reduced_queries[:10], 10)  # warm up
-            start = time.perf_counter()
-            found = index.search(reduced_queries, 10)[1]
-            qps = len(queries) / (time.perf_counter() - start)
+            seconds = []
+            for _ in range(5):  # a batch of queries takes milliseconds: keep the best of five
+                start = time.perf_counter()
+                found = index.search(reduced_queries, 10)[1]
+                seconds.append(time.perf_counter() - start)
+            qps = len(queries) / min(seconds)
             recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)])
             row = [factory, str(pca or "-"), f"{build_s:.2f}", f"{size:,.0f}", f"{qps:,.0f}", f"{recall:.3f}"]
             table.add_row(*row)
@@ -134,7 +137,7 @@ def main() -> None:
         specs = ["flat", "ivf", "ivfpq", "sq8"]
         report.append(run("synthetic", docs, queries, [None], specs, console))
         report.append(
-            run("synthetic, PCA", docs, queries, [256, 64], ["flat", "ivf", "hnsw", "sq8"], console)
+            run("synthetic, PCA", docs, queries, [256, 64], ["flat", "ivf", "hnsw", "ivfpq", "sq8"], console)
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(report))
