@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class EncoderConfig:
     query_instruction: str | None = None
     document_instruction: str | None = None
     source: str = ""  # what the weights were loaded from, for index manifests
+    adapters: list[str] = field(default_factory=list)  # LoRA adapters merged on top of `source`
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
@@ -100,16 +101,14 @@ class Encoder:
         """
         device = resolve_device(device)
         model, source = load_model(name_or_path, adapters=tuple(adapters), dtype=resolve_dtype(dtype, device))
-        saved = EncoderConfig.read(Path(name_or_path)) if Path(name_or_path).is_dir() else None
-        config = saved or EncoderConfig()
         local = Path(name_or_path).expanduser()
-        # An absolute path, so that an index manifest can reload it from any directory.
-        config.source = str(local.resolve()) if local.exists() else str(name_or_path)
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(config, key, value)
-        config.__post_init__()
+        config = replace(
+            (EncoderConfig.read(local) if local.is_dir() else None) or EncoderConfig(),
+            source=_absolute(name_or_path),
+            adapters=[_absolute(a) for a in adapters],
+            **{key: value for key, value in overrides.items() if value is not None},
+        )
         tokenizer = load_tokenizer(resolve(name_or_path), source)
         return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
 
@@ -217,8 +216,9 @@ class Encoder:
         with quiet_transformers():
             model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
+        saved = {**asdict(self.config), "adapters": []}  # they are merged into the saved weights
         (tmp / CONFIG_NAME).write_text(
-            json.dumps({"format_version": FORMAT_VERSION, **asdict(self.config)}, indent=2) + "\n"
+            json.dumps({"format_version": FORMAT_VERSION, **saved}, indent=2) + "\n"
         )
         (tmp / "README.md").write_text(_model_card(self))
         swap_into_place(tmp, directory)
@@ -230,6 +230,12 @@ class Encoder:
             f"Encoder({c.source or self.model.config.model_type!r}, dim={self.dim}, pooling={c.pooling!r}, "
             f"bidirectional={c.bidirectional}, max_length={c.max_length}, device={self.device})"
         )
+
+
+def _absolute(name_or_path: str | os.PathLike) -> str:
+    """Local paths made absolute, so that an index manifest can reload them from any directory."""
+    path = Path(name_or_path).expanduser()
+    return str(path.resolve()) if path.exists() else str(name_or_path)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

@@ -63,6 +63,7 @@ class Retriever:
                 pooling=settings["pooling"],
                 bidirectional=settings["bidirectional"],
                 max_length=settings["max_length"],
+                adapters=settings["adapters"],
                 device=device,
             )
             encoder.config.query_instruction = settings["query_instruction"]

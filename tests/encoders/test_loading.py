@@ -146,3 +146,19 @@ def test_unreachable_hub_id_is_a_one_line_error(tmp_path, monkeypatch):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "RagkitError: could not load model 'ragkit-test/not-cached'" in result.stderr
+
+
+def test_adapters_are_recorded_for_reloading_and_cleared_once_merged_and_saved(tmp_path, monkeypatch):
+    make_llm2vec_layout(tmp_path, base_ref=str(tmp_path / "base"))
+    monkeypatch.chdir(tmp_path)
+    encoder = Encoder.load("mntp", adapters=["simcse"])  # relative paths
+    assert encoder.config.source == str(tmp_path / "mntp")
+    assert encoder.config.adapters == [str(tmp_path / "simcse")]
+    reloaded = Encoder.load(encoder.config.source, adapters=encoder.config.adapters)
+    np.testing.assert_array_equal(reloaded.encode(SENTENCES), encoder.encode(SENTENCES))
+
+    encoder.save("saved")
+    assert json.loads((tmp_path / "saved" / "ragkit_config.json").read_text())["adapters"] == []
+    saved = Encoder.load("saved")
+    assert saved.config.adapters == []
+    np.testing.assert_allclose(saved.encode(SENTENCES), encoder.encode(SENTENCES), atol=1e-6)
