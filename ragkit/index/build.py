@@ -126,25 +126,22 @@ class Index:
         report = BuildReport(index_dir)
 
         work = index_dir.with_name(f"{index_dir.name}.building")
-        _prepare_workdir(work, index_dir, params, fresh=rebuild or previous is None)
+        _prepare_workdir(
+            work, index_dir, params, resume=not rebuild, copy_previous=bool(previous) and not rebuild
+        )
         store = Docstore(work / DOCSTORE_FILE)
         try:
             old = _file_hashes(index_dir) if previous and not rebuild else {}  # a rebuild adds all
             done = store.file_hashes()
             current = {f.relpath for f in files}
-            resumed = [f for f in files if done.get(f.relpath) == f.content_hash != old.get(f.relpath)]
-            report.resumed = len(resumed)
+            report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
             todo = [f for f in files if done.get(f.relpath) != f.content_hash]
             stats = ReadStats()
             _embed_files(todo, encoder, store, chunking, fields, stats, report, batch_size, show_progress)
             store.remove_files(done.keys() - current)
             report.skipped, report.replaced_decoding = stats.skipped, stats.replaced_decoding
             report.empty_documents = stats.empty_documents
-            stored = store.file_hashes()
-            report.added = len(stored.keys() - old.keys())
-            report.removed = len(old.keys() - stored.keys())
-            report.updated = sum(1 for p, h in stored.items() if p in old and old[p] != h)
-            report.unchanged = sum(1 for p, h in stored.items() if old.get(p) == h)
+            _count_changes(report, old, store.file_hashes())
 
             vectors = store.all_vectors(encoder.dim)
             if len(vectors) == 0:
@@ -185,6 +182,14 @@ class Index:
         return report
 
 
+def _count_changes(report: BuildReport, old: dict[str, str], new: dict[str, str]) -> None:
+    """Files added, updated, removed and unchanged between two {path: content hash} maps."""
+    report.added = len(new.keys() - old.keys())
+    report.removed = len(old.keys() - new.keys())
+    report.updated = sum(1 for path, h in new.items() if path in old and old[path] != h)
+    report.unchanged = sum(1 for path, h in new.items() if old.get(path) == h)
+
+
 def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> dict | None:
     """The existing index's manifest, after checking that it was made the same way."""
     if not index_dir.exists():
@@ -206,19 +211,14 @@ def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> dict | N
     return manifest
 
 
-def _prepare_workdir(work: Path, index_dir: Path, params: dict, fresh: bool) -> None:
-    """Resume an interrupted build made the same way, else start from a copy of the current docstore."""
+def _prepare_workdir(work: Path, index_dir: Path, params: dict, *, resume: bool, copy_previous: bool) -> None:
+    """Resume an interrupted build made the same way, else start afresh or from the current docstore."""
     params_file = work / PARAMS_FILE
-    if (
-        work.is_dir()
-        and params_file.is_file()
-        and json.loads(params_file.read_text()) == params
-        and not fresh
-    ):
+    if resume and params_file.is_file() and json.loads(params_file.read_text()) == params:
         return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    if not fresh:
+    if copy_previous:
         shutil.copy2(index_dir / DOCSTORE_FILE, work / DOCSTORE_FILE)
     params_file.write_text(json.dumps(params))
 

@@ -198,3 +198,25 @@ def test_missing_corrupt_and_future_indexes_are_one_line_errors(corpus, encoder,
         build(corpus, encoder, tmp_path / "idx")
     assert build(corpus, encoder, tmp_path / "idx", rebuild=True).added == 25  # --rebuild repairs it
     assert Retriever.load(tmp_path / "idx", encoder=encoder).search("wing", k=1)
+
+
+def test_an_interrupted_first_build_resumes(corpus, encoder, tmp_path, monkeypatch):
+    for i in range(10):
+        (corpus / "txt" / f"long{i}.txt").write_text((corpus / "txt" / "1.txt").read_text() * 5)
+    original = encoder.encode_documents
+    calls = {"n": 0}
+
+    def crash_on_second_group(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode_documents", crash_on_second_group)
+    with pytest.raises(KeyboardInterrupt):
+        build(corpus, encoder, tmp_path / "idx")
+    assert not (tmp_path / "idx").exists() and (tmp_path / "idx.building").is_dir()
+    monkeypatch.setattr(encoder, "encode_documents", original)
+    report = build(corpus, encoder, tmp_path / "idx")
+    assert 0 < report.resumed < 35 and report.added == 35
+    assert report.counts == build(corpus, encoder, tmp_path / "full").counts
