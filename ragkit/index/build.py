@@ -60,6 +60,7 @@ class BuildReport:
     counts: dict = field(default_factory=dict)
     factory: str = ""
     transform: dict = field(default_factory=dict)
+    faiss: str = ""  # which faiss build made the index
 
     def summary(self) -> str:
         c = self.counts
@@ -90,6 +91,7 @@ class BuildReport:
             )
         if self.empty_documents:
             lines.append(f"{self.empty_documents} empty documents ignored")
+        lines.append(self.faiss)
         return "\n".join(lines)
 
 
@@ -123,7 +125,7 @@ class Index:
         }
         params = json.loads(json.dumps(params))  # as the manifest holds them (tuples become lists)
         previous = _previous_manifest(index_dir, params, rebuild)
-        report = BuildReport(index_dir)
+        report = BuildReport(index_dir, faiss=faiss_build().describe())
 
         work = index_dir.with_name(f"{index_dir.name}.building")
         _prepare_workdir(
@@ -173,7 +175,7 @@ class Index:
                 "search_params": default_search_params(factory),
                 "counts": {**report.counts, "vectors": len(reduced)},
                 "bytes_per_vector": _bytes_per_vector(work / INDEX_FILE, len(reduced)),
-                "faiss": faiss_build().describe(),
+                "faiss": report.faiss,
             },
         )
         (work / PARAMS_FILE).unlink()
