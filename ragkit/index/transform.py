@@ -48,8 +48,9 @@ class Transform:
             raise RagkitError(
                 f"PCA to {pca} dims needs at least {pca} chunks to train on, the corpus has {len(vectors)}"
             )
-        x = np.asarray(vectors, dtype=np.float64)
-        eigenvalues, eigenvectors = np.linalg.eigh(x.T @ x / len(x))
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        second_moment = (x.T @ x).astype(np.float64) / len(x)  # the product in fp32: 2x faster, ample here
+        eigenvalues, eigenvectors = np.linalg.eigh(second_moment)
         top = np.argsort(eigenvalues)[::-1][:pca]
         projection = eigenvectors[:, top]  # (d, pca)
         if whiten:
