@@ -86,21 +86,24 @@ class Retriever:
             raise RagkitError(f"k must be at least 1, got {k}")
         queries = [query] if isinstance(query, str) else list(query)
         vectors = self.transform.apply(self.encoder.encode_queries(queries))
-        results = [self._search_one(v, k, filter or {}) for v in vectors]
+        filter = filter or {}
+        total = self.index.ntotal
+        fetch = min(10 * k if filter else k, total)  # filters drop hits: fetch more up front
+        scores, positions = self.index.search(vectors, fetch)  # one batched search for all queries
+        results = []
+        for vector, row_scores, row_positions in zip(vectors, scores, positions, strict=True):
+            hits, wider = self._hits(row_scores, row_positions, filter), fetch
+            while len(hits) < k and wider < total:  # rare: a selective filter; search this query wider
+                wider = min(4 * wider, total)
+                wider_scores, wider_positions = self.index.search(vector[None], wider)
+                hits = self._hits(wider_scores[0], wider_positions[0], filter)
+            results.append(hits[:k])
         return results[0] if isinstance(query, str) else results
 
-    def _search_one(self, vector: np.ndarray, k: int, filter: dict[str, str]) -> list[Hit]:
-        total = self.index.ntotal
-        fetch = min(k if not filter else 10 * k, total)
-        while True:
-            scores, positions = self.index.search(vector[None], fetch)
-            found = [p for p in positions[0] if p >= 0]
-            records = self.store.chunks_at(found)
-            hits = [Hit(score=float(s), **r) for s, r in zip(scores[0], records, strict=False)]
-            hits = [h for h in hits if _matches(h, filter)]
-            if len(hits) >= k or fetch >= total:
-                return hits[:k]
-            fetch = min(4 * fetch, total)
+    def _hits(self, scores: np.ndarray, positions: np.ndarray, filter: dict[str, str]) -> list[Hit]:
+        found = [int(p) for p in positions if p >= 0]  # faiss pads missing results with -1 at the end
+        hits = [Hit(score=float(s), **r) for s, r in zip(scores, self.store.chunks_at(found), strict=False)]
+        return [h for h in hits if _matches(h, filter)]
 
     def close(self) -> None:
         self.store.close()

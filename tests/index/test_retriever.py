@@ -65,6 +65,9 @@ def test_several_queries_give_one_list_each(built):
     results = retriever.search(["cat", "dog", "city"], k=2)
     assert len(results) == 3 and all(len(hits) == 2 for hits in results)
     assert [h.chunk_id for h in results[1]] == [h.chunk_id for h in retriever.search("dog", k=2)]
+    filtered = retriever.search(["cat", "dog"], k=1, filter={"lang": "de"})
+    assert [[h.doc_id for h in hits] for hits in filtered] == [["p2"], ["p2"]]
+    assert retriever.search([], k=2) == []
 
 
 @pytest.mark.parametrize(
