@@ -31,7 +31,3 @@ def set_bidirectional(
             "pass allow_unvalidated=True (CLI: --allow-unvalidated) to try it anyway"
         )
     model.config.is_causal = not enabled
-
-
-def is_bidirectional(model: PreTrainedModel) -> bool:
-    return not getattr(model.config, "is_causal", True)

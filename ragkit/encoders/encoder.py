@@ -74,7 +74,7 @@ class Encoder:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or EncoderConfig()
-        if self.tokenizer.pad_token is None:
+        if self.tokenizer.pad_token is None:  # decoders often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         set_bidirectional(model, self.config.bidirectional, allow_unvalidated=allow_unvalidated)
         probe = tokenizer("x", add_special_tokens=True)["input_ids"]

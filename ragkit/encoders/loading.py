@@ -141,21 +141,17 @@ def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
 
 
 def load_tokenizer(*sources: str):
-    """The first tokenizer found among `sources`, with a pad token (decoders often have none: reuse EOS).
+    """The first tokenizer found among `sources`.
 
     An adapter repo may carry its own tokenizer (LLM2Vec's do); otherwise the base model's is used.
     """
+    error: Exception | None = None
     for source in dict.fromkeys(sources):  # in order, without repeats
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            break
+            return AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as e:
             error = e
-    else:
-        raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {_first_line(error)}") from error
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {_first_line(error)}") from error
 
 
 @contextlib.contextmanager
