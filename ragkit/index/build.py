@@ -115,6 +115,7 @@ class Index:
         """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time."""
         start = time.perf_counter()
         index_dir, chunking, fields = Path(index_dir), chunking or ChunkingConfig(), fields or Fields()
+        Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
         files = list_files(Path(corpus))
         if not files:
             raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")

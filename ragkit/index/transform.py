@@ -30,11 +30,9 @@ class Transform:
     whiten: bool = False
     pca: faiss.LinearTransform | None = None
 
-    @classmethod
-    def fit(
-        cls, vectors: np.ndarray, *, pca: int | None = None, dim: int | None = None, whiten: bool = False
-    ):
-        d = vectors.shape[1]
+    @staticmethod
+    def check_options(d: int, *, pca: int | None, dim: int | None, whiten: bool) -> None:
+        """Refuse impossible options before anything is embedded."""
         if pca is not None and dim is not None:
             raise RagkitError("choose one of --pca and --dim, not both")
         target = pca or dim
@@ -42,6 +40,13 @@ class Transform:
             raise RagkitError(f"the reduced dimension must be between 1 and the encoder's {d}, got {target}")
         if whiten and pca is None:
             raise RagkitError("--whiten applies to --pca only")
+
+    @classmethod
+    def fit(
+        cls, vectors: np.ndarray, *, pca: int | None = None, dim: int | None = None, whiten: bool = False
+    ):
+        d = vectors.shape[1]
+        cls.check_options(d, pca=pca, dim=dim, whiten=whiten)
         if pca is None:
             return cls("truncate" if dim else "none", d, dim or d)
         if len(vectors) < pca:

@@ -166,6 +166,12 @@ def test_pca_is_recorded_and_applied_to_queries(corpus, encoder, tmp_path):
     assert retriever.search(as_embedded(chunk), k=1)[0].chunk_id == chunk.chunk_id
 
 
+def test_impossible_reduction_is_refused_before_embedding(corpus, encoder, tmp_path, monkeypatch):
+    monkeypatch.setattr(encoder, "encode_documents", lambda *a, **k: pytest.fail("embedded first"))
+    with pytest.raises(RagkitError, match="between 1 and the encoder's 32"):
+        build(corpus, encoder, tmp_path / "idx", pca=64)
+
+
 def test_empty_or_textless_corpora_are_refused_without_creating_an_index(tmp_path, encoder):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RagkitError, match="no files"):
