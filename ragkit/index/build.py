@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,9 +53,7 @@ class BuildReport:
     tokens_embedded: int = 0
     embed_seconds: float = 0.0
     seconds: float = 0.0  # the whole build
-    skipped: Counter = field(default_factory=Counter)
-    replaced_decoding: int = 0
-    empty_documents: int = 0
+    reading: ReadStats = field(default_factory=ReadStats)  # files skipped, badly encoded, empty documents
     counts: dict = field(default_factory=dict)
     factory: str = ""
     transform: dict = field(default_factory=dict)
@@ -82,15 +79,16 @@ class BuildReport:
             f"embedded {self.chunks_embedded} chunks, {self.tokens_embedded} tokens ({rate:.0f} tokens/s); "
             f"{self.seconds:.1f} s in all"
         )
-        if self.skipped:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+        reading = self.reading
+        if reading.skipped:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(reading.skipped.items()))
             lines.append(f"skipped files: {reasons}")
-        if self.replaced_decoding:
+        if reading.replaced_decoding:
             lines.append(
-                f"{self.replaced_decoding} files were not UTF-8 and were decoded with replacement characters"
+                f"{reading.replaced_decoding} files were not UTF-8: decoded with replacement characters"
             )
-        if self.empty_documents:
-            lines.append(f"{self.empty_documents} empty documents ignored")
+        if reading.empty_documents:
+            lines.append(f"{reading.empty_documents} empty documents ignored")
         lines.append(self.faiss)
         return "\n".join(lines)
 
@@ -139,16 +137,15 @@ class Index:
             current = {f.relpath for f in files}
             report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
             todo = [f for f in files if done.get(f.relpath) != f.content_hash]
-            stats = ReadStats()
-            _embed_files(todo, encoder, store, chunking, fields, stats, report, batch_size, show_progress)
+            _embed_files(todo, encoder, store, chunking, fields, report, batch_size, show_progress)
             store.remove_files(done.keys() - current)
-            report.skipped, report.replaced_decoding = stats.skipped, stats.replaced_decoding
-            report.empty_documents = stats.empty_documents
             _count_changes(report, old, store.file_hashes())
 
             vectors = store.all_vectors(encoder.dim)
             if len(vectors) == 0:
-                raise RagkitError(f"no text found in {corpus} ({sum(stats.skipped.values())} files skipped)")
+                raise RagkitError(
+                    f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
+                )
             sample = vectors
             if len(vectors) > PCA_TRAINING_SAMPLE:
                 rows = np.random.default_rng(0).choice(len(vectors), PCA_TRAINING_SAMPLE, replace=False)
@@ -240,7 +237,6 @@ def _embed_files(
     store: Docstore,
     chunking: ChunkingConfig,
     fields: Fields,
-    stats: ReadStats,
     report: BuildReport,
     batch_size: int,
     show_progress: bool,
@@ -278,7 +274,7 @@ def _embed_files(
     with progress:
         task = progress.add_task("embedding", total=len(files), chunks=0, rate="-")
         for file in files:
-            docs = read_documents(file, fields, stats)
+            docs = read_documents(file, fields, report.reading)
             chunks = [c for doc in docs for c in chunk_document(doc, encoder.tokenizer, chunking)]
             if not chunks:  # skipped or empty now: drop what an earlier version stored
                 store.remove_files([file.relpath])
