@@ -98,3 +98,20 @@ requires_smollm2 = pytest.mark.skipif(
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (it is present in CI)"
 )
+
+
+def tiny_decoder_dir(directory: Path, family: str = "llama", seed: int = 0, **config) -> Path:
+    """A tiny random causal LM with its tokenizer, saved like a Hub model (what `ragkit adapt` starts from)."""
+    torch.manual_seed(seed)
+    transformers.AutoModelForCausalLM.from_config(FAMILIES[family](**config)).save_pretrained(directory)
+    tiny_tokenizer().save_pretrained(directory)
+    return directory
+
+
+# Distinct training sentences for the contrastive stages (in-batch negatives must differ).
+TRAIN_SENTENCES = [
+    f"{subject} {verb} {thing}."
+    for subject in ("The cat", "A dog", "My neighbour", "The teacher")
+    for verb in ("likes", "paints", "reads about")
+    for thing in ("red boats", "old maps", "green tea", "fast trains")
+]

@@ -145,24 +145,30 @@ class Encoder:
         out = [ids[:head] + prompt + ids[head:] or [tok.eos_token_id] for ids in encoded]
         return out, head + len(prompt)
 
-    def pad(self, ids: list[list[int]], prompt_length: int) -> dict[str, torch.Tensor]:
+    def pad(self, ids: list[list[int]], prompt_length: int | Sequence[int]) -> dict[str, torch.Tensor]:
+        """A padded batch; `prompt_length` is shared, or one per row when instructions differ."""
         batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        lengths = [prompt_length] * len(ids) if isinstance(prompt_length, int) else list(prompt_length)
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
-            "prompt_lengths": torch.full((len(ids),), prompt_length, dtype=torch.long),
+            "prompt_lengths": torch.tensor(lengths, dtype=torch.long),
         }
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last-layer token states; MNTP trains on these, `embed` pools them."""
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        # Positions count real tokens only, so left padding does not shift the rotary positions.
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        return self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled float32 vectors (not normalised) for a tokenized batch, with gradients if enabled."""
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        mask = batch["attention_mask"]
-        # Positions count real tokens only, so left padding does not shift the rotary positions.
-        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        hidden = self.model(
-            input_ids=batch["input_ids"], attention_mask=mask, position_ids=position_ids
-        ).last_hidden_state
-        return pool(hidden, mask, batch["prompt_lengths"], self.config.pooling)
+        mask = batch["attention_mask"].to(self.device)
+        hidden = self.hidden_states(batch["input_ids"], mask)
+        return pool(hidden, mask, batch["prompt_lengths"].to(self.device), self.config.pooling)
 
     def encode(
         self,
@@ -185,13 +191,18 @@ class Encoder:
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if show_progress is None:
             show_progress = len(batches) > 8
-        with torch.inference_mode(), _progress(show_progress, len(texts)) as advance:
-            for rows in batches:
-                vectors = self.embed(self.pad([ids[i] for i in rows], prompt_length))
-                if normalize:
-                    vectors = torch.nn.functional.normalize(vectors, dim=-1)
-                out[rows] = vectors.cpu().numpy()
-                advance(len(rows))
+        was_training = self.model.training  # encode mid-training (adapt) still gets exact vectors
+        self.model.eval()
+        try:
+            with torch.inference_mode(), _progress(show_progress, len(texts)) as advance:
+                for rows in batches:
+                    vectors = self.embed(self.pad([ids[i] for i in rows], prompt_length))
+                    if normalize:
+                        vectors = torch.nn.functional.normalize(vectors, dim=-1)
+                    out[rows] = vectors.cpu().numpy()
+                    advance(len(rows))
+        finally:
+            self.model.train(was_training)
         return out
 
     def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:

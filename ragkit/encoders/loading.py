@@ -110,24 +110,30 @@ def load_model(
     *,
     adapters: tuple[str, ...] = (),
     dtype: torch.dtype = torch.float32,
+    with_lm_head: bool = False,
+    attn_implementation: str | None = None,
 ) -> tuple[PreTrainedModel, str]:
     """The base transformer with every LoRA adapter merged in, and the directory or id of its base weights.
 
     An adapter source (the LLM2Vec layout: an MNTP LoRA whose adapter_config names the base model) is
     followed down to its base; its own adapter and then `adapters` are merged on top, in order.
+    `with_lm_head` returns the causal LM (for MNTP); adapters still go into its decoder, the part an
+    encoder keeps, so the same adapter files serve both.
     """
     source = resolve(name_or_path)
     chain: list[str] = []
     while (base := adapter_base(source)) is not None:
         chain.insert(0, source)
         source = resolve(base)
+    auto = AutoModelForCausalLM if with_lm_head else AutoModel
     with quiet_transformers():
         try:
-            model = AutoModel.from_pretrained(source, dtype=dtype)
+            model = auto.from_pretrained(source, dtype=dtype, attn_implementation=attn_implementation)
         except OSError as e:
             raise RagkitError(f"could not load model {source!r}: {_first_line(e)}") from e
+        decoder = model.get_decoder() if with_lm_head else model
         for adapter in (*chain, *adapters):
-            model = merge_adapter(model, adapter)
+            merge_adapter(decoder, adapter)  # merges in place
     return model.eval(), source
 
 

@@ -1,0 +1,224 @@
+"""Training settings per stage, with the paper's values as defaults, and presets for smaller machines."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragkit.errors import RagkitError
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+STAGES: tuple[str, ...] = ("mntp", "simcse", "supervised")  # the only order they may run in
+
+
+@dataclass
+class StageConfig:
+    """What every stage shares: LoRA (r 16, alpha 32, dropout 0.05 on all projections), AdamW, schedule."""
+
+    steps: int = 1000
+    batch_size: int = 32  # sequences per optimizer step, over all processes
+    micro_batch_size: int | None = None  # sequences per forward pass; None: the whole batch at once
+    max_length: int = 512
+    lr: float = 5e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    seed: int = 42
+    checkpoint_every: int = 100
+    gradient_checkpointing: bool = False
+    data: str | None = None  # file, folder, Hub dataset id or built-in name; None: the stage's default
+
+    def check(self, stage: str) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise RagkitError(f"{stage}: {what}")
+
+        need(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
+        need(self.batch_size >= 2 or stage == "mntp", f"batch_size must be at least 2, got {self.batch_size}")
+        need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        need(
+            self.micro_batch_size is None or self.micro_batch_size >= 1, "micro_batch_size must be at least 1"
+        )
+        need(self.max_length >= 8, f"max_length must be at least 8, got {self.max_length}")
+        need(0 < self.lr < 1, f"lr must be between 0 and 1, got {self.lr}")
+        need(
+            0 <= self.warmup_steps < self.steps,
+            f"warmup_steps must be in [0, steps), got {self.warmup_steps}",
+        )
+        need(self.lora_r >= 1, f"lora_r must be at least 1, got {self.lora_r}")
+        need(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        need(self.checkpoint_every >= 1, f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+
+    @property
+    def micro(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+
+@dataclass
+class MNTPConfig(StageConfig):
+    """Masked next-token prediction: 20% masked BERT-style, 512-token blocks, lr 5e-5, batch 32."""
+
+    mask_ratio: float = 0.2
+    replacement: str = "bert"  # "all": replace every selected token (the paper's Mistral run, ratio 0.8)
+    data: str | None = "wikitext-103"
+
+    def check(self, stage: str = "mntp") -> None:
+        super().check(stage)
+        if not 0 < self.mask_ratio < 1:
+            raise RagkitError(f"mntp: mask_ratio must be between 0 and 1, got {self.mask_ratio}")
+        if self.replacement not in ("bert", "all"):
+            raise RagkitError(f"mntp: replacement must be 'bert' or 'all', got {self.replacement!r}")
+
+
+@dataclass
+class SimCSEConfig(StageConfig):
+    """Unsupervised SimCSE: batch 128, max length 128, lr 3e-5, attention dropout 0.3, scale 20."""
+
+    batch_size: int = 128
+    max_length: int = 128
+    lr: float = 3e-5
+    attention_dropout: float = 0.3
+    scale: float = 20.0
+    data: str | None = "wiki1m"
+
+    def check(self, stage: str = "simcse") -> None:
+        super().check(stage)
+        if not 0 <= self.attention_dropout < 1:
+            raise RagkitError(f"simcse: attention_dropout must be in [0, 1), got {self.attention_dropout}")
+
+
+@dataclass
+class SupervisedConfig(StageConfig):
+    """Supervised contrastive: effective batch 512 (GradCache), lr 2e-4, 300 warmup steps, scale 50."""
+
+    batch_size: int = 512
+    micro_batch_size: int | None = 32
+    lr: float = 2e-4
+    warmup_steps: int = 300
+    scale: float = 50.0
+    negatives: int = 1  # hard negatives per query (in-batch negatives come on top)
+    instruction: str | None = None  # for rows that carry none and whose file name is not an E5 dataset
+    gradient_checkpointing: bool = True
+    data: str | None = "sentence-transformers/all-nli:triplet"
+
+    def check(self, stage: str = "supervised") -> None:
+        super().check(stage)
+        if self.negatives < 0:
+            raise RagkitError(f"supervised: negatives must be 0 or more, got {self.negatives}")
+
+
+CONFIGS: dict[str, type[StageConfig]] = {
+    "mntp": MNTPConfig,
+    "simcse": SimCSEConfig,
+    "supervised": SupervisedConfig,
+}
+
+# Overrides of the paper's defaults, per stage. `paper` is the recipe as published.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {},
+    # Proves the pipeline end to end on a laptop CPU in a few minutes; data that ships with Python.
+    "cpu-smoke": {
+        "mntp": {"steps": 20, "batch_size": 8, "max_length": 128, "checkpoint_every": 10, "data": "pydoc"},
+        "simcse": {"steps": 20, "batch_size": 16, "max_length": 64, "checkpoint_every": 10, "data": "pydoc"},
+        "supervised": {
+            "steps": 20,
+            "batch_size": 16,
+            "micro_batch_size": 8,
+            "max_length": 128,
+            "warmup_steps": 2,
+            "checkpoint_every": 10,
+            "gradient_checkpointing": False,
+            "data": "pydoc",
+        },
+    },
+    # A real adaptation of a ~100M model on a CPU in about an hour per stage.
+    "cpu-small": {
+        "mntp": {
+            "steps": 200,
+            "batch_size": 16,
+            "micro_batch_size": 8,
+            "max_length": 128,
+            "lr": 1e-4,
+            "checkpoint_every": 25,
+        },
+        "simcse": {
+            "steps": 200,
+            "batch_size": 64,
+            "micro_batch_size": 32,
+            "max_length": 64,
+            "checkpoint_every": 25,
+        },
+        "supervised": {
+            "steps": 200,
+            "batch_size": 64,
+            "micro_batch_size": 16,
+            "max_length": 128,
+            "warmup_steps": 20,
+            "checkpoint_every": 25,
+            "gradient_checkpointing": False,
+        },
+    },
+}
+
+
+def stage_configs(
+    stages: list[str],
+    preset: str = "paper",
+    file: str | Path | None = None,
+    data: dict[str, str] | None = None,
+    **overrides: Any,
+) -> dict[str, StageConfig]:
+    """Defaults, then the preset, then the TOML file's [stage] tables, then `data` (stage -> source)
+    and `overrides` (every stage; None values ignored)."""
+    check_stages(stages)
+    if preset not in PRESETS:
+        raise RagkitError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    from_file = _read_toml(Path(file)) if file else {}
+    configs = {}
+    for stage in stages:
+        cls = CONFIGS[stage]
+        values = {**PRESETS[preset].get(stage, {}), **from_file.get(stage, {})}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if data and data.get(stage):
+            values["data"] = data[stage]
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise RagkitError(f"{stage}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        configs[stage] = cls(**values)
+        configs[stage].check(stage)
+    return configs
+
+
+def check_stages(stages: list[str]) -> None:
+    if not stages:
+        raise RagkitError(f"no stages given: use some of {','.join(STAGES)}, in that order")
+    for stage in stages:
+        if stage not in STAGES:
+            raise RagkitError(f"unknown stage {stage!r}: use some of {','.join(STAGES)}, in that order")
+    if len(set(stages)) != len(stages):
+        raise RagkitError(f"stage listed twice in {','.join(stages)}")
+    if [s for s in STAGES if s in stages] != stages:
+        raise RagkitError(f"stages out of order: {','.join(stages)}; they run as {','.join(STAGES)}")
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    """An adapt.toml: one table per stage, e.g. [mntp] steps = 500."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RagkitError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RagkitError(f"{path}: invalid TOML: {e}") from None
+    for key, value in data.items():
+        if key not in STAGES or not isinstance(value, dict):
+            raise RagkitError(f"{path}: unknown table [{key}]; use [{'], ['.join(STAGES)}]")
+    return data

@@ -1,0 +1,43 @@
+"""LoRA adapters (peft) on every projection of a decoder, as in LLM2Vec."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from ragkit.errors import RagkitError
+
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, seed: int):
+    """`model` wrapped in a fresh LoRA (seeded, so a resumed run rebuilds the same one); base frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in TARGET_MODULES if t in present]
+    if not targets:
+        raise RagkitError(
+            f"{type(model).__name__} has none of the projections LoRA targets ({', '.join(TARGET_MODULES)})"
+        )
+    torch.manual_seed(seed)
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
+    with warnings.catch_warnings():  # peft calls a transformers property deprecated in 5.x
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def load_adapter_state(model, state: dict[str, torch.Tensor]) -> None:
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(model, state)
+    if getattr(result, "unexpected_keys", None):
+        raise RagkitError("the checkpoint does not match this model's LoRA; rerun with --restart")

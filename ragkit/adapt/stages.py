@@ -1,0 +1,217 @@
+"""The three training stages as the trainer sees them: `step(i)` runs forward and backward for
+optimizer step i and returns (loss, tokens). Which rows step i uses depends only on the seed and i,
+so a resumed run sees exactly the batches the interrupted one would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from ragkit.adapt.config import MNTPConfig, SimCSEConfig, StageConfig, SupervisedConfig
+from ragkit.adapt.data import read_examples, read_texts, split_sentences
+from ragkit.adapt.distributed import World, gather
+from ragkit.adapt.gradcache import contrastive_backward
+from ragkit.encoders.contrastive import info_nce
+from ragkit.encoders.encoder import Encoder
+from ragkit.encoders.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
+from ragkit.encoders.supervised import query_prompt
+from ragkit.errors import RagkitError
+
+
+class Sampler:
+    """Rows of optimizer step i: epoch-wise permutations of the data, split evenly over ranks."""
+
+    def __init__(self, n: int, config: StageConfig, world: World, stage: str, distinct: bool) -> None:
+        if config.batch_size % world.size:
+            raise RagkitError(
+                f"{stage}: batch_size {config.batch_size} must divide by the {world.size} processes"
+            )
+        if distinct and n < config.batch_size:
+            raise RagkitError(
+                f"{stage}: {n} training examples, fewer than batch_size {config.batch_size}; "
+                "give more data or a smaller --batch-size"
+            )
+        if n == 0:
+            raise RagkitError(f"{stage}: no training data")
+        self.n, self.batch, self.seed, self.world = n, config.batch_size, config.seed, world
+        self._epoch, self._order = -1, np.arange(0)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._order
+
+    def rows(self, step: int) -> list[int]:
+        first = step * self.batch
+        rows = [int(self._permutation(g // self.n)[g % self.n]) for g in range(first, first + self.batch)]
+        return rows[self.world.rank :: self.world.size]
+
+
+def _chunks(rows: list[int], size: int) -> list[list[int]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+class MNTPStage:
+    """Masked next-token prediction on full blocks of `max_length` tokens (no padding)."""
+
+    name = "mntp"
+
+    def __init__(self, encoder: Encoder, lm_head: torch.nn.Module, config: MNTPConfig, world: World) -> None:
+        self.encoder, self.lm_head, self.config, self.world = encoder, lm_head, config, world
+        tok = encoder.tokenizer
+        self.mask_id = mask_token_id(tok)
+        self.special_ids = sorted(set(tok.all_special_ids))
+        self.softcap = getattr(encoder.model.config, "final_logit_softcapping", None)
+        self.blocks = token_blocks(
+            read_texts(config.data), tok, config.max_length, config.steps * config.batch_size
+        )
+        self.sampler = Sampler(len(self.blocks), config, world, self.name, distinct=False)
+
+    def step(self, step: int) -> tuple[float, int]:
+        ids = self.blocks[self.sampler.rows(step)]
+        generator = torch.Generator().manual_seed(
+            self.config.seed * 1_000_003 + step * self.world.size + self.world.rank
+        )
+        mask = torch.ones_like(ids)
+        maskable = maskable_positions(ids, mask, self.special_ids)
+        inputs, labels = mask_tokens(
+            ids,
+            maskable,
+            mask_id=self.mask_id,
+            vocab_size=len(self.encoder.tokenizer),
+            ratio=self.config.mask_ratio,
+            replacement=self.config.replacement,
+            generator=generator,
+        )
+        total = int((labels != IGNORE).sum())
+        loss_sum = 0.0
+        for rows in _chunks(list(range(len(ids))), self.config.micro):
+            n = int((labels[rows] != IGNORE).sum())
+            if n == 0:
+                continue
+            hidden = self.encoder.hidden_states(inputs[rows], mask[rows])
+            loss = mntp_loss(hidden, labels[rows], self.lm_head, self.softcap)
+            (loss * n / total).backward()  # weighted so micro-batching gives the full batch's gradient
+            loss_sum += loss.item() * n
+        return loss_sum / total, ids.numel()
+
+
+def token_blocks(texts: Iterable[str], tokenizer, length: int, wanted: int) -> torch.Tensor:
+    """(n, length) blocks of concatenated texts (EOS between them), each starting with BOS.
+
+    Stops reading once `wanted` blocks exist: 1000 steps of 32 need 16M tokens of wikitext-103's 100M.
+    """
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    body = length - len(bos)
+    eos = tokenizer.eos_token_id
+    blocks: list[list[int]] = []
+    pending: list[int] = []
+    batch: list[str] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            pending.extend([*ids, eos])
+        batch.clear()
+        while len(pending) >= body:
+            blocks.append(bos + pending[:body])
+            del pending[:body]
+
+    for text in texts:
+        batch.append(text)
+        if len(batch) == 256:
+            flush()
+            if len(blocks) >= wanted:
+                break
+    flush()
+    if not blocks:
+        raise RagkitError(
+            f"mntp: the training text holds fewer than {body} tokens, not one block of max_length "
+            f"{length}; give more text or a smaller --max-length"
+        )
+    return torch.tensor(blocks[:wanted], dtype=torch.long)
+
+
+class SimCSEStage:
+    """Each sentence twice, with different dropout: positives; the rest of the batch: negatives."""
+
+    name = "simcse"
+
+    def __init__(self, encoder: Encoder, config: SimCSEConfig, world: World) -> None:
+        self.encoder, self.config, self.world = encoder, config, world
+        sentences = list(dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text)))
+        self.ids, self.prompt_length = encoder.token_ids(sentences)
+        self.sampler = Sampler(len(self.ids), config, world, self.name, distinct=True)
+
+    def step(self, step: int) -> tuple[float, int]:
+        rows = self.sampler.rows(step)
+        chunks = [
+            self.encoder.pad([self.ids[i] for i in c], self.prompt_length)
+            for c in _chunks(rows, self.config.micro)
+        ]
+        offset = self.world.rank * len(rows)
+
+        def loss_fn(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+            return info_nce(first, gather(second, self.world), self.config.scale, offset)
+
+        loss = contrastive_backward(self.encoder.embed, [chunks, chunks], loss_fn)
+        return loss, 2 * sum(len(self.ids[i]) for i in rows)
+
+
+class SupervisedStage:
+    """Instructed queries against their positives, every other positive and the hard negatives."""
+
+    name = "supervised"
+
+    def __init__(self, encoder: Encoder, config: SupervisedConfig, world: World) -> None:
+        self.encoder, self.config, self.world = encoder, config, world
+        examples = read_examples(config.data, config.instruction, config.negatives)
+        self.negatives = config.negatives
+        if self.negatives:
+            with_negatives = [e for e in examples if len(e.negatives) >= self.negatives]
+            self.dropped = len(examples) - len(with_negatives)
+            if with_negatives:
+                examples = with_negatives
+            else:
+                self.negatives, self.dropped = 0, 0  # no hard negatives at all: in-batch negatives only
+        else:
+            self.dropped = 0
+        self.examples = examples
+        self.queries: list[tuple[list[int], int]] = [([], 0)] * len(examples)
+        by_instruction: dict[str, list[int]] = {}
+        for i, e in enumerate(examples):
+            by_instruction.setdefault(e.instruction, []).append(i)
+        for instruction, rows in by_instruction.items():
+            ids, prompt = encoder.token_ids([examples[i].query for i in rows], query_prompt(instruction))
+            for i, row_ids in zip(rows, ids, strict=True):
+                self.queries[i] = (row_ids, prompt)
+        self.positives, self.doc_prompt = encoder.token_ids([e.positive for e in examples])
+        self.hard = [encoder.token_ids(e.negatives[: self.negatives])[0] for e in examples]
+        self.sampler = Sampler(len(examples), config, world, self.name, distinct=True)
+
+    def step(self, step: int) -> tuple[float, int]:
+        rows = self.sampler.rows(step)
+        micro, pad = self.config.micro, self.encoder.pad
+        queries = [
+            pad([self.queries[i][0] for i in c], [self.queries[i][1] for i in c])
+            for c in _chunks(rows, micro)
+        ]
+        positives = [pad([self.positives[i] for i in c], self.doc_prompt) for c in _chunks(rows, micro)]
+        negative_ids = [ids for i in rows for ids in self.hard[i]]
+        negatives = [pad(c, self.doc_prompt) for c in _chunks(negative_ids, micro)] if negative_ids else []
+        offset = self.world.rank * len(rows)
+
+        def loss_fn(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None) -> torch.Tensor:
+            documents = [gather(p, self.world)] + ([gather(n, self.world)] if n is not None else [])
+            return info_nce(q, torch.cat(documents), self.config.scale, offset)
+
+        sides = [queries, positives] + ([negatives] if negatives else [])
+        loss = contrastive_backward(self.encoder.embed, sides, loss_fn)
+        tokens = sum(len(self.queries[i][0]) + len(self.positives[i]) for i in rows) + sum(
+            map(len, negative_ids)
+        )
+        return loss, tokens

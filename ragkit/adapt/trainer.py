@@ -1,0 +1,212 @@
+"""The optimisation loop shared by every stage: AdamW, linear warmup and decay, gradient clipping,
+checkpoints that make a killed run resumable, a CSV log and a progress bar.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ragkit.adapt.config import StageConfig
+from ragkit.adapt.distributed import World, average_gradients, barrier, mean
+from ragkit.adapt.lora import adapter_state, load_adapter_state
+
+LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
+
+
+class Stage(Protocol):
+    name: str
+
+    def step(self, step: int) -> tuple[float, int]: ...
+
+
+@dataclass
+class StageResult:
+    stage: str
+    steps: int
+    resumed_from: int
+    first_loss: float  # mean of the first 10 logged steps
+    last_loss: float  # mean of the last 10
+    seconds: float
+    tokens_per_s: float
+
+
+def train(
+    stage: Stage,
+    model: torch.nn.Module,
+    config: StageConfig,
+    workdir: Path,
+    world: World,
+    show_progress: bool,
+) -> StageResult:
+    """Run `config.steps` optimizer steps on the trainable (LoRA) weights of `model`, resuming from
+    `workdir/checkpoint.pt` if an earlier run of the same stage left one."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _linear_schedule(config.warmup_steps, config.steps)
+    )
+    checkpoint, log_path = workdir / "checkpoint.pt", workdir / "log.csv"
+    start = 0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        load_adapter_state(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start = state["step"]
+    rows = _read_log(log_path, upto=start) if world.main else []
+    if world.main:
+        _write_log(log_path, rows)
+
+    model.train()
+    began = time.perf_counter()
+    tokens_seen = 0
+    with (
+        _Progress(show_progress and world.main, stage.name, config.steps, start) as progress,
+        _Appender(log_path if world.main else None) as log,
+    ):
+        for step in range(start, config.steps):
+            # Dropout draws depend on the step alone, so a resumed run repeats the same noise.
+            torch.manual_seed(config.seed * 1_000_003 + step * world.size + world.rank)
+            optimizer.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            loss, tokens = stage.step(step)
+            average_gradients(params, world)
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            lr = schedule.get_last_lr()[0]
+            schedule.step()
+            loss = mean(loss, world)
+            tokens_seen += tokens * world.size
+            row = {
+                "stage": stage.name,
+                "step": step + 1,
+                "loss": round(loss, 6),
+                "lr": lr,
+                "tokens_per_s": round(tokens * world.size / (time.perf_counter() - t0), 1),
+                "elapsed_s": round(time.perf_counter() - began, 2),
+            }
+            rows.append(row)
+            log(row)
+            progress(row)
+            done = step + 1
+            if done % config.checkpoint_every == 0 and done < config.steps:
+                if world.main:
+                    _save_checkpoint(checkpoint, model, optimizer, schedule, done)
+                barrier(world)
+    model.eval()
+    seconds = time.perf_counter() - began
+    losses = [float(r["loss"]) for r in rows]
+    return StageResult(
+        stage=stage.name,
+        steps=config.steps,
+        resumed_from=start,
+        first_loss=sum(losses[:10]) / max(1, len(losses[:10])),
+        last_loss=sum(losses[-10:]) / max(1, len(losses[-10:])),
+        seconds=seconds,
+        tokens_per_s=tokens_seen / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _linear_schedule(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def _save_checkpoint(path: Path, model, optimizer, schedule, step: int) -> None:
+    """One file, written to a temporary name and renamed: a kill mid-write keeps the previous one."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    state = {
+        "adapter": adapter_state(model),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "step": step,
+    }
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read_log(path: Path, upto: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class _Appender:
+    def __init__(self, path: Path | None) -> None:
+        self.path, self.file = path, None
+
+    def __enter__(self):
+        if self.path is None:
+            return lambda row: None
+        self.file = self.path.open("a", newline="")
+        writer = csv.DictWriter(self.file, LOG_FIELDS)
+
+        def append(row: dict) -> None:
+            writer.writerow(row)
+            self.file.flush()
+
+        return append
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class _Progress:
+    """A rich bar with the loss, learning rate and tokens/s of the latest step."""
+
+    def __init__(self, enabled: bool, name: str, total: int, start: int) -> None:
+        self.enabled, self.name, self.total, self.start, self.bar = enabled, name, total, start, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda row: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} tok/s"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self.bar.start()
+        task = self.bar.add_task(
+            self.name, total=self.total, completed=self.start, loss="-", lr="-", speed="-"
+        )
+
+        def update(row: dict) -> None:
+            self.bar.update(
+                task,
+                completed=row["step"],
+                loss=f"{row['loss']:.4f}",
+                lr=f"{row['lr']:.1e}",
+                speed=f"{row['tokens_per_s']:,.0f}",
+            )
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

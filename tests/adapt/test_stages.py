@@ -1,0 +1,122 @@
+"""Each stage on a tiny random model: batches are reproducible per step and the loss falls."""
+
+from __future__ import annotations
+
+import torch
+from helpers import TRAIN_SENTENCES, tiny_decoder_dir
+
+from ragkit import Encoder, EncoderConfig
+from ragkit.adapt.config import MNTPConfig, SimCSEConfig, SupervisedConfig
+from ragkit.adapt.distributed import World
+from ragkit.adapt.lora import add_lora
+from ragkit.adapt.stages import MNTPStage, Sampler, SimCSEStage, SupervisedStage, token_blocks
+from ragkit.encoders.loading import load_model, load_tokenizer
+
+
+def _encoder(tmp_path, with_lm_head=False, **config):
+    path = tiny_decoder_dir(tmp_path / "lm", **config)
+    lm, _ = load_model(str(path), with_lm_head=with_lm_head)
+    decoder = lm.get_decoder() if with_lm_head else lm
+    encoder = Encoder(decoder, load_tokenizer(str(path)), EncoderConfig(max_length=32))
+    return encoder, lm
+
+
+def _train(stage, model, steps: int, lr: float) -> list[float]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    losses = []
+    model.train()
+    for step in range(steps):
+        torch.manual_seed(step)
+        optimizer.zero_grad()
+        loss, tokens = stage.step(step)
+        assert tokens > 0
+        optimizer.step()
+        losses.append(loss)
+    return losses
+
+
+def _falls(losses: list[float]) -> bool:
+    return sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+
+
+def test_sampler_is_a_function_of_the_step_and_splits_batches_across_ranks():
+    config = SimCSEConfig(batch_size=4, seed=3)
+    whole = Sampler(10, config, World(), "simcse", distinct=True)
+    steps = [whole.rows(s) for s in range(5)]  # 20 rows: two epochs
+    assert sorted(steps[0] + steps[1] + steps[2][:2]) == list(range(10))  # an epoch is a permutation
+    assert (
+        Sampler(10, config, World(), "simcse", distinct=True).rows(3) == steps[3]
+    )  # fresh sampler, same rows
+    ranks = [Sampler(10, config, World(r, 2), "simcse", distinct=True).rows(1) for r in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(steps[1])
+
+
+def test_token_blocks_are_full_bos_led_and_stop_when_enough(tmp_path):
+    encoder, _ = _encoder(tmp_path)
+    tok = encoder.tokenizer
+    blocks = token_blocks(TRAIN_SENTENCES * 10, tok, length=16, wanted=5)
+    assert blocks.shape == (5, 16)
+    assert (blocks[:, 0] == tok.bos_token_id).all()
+    assert (blocks == tok.eos_token_id).any()  # texts are separated by EOS
+
+
+def test_mntp_loss_falls(tmp_path):
+    # Embeddings (and so the tied head) large enough for the frozen head to express confident logits.
+    encoder, lm = _encoder(tmp_path, with_lm_head=True, initializer_range=0.5)
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(TRAIN_SENTENCES))
+    config = MNTPConfig(data=str(text), batch_size=4, micro_batch_size=2, max_length=24, mask_ratio=0.3)
+    encoder.model = add_lora(encoder.model, 8, 16, 0.0, seed=0)
+    stage = MNTPStage(encoder, lm.get_output_embeddings(), config, World())
+    assert _falls(_train(stage, encoder.model, 25, lr=3e-2))
+
+
+def test_mntp_micro_batches_give_the_full_batch_gradient(tmp_path):
+    grads = []
+    for micro in (4, 1):
+        encoder, lm = _encoder(tmp_path / str(micro), with_lm_head=True)
+        (tmp_path / "text.txt").write_text("\n".join(TRAIN_SENTENCES))
+        config = MNTPConfig(
+            data=str(tmp_path / "text.txt"), batch_size=4, micro_batch_size=micro, max_length=24
+        )
+        model = encoder.model = add_lora(encoder.model, 8, 16, 0.0, seed=0)
+        with torch.no_grad():  # LoRA B starts at zero, which would leave A without gradient
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.1)
+        MNTPStage(encoder, lm.get_output_embeddings(), config, World()).step(0)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_simcse_loss_falls(tmp_path):
+    encoder, _ = _encoder(tmp_path)
+    text = tmp_path / "sentences.txt"
+    text.write_text("\n".join(TRAIN_SENTENCES))
+    config = SimCSEConfig(data=str(text), batch_size=16, micro_batch_size=8, max_length=24)
+    encoder.model = add_lora(encoder.model, 8, 16, 0.05, seed=0)
+    stage = SimCSEStage(encoder, config, World())
+    assert _falls(_train(stage, encoder.model, 25, lr=1e-2))
+
+
+def test_supervised_loss_falls_with_instructions_and_hard_negatives(tmp_path):
+    encoder, _ = _encoder(tmp_path)
+    rows = tmp_path / "pairs.jsonl"
+    import json
+
+    with rows.open("w") as f:
+        for i, s in enumerate(TRAIN_SENTENCES):
+            negative = TRAIN_SENTENCES[(i + 5) % len(TRAIN_SENTENCES)]
+            f.write(json.dumps({"query": s.split()[-2], "positive": s, "negative": negative}) + "\n")
+    config = SupervisedConfig(
+        data=str(rows), batch_size=16, micro_batch_size=4, warmup_steps=0, instruction="Find the sentence"
+    )
+    encoder.model = add_lora(encoder.model, 8, 16, 0.0, seed=0)
+    stage = SupervisedStage(encoder, config, World())
+    assert stage.negatives == 1 and stage.dropped == 0
+    ids, prompt = stage.queries[0]
+    instruction = encoder.tokenizer("Find the sentence: ", add_special_tokens=False)["input_ids"]
+    assert ids[1 : 1 + len(instruction)] == instruction and prompt == 1 + len(instruction)  # after BOS
+    assert _falls(_train(stage, encoder.model, 25, lr=1e-2))
