@@ -101,7 +101,7 @@ requires_shared_data = pytest.mark.skipif(
 
 
 def tiny_decoder_dir(directory: Path, family: str = "llama", seed: int = 0, **config) -> Path:
-    """A tiny random causal LM with its tokenizer, saved like a Hub model (what `ragkit adapt` starts from)."""
+    """A tiny random causal LM and tokenizer, saved like a Hub model (what `ragkit adapt` starts from)."""
     torch.manual_seed(seed)
     transformers.AutoModelForCausalLM.from_config(FAMILIES[family](**config)).save_pretrained(directory)
     tiny_tokenizer().save_pretrained(directory)

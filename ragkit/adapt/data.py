@@ -28,7 +28,11 @@ HUB_TEXTS: dict[str, tuple[str, str | None, dict]] = {
 }
 TEXT_SUFFIXES = {".txt", ".raw", ".text"}
 JSON_SUFFIXES = {".jsonl", ".json"}
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# A sentence ends at . ! ? before a capital or digit, except after common abbreviations.
+_SENTENCE_END = re.compile(
+    r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bMrs\.)(?<!\bvs\.)(?<!\bNo\.)"
+    r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])"
+)
 
 
 def read_texts(source: str) -> Iterator[str]:
@@ -169,7 +173,7 @@ def _folder_texts(root: Path) -> Iterator[str]:
     stats = ReadStats()
     for file in list_files(root):
         for doc in read_documents(file, Fields(), stats):
-            yield f"{doc.title}\n{doc.text}" if doc.title and not doc.text.startswith(doc.title) else doc.text
+            yield f"{doc.title}\n{doc.text}" if doc.title and doc.title not in doc.text[:200] else doc.text
 
 
 def _hub_dataset(source: str):

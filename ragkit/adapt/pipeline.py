@@ -76,7 +76,28 @@ def adapt(
     if world.main:
         _start_or_resume(workdir, plan, restart)
     barrier(world)
+    try:
+        return _run(
+            model,
+            out,
+            configs,
+            workdir,
+            world,
+            device,
+            dtype,
+            attn_implementation,
+            show_progress,
+            allow_unvalidated,
+        )
+    except RagkitError:
+        if world.main and not _has_progress(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)  # bad input found before any training: leave nothing
+        raise
 
+
+def _run(
+    model, out, configs, workdir, world, device, dtype, attn_implementation, show_progress, allow_unvalidated
+) -> AdaptReport:
     stage_dirs = {name: workdir / f"{i + 1}-{name}" for i, name in enumerate(configs)}
     done = [name for name in configs if (stage_dirs[name] / "adapter").is_dir()]
     report = AdaptReport(out, skipped=done)
@@ -140,7 +161,7 @@ def _start_or_resume(workdir: Path, plan: dict, restart: bool) -> None:
     path = workdir / PLAN_NAME
     if restart:
         shutil.rmtree(workdir, ignore_errors=True)
-    if path.is_file():
+    if path.is_file() and _has_progress(workdir):
         previous = json.loads(path.read_text())
         if previous != json.loads(json.dumps(plan)):
             what = _first_difference(previous, plan)
@@ -153,6 +174,11 @@ def _start_or_resume(workdir: Path, plan: dict, restart: bool) -> None:
     tmp = path.with_name(f"{PLAN_NAME}.tmp")
     tmp.write_text(json.dumps(plan, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def _has_progress(workdir: Path) -> bool:
+    """A checkpoint or a finished stage: something a rerun would resume from."""
+    return any(workdir.glob("*/checkpoint.pt")) or any(workdir.glob("*/adapter"))
 
 
 def _first_difference(old: dict, new: dict) -> str:

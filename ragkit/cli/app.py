@@ -291,8 +291,8 @@ def adapt(
             f"{r.tokens_per_s:,.0f}",
         )
     console.print(table)
-    console.print(f"loss curve: {report.out / 'training' / 'loss.png'}")
-    console.print(f"next: ragkit index corpus/ --model {report.out}")
+    console.print(f"loss curve: {report.out / 'training' / 'loss.png'}", soft_wrap=True)
+    console.print(f"next: ragkit index corpus/ --model {report.out}", soft_wrap=True)
 
 
 @app.command()

@@ -1,0 +1,169 @@
+"""Training throughput and peak memory of each LLM2Vec stage, side by side in one run.
+
+    python benchmarks/adapt_speed.py [--model smollm2-135m] [--steps 4] [--device cpu|cuda]
+
+Each configuration runs in its own process (so peak memory is its own): one warm-up step, then
+`--steps` timed optimizer steps on real text (../shared/data/text, else the pydoc topics). Rows
+that differ only in micro-batching (GradCache) or gradient checkpointing show what those cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# name, stage, settings (batch sizes are per optimizer step)
+CPU_RUNS = [
+    ("mntp", "mntp", dict(batch_size=8, max_length=128)),
+    ("mntp + grad checkpointing", "mntp", dict(batch_size=8, max_length=128, gradient_checkpointing=True)),
+    ("simcse", "simcse", dict(batch_size=32, max_length=64)),
+    ("supervised", "supervised", dict(batch_size=16, max_length=128, gradient_checkpointing=False)),
+    (
+        "supervised + GradCache (chunks of 4)",
+        "supervised",
+        dict(batch_size=16, micro_batch_size=4, max_length=128, gradient_checkpointing=False),
+    ),
+]
+GPU_RUNS = [
+    ("mntp (paper: 32 x 512)", "mntp", dict(batch_size=32, max_length=512)),
+    ("simcse (paper: 128 x 128)", "simcse", dict(batch_size=128, max_length=128)),
+    ("supervised 64, no GradCache", "supervised", dict(batch_size=64, micro_batch_size=64, max_length=512)),
+    (
+        "supervised 512, GradCache 64 (paper)",
+        "supervised",
+        dict(batch_size=512, micro_batch_size=64, max_length=512),
+    ),
+]
+
+
+def data_for(stage: str) -> str:
+    if stage == "supervised":
+        snli = DATA / "nli" / "snli_1.0_subset" / "snli_1.0_dev.subset.jsonl"
+        return str(snli) if snli.is_file() else "pydoc"
+    text = (
+        DATA
+        / "text"
+        / ("wikitext-2-raw.wiki.test.raw" if stage == "mntp" else "wiki1m_for_simcse.head11913.txt")
+    )
+    return str(text) if text.is_file() else "pydoc"
+
+
+def run_one(model: str, stage: str, settings: dict, steps: int, device: str) -> dict:
+    """Runs in a child process: build the stage as `adapt` does, time `steps` steps after a warm-up."""
+    import torch
+
+    from ragkit import Encoder, EncoderConfig
+    from ragkit.adapt.config import CONFIGS
+    from ragkit.adapt.distributed import World
+    from ragkit.adapt.lora import add_lora
+    from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
+    from ragkit.encoders.loading import load_model, load_tokenizer, resolve
+    from ragkit.encoders.simcse import set_attention_dropout
+
+    config = CONFIGS[stage](**settings, steps=steps + 1, data=data_for(stage))
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    lm, _ = load_model(model, dtype=dtype, with_lm_head=stage == "mntp")
+    lm = lm.to(device)
+    decoder = lm.get_decoder() if stage == "mntp" else lm
+    if config.gradient_checkpointing:
+        decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if stage == "simcse":
+        set_attention_dropout(decoder, config.attention_dropout)
+    encoder = Encoder(decoder, load_tokenizer(resolve(model)), EncoderConfig(max_length=config.max_length))
+    encoder.model = add_lora(decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed)
+    if stage == "mntp":
+        built = MNTPStage(encoder, lm.get_output_embeddings(), config, World())
+    else:
+        built = (SimCSEStage if stage == "simcse" else SupervisedStage)(encoder, config, World())
+    params = [p for p in encoder.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr)
+    encoder.model.train()
+
+    def step(i: int) -> int:
+        optimizer.zero_grad()
+        _, tokens = built.step(i)
+        optimizer.step()
+        return tokens
+
+    step(0)  # warm-up
+    _reset_peak(device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    tokens = sum(step(i) for i in range(1, steps + 1))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"tokens_per_s": tokens / seconds, "s_per_step": seconds / steps, "peak_gib": _peak_gib(device)}
+
+
+def _reset_peak(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM, the peak resident set
+
+
+def _peak_gib(device: str) -> float:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**30
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:  # one configuration, in a fresh process
+        job = json.loads(args.child)
+        print(json.dumps(run_one(args.model, job["stage"], job["settings"], args.steps, job["device"])))
+        return
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    runs = GPU_RUNS if device == "cuda" else CPU_RUNS
+    name = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    table = Table(title=f"adapt speed: {args.model}, {name}, {args.steps} timed steps after 1 warm-up")
+    for column in ("configuration", "settings", "tokens/s", "s/step", "peak memory GiB"):
+        table.add_column(column, justify="left" if column in ("configuration", "settings") else "right")
+    for label, stage, settings in runs:
+        job = json.dumps({"stage": stage, "settings": settings, "device": device})
+        child = subprocess.run(
+            [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--child", job],
+            capture_output=True,
+            text=True,
+        )
+        if child.returncode != 0:
+            raise SystemExit(f"{label} failed:\n{child.stderr[-2000:]}")
+        r = json.loads(child.stdout.strip().splitlines()[-1])
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        table.add_row(
+            label, shown, f"{r['tokens_per_s']:,.0f}", f"{r['s_per_step']:.2f}", f"{r['peak_gib']:.2f}"
+        )
+        print(f"{label}: {r}", file=sys.stderr)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""`adapt()` end to end on a tiny model: stages chain, the result loads, a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import TRAIN_SENTENCES, tiny_decoder_dir
+from safetensors.torch import load_file
+
+from ragkit import Encoder, RagkitError
+from ragkit.adapt import adapt, stage_configs
+from ragkit.adapt.stages import MNTPStage, SimCSEStage
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    (root / "sentences.txt").write_text("\n".join(TRAIN_SENTENCES) + "\n")
+    with (root / "pairs.jsonl").open("w") as f:
+        for i, s in enumerate(TRAIN_SENTENCES):
+            row = {"query": s.split()[-2], "positive": s, "negative": TRAIN_SENTENCES[(i + 5) % 48]}
+            f.write(json.dumps(row) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tiny_decoder_dir(tmp_path_factory.mktemp("base") / "lm")
+
+
+def _configs(data, stages=("mntp", "simcse"), **overrides):
+    sources = {
+        "mntp": data / "sentences.txt",
+        "simcse": data / "sentences.txt",
+        "supervised": data / "pairs.jsonl",
+    }
+    settings = dict(steps=4, batch_size=8, max_length=48, lr=1e-3, checkpoint_every=2)
+    settings.update(overrides)
+    configs = stage_configs(list(stages), "cpu-smoke", data={s: str(sources[s]) for s in stages}, **settings)
+    if "supervised" in configs:
+        configs["supervised"].instruction = "Find"
+    return configs
+
+
+def test_all_stages_chain_and_the_result_loads_as_an_encoder(base, data, tmp_path):
+    out = tmp_path / "enc"
+    report = adapt(str(base), out, _configs(data, ("mntp", "simcse", "supervised")), show_progress=False)
+    assert [r.stage for r in report.stages] == ["mntp", "simcse", "supervised"]
+    assert not (tmp_path / "enc.training").exists()  # the work folder is gone once the encoder is saved
+    encoder = Encoder.load(out)
+    vectors = encoder.encode(TRAIN_SENTENCES[:3])
+    assert vectors.shape == (3, 32) and encoder.config.bidirectional
+    assert encoder.model.config.attention_dropout == 0.0  # SimCSE's dropout is not saved
+    training = out / "training"
+    assert sorted(p.name for p in (training / "adapters").iterdir()) == ["1-mntp", "2-simcse", "3-supervised"]
+    log = (training / "log.csv").read_text().splitlines()
+    assert log[0] == "stage,step,loss,lr,tokens_per_s,elapsed_s" and len(log) == 1 + 3 * 4
+    assert (training / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((training / "plan.json").read_text())["stages"]["mntp"]["steps"] == 4
+    base_vectors = Encoder.load(base).encode(TRAIN_SENTENCES[:3])
+    assert not torch.allclose(
+        torch.from_numpy(vectors), torch.from_numpy(base_vectors)
+    )  # training changed it
+
+
+def test_the_saved_adapters_rebuild_the_saved_weights(base, data, tmp_path):
+    out = tmp_path / "enc"
+    adapt(str(base), out, _configs(data), show_progress=False)
+    adapters = [str(out / "training" / "adapters" / n) for n in ("1-mntp", "2-simcse")]
+    rebuilt = Encoder.load(base, adapters=adapters)  # the LLM2Vec way: base + MNTP + SimCSE adapters
+    saved = Encoder.load(out)
+    for (name, a), (_, b) in zip(
+        rebuilt.model.state_dict().items(), saved.model.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+@pytest.mark.parametrize("stage_class", [MNTPStage, SimCSEStage])
+def test_a_killed_run_resumes_to_the_same_weights(base, data, tmp_path, monkeypatch, stage_class):
+    whole = tmp_path / "whole"
+    adapt(str(base), whole, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
+
+    out = tmp_path / "resumed"
+    out.mkdir()
+    (out / "previous.txt").write_text("an earlier encoder")  # must survive the interruption
+    original = stage_class.step
+
+    def dies_at_step_5(self, step):
+        if step == 4:  # after checkpoints at steps 2 and 4; step 5 never finishes
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(stage_class, "step", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(str(base), out, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
+    assert (out / "previous.txt").read_text() == "an earlier encoder"
+    assert (tmp_path / "resumed.training" / "plan.json").is_file()
+    monkeypatch.setattr(stage_class, "step", original)
+
+    report = adapt(str(base), out, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
+    resumed = {r.stage: r.resumed_from for r in report.stages}
+    if stage_class is MNTPStage:
+        assert resumed == {"mntp": 4, "simcse": 0}
+    else:
+        assert report.skipped == ["mntp"] and resumed == {"simcse": 4}
+    assert not (out / "previous.txt").exists()
+    a, b = load_file(whole / "model.safetensors"), load_file(out / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    rows = (out / "training" / "log.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[:2] for r in rows] == [[s, str(i)] for s in ("mntp", "simcse") for i in range(1, 7)]
+
+
+def test_a_rerun_with_other_settings_is_refused_until_restart(base, data, tmp_path, monkeypatch):
+    out = tmp_path / "enc"
+    original = MNTPStage.step
+
+    def dies_at_step_3(self, step):
+        if step == 2:  # after the checkpoint at step 2
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(MNTPStage, "step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(str(base), out, _configs(data), show_progress=False)
+    monkeypatch.undo()
+    with pytest.raises(RagkitError, match=r"other settings \(mntp.steps 4 vs 5\).*--restart"):
+        adapt(str(base), out, _configs(data, steps=5), show_progress=False)
+    adapt(str(base), out, _configs(data, steps=5), restart=True, show_progress=False)
+    assert Encoder.load(out).dim == 32
+
+
+@pytest.mark.parametrize(
+    ("stages", "settings", "message"),
+    [
+        (["simcse", "mntp"], {}, "stages out of order: simcse,mntp"),
+        (["mntp", "mlm"], {}, "unknown stage 'mlm'"),
+        ([], {}, "no stages given"),
+        (["mntp"], {"steps": 0}, "mntp: steps must be at least 1"),
+        (["simcse"], {"lr": 2.0}, "simcse: lr must be between 0 and 1"),
+        (["mntp"], {"mask_ratio": 1.5}, "mntp: mask_ratio"),
+        (["mntp"], {"warmup": 3}, "mntp: unknown setting 'warmup'"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(stages, settings, message):
+    with pytest.raises(RagkitError, match=message):
+        stage_configs(stages, "paper", **settings)
+
+
+def test_bad_data_and_models_are_one_line_errors_and_nothing_is_written(base, data, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    cases = [
+        (str(base), {"mntp": str(empty)}, "fewer than 47 tokens"),
+        (str(base), {"mntp": str(tmp_path / "missing.txt")}, "not found"),
+        (str(tmp_path / "nope"), {}, "unknown model"),
+    ]
+    for model, sources, message in cases:
+        configs = _configs(data, ("mntp",))
+        for stage, source in sources.items():
+            configs[stage].data = source
+        with pytest.raises(RagkitError, match=message):
+            adapt(model, tmp_path / "out", configs, show_progress=False)
+        assert not (tmp_path / "out").exists()
+    few = _configs(data, ("simcse",), batch_size=64)
+    with pytest.raises(RagkitError, match="simcse: 48 training examples, fewer than batch_size 64"):
+        adapt(str(base), tmp_path / "out", few, show_progress=False)
+
+
+def test_an_unvalidated_model_type_is_refused(data, tmp_path):
+    import transformers
+
+    gpt2 = tmp_path / "gpt2"
+    transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=300)
+    ).save_pretrained(gpt2)
+    from helpers import tiny_tokenizer
+
+    tiny_tokenizer().save_pretrained(gpt2)
+    with pytest.raises(RagkitError, match="not validated for model type 'gpt2'"):
+        adapt(str(gpt2), tmp_path / "out", _configs(data, ("mntp",)), show_progress=False)
