@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/encode_speed.py
 	$(BIN)/python benchmarks/index_speed.py
+	$(BIN)/python benchmarks/adapt_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info ragkit-index

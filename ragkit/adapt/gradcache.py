@@ -1,18 +1,30 @@
-"""Gradient caching (Gao et al., 2021): a contrastive batch larger than memory, with exact gradients.
+"""Contrastive backprop over length-sorted chunks, with optional gradient caching (Gao et al., 2021).
 
-1. embed every chunk without a graph; 2. compute the loss on the full batch of vectors and its
-gradient with respect to them; 3. re-embed each chunk with a graph and push that gradient through.
-The random state of step 1 is replayed in step 3, so dropout (SimCSE's noise) matches.
+Each side of a batch (queries, positives, ...) is sorted by length and cut into chunks, so short
+texts are not padded to the longest one in the batch. Without caching, the chunks keep their graphs
+and the loss backpropagates once. With caching, a batch larger than memory still gets the exact
+gradient: 1. embed every chunk without a graph; 2. compute the loss on all vectors and its gradient
+with respect to them; 3. re-embed each chunk with a graph and push that gradient through. The random
+state of step 1 is replayed in step 3, so dropout (SimCSE's noise) matches.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-Batch = dict[str, torch.Tensor]
+from ragkit.encoders.encoder import Encoder
+
+
+@dataclass
+class Side:
+    """One side of a contrastive batch: token ids and the prompt (instruction) length of each row."""
+
+    ids: list[list[int]]
+    prompt_lengths: list[int]
 
 
 class RandomState:
@@ -30,34 +42,58 @@ class RandomState:
             yield
 
 
-def contrastive_backward(
-    embed: Callable[[Batch], torch.Tensor],
-    sides: list[list[Batch]],
-    loss_fn: Callable[..., torch.Tensor],
-) -> float:
-    """Backpropagate `loss_fn(*vectors of each side)`; `sides[k]` holds side k's chunks (e.g. queries).
+def length_chunks(lengths: list[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Row indices, longest first, in chunks of at most `max_rows` rows and `max_tokens` padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    chunks: list[list[int]] = []
+    for i in order:
+        if (
+            chunks
+            and len(chunks[-1]) < max_rows
+            and (len(chunks[-1]) + 1) * lengths[chunks[-1][0]] <= max_tokens
+        ):
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
 
-    When every side is a single chunk this is plain backpropagation, with no second forward pass.
-    """
-    if all(len(chunks) == 1 for chunks in sides):
-        loss = loss_fn(*(embed(chunks[0]) for chunks in sides))
+
+def contrastive_backward(
+    encoder: Encoder,
+    sides: list[Side],
+    loss_fn: Callable[..., torch.Tensor],
+    *,
+    max_rows: int,
+    max_tokens: int,
+    cache: bool,
+) -> float:
+    """Backpropagate `loss_fn(*one vector per row of each side, in row order)`; returns the loss."""
+    plans = []
+    for side in sides:
+        chunks = length_chunks([len(ids) for ids in side.ids], max_rows, max_tokens)
+        batches = [encoder.pad([side.ids[i] for i in c], [side.prompt_lengths[i] for i in c]) for c in chunks]
+        order = torch.tensor([i for c in chunks for i in c])
+        plans.append((batches, order, torch.argsort(order)))
+    if not cache:
+        vectors = [torch.cat([encoder.embed(b) for b in batches])[inverse] for batches, _, inverse in plans]
+        loss = loss_fn(*vectors)
         loss.backward()
         return loss.item()
     states: list[list[RandomState]] = []
     vectors = []
     with torch.no_grad():
-        for chunks in sides:
+        for batches, _, inverse in plans:
             states.append([])
             parts = []
-            for chunk in chunks:
+            for batch in batches:
                 states[-1].append(RandomState())
-                parts.append(embed(chunk))
-            vectors.append(torch.cat(parts).requires_grad_())
+                parts.append(encoder.embed(batch))
+            vectors.append(torch.cat(parts)[inverse.to(parts[0].device)].requires_grad_())
     loss = loss_fn(*vectors)
     loss.backward()
-    for chunks, side_states, side in zip(sides, states, vectors, strict=True):
-        grads = side.grad.split([len(chunk["input_ids"]) for chunk in chunks])
-        for chunk, state, grad in zip(chunks, side_states, grads, strict=True):
+    for (batches, order, _), side_states, side in zip(plans, states, vectors, strict=True):
+        grads = side.grad[order.to(side.device)].split([len(b["input_ids"]) for b in batches])
+        for batch, state, grad in zip(batches, side_states, grads, strict=True):
             with state.replay():
-                embed(chunk).backward(grad)
+                encoder.embed(batch).backward(grad)
     return loss.item()

@@ -73,6 +73,8 @@ def adapt(
         torch.cuda.set_device(device)
     workdir = out.with_name(f"{out.name}.training")
     plan = {"model": model, "stages": {name: dataclasses.asdict(c) for name, c in configs.items()}}
+    if not restart:
+        _check_resumable(workdir, plan)  # on every rank, so that all of them stop together
     if world.main:
         _start_or_resume(workdir, plan, restart)
     barrier(world)
@@ -104,12 +106,12 @@ def _run(
     pending = [name for name in configs if name not in done]
     adapters = tuple(str(stage_dirs[name] / "adapter") for name in done)
     with_head = bool(pending) and pending[0] == "mntp"
-    lm, _ = load_model(
+    lm, source = load_model(
         model, adapters=adapters, dtype=dtype, with_lm_head=with_head, attn_implementation=attn_implementation
     )
     lm = lm.to(device)
     decoder = lm.get_decoder() if with_head else lm
-    tokenizer = load_tokenizer(resolve(model))
+    tokenizer = load_tokenizer(resolve(model), source)
     encoder = Encoder(
         decoder, tokenizer, EncoderConfig(source=str(model)), allow_unvalidated=allow_unvalidated
     )
@@ -157,10 +159,8 @@ def _build_stage(name: str, encoder: Encoder, lm, config: StageConfig, world: Wo
     raise RagkitError(f"unknown stage {name!r}")
 
 
-def _start_or_resume(workdir: Path, plan: dict, restart: bool) -> None:
+def _check_resumable(workdir: Path, plan: dict) -> None:
     path = workdir / PLAN_NAME
-    if restart:
-        shutil.rmtree(workdir, ignore_errors=True)
     if path.is_file() and _has_progress(workdir):
         previous = json.loads(path.read_text())
         if previous != json.loads(json.dumps(plan)):
@@ -169,6 +169,14 @@ def _start_or_resume(workdir: Path, plan: dict, restart: bool) -> None:
                 f"{workdir} holds an unfinished run with other settings ({what}); rerun with the "
                 "same settings to resume it, or add --restart to discard it"
             )
+
+
+def _start_or_resume(workdir: Path, plan: dict, restart: bool) -> None:
+    """Write the plan of a new run; a run with progress and the same plan is left to resume."""
+    path = workdir / PLAN_NAME
+    if restart:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if path.is_file() and _has_progress(workdir):
         return
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{PLAN_NAME}.tmp")
@@ -198,7 +206,7 @@ def _save_adapter(peft_model, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(tmp)
-    os.replace(tmp, path) if not path.exists() else swap_into_place(tmp, path)
+    swap_into_place(tmp, path)
 
 
 def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str, Path], out: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, StageConfig, SupervisedConfig
 from ragkit.adapt.data import read_examples, read_texts, split_sentences
 from ragkit.adapt.distributed import World, gather
-from ragkit.adapt.gradcache import contrastive_backward
+from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.encoders.contrastive import info_nce
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
@@ -149,17 +149,16 @@ class SimCSEStage:
 
     def step(self, step: int) -> tuple[float, int]:
         rows = self.sampler.rows(step)
-        chunks = [
-            self.encoder.pad([self.ids[i] for i in c], self.prompt_length)
-            for c in _chunks(rows, self.config.micro)
-        ]
+        side = Side([self.ids[i] for i in rows], [self.prompt_length] * len(rows))
         offset = self.world.rank * len(rows)
 
         def loss_fn(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
             return info_nce(first, gather(second, self.world), self.config.scale, offset)
 
-        loss = contrastive_backward(self.encoder.embed, [chunks, chunks], loss_fn)
-        return loss, 2 * sum(len(self.ids[i]) for i in rows)
+        loss = contrastive_backward(
+            self.encoder, [side, side], loss_fn, **_chunking(self.config, self.encoder, self.world)
+        )
+        return loss, 2 * sum(len(ids) for ids in side.ids)
 
 
 class SupervisedStage:
@@ -195,23 +194,28 @@ class SupervisedStage:
 
     def step(self, step: int) -> tuple[float, int]:
         rows = self.sampler.rows(step)
-        micro, pad = self.config.micro, self.encoder.pad
-        queries = [
-            pad([self.queries[i][0] for i in c], [self.queries[i][1] for i in c])
-            for c in _chunks(rows, micro)
-        ]
-        positives = [pad([self.positives[i] for i in c], self.doc_prompt) for c in _chunks(rows, micro)]
+        queries = Side([self.queries[i][0] for i in rows], [self.queries[i][1] for i in rows])
+        positives = Side([self.positives[i] for i in rows], [self.doc_prompt] * len(rows))
         negative_ids = [ids for i in rows for ids in self.hard[i]]
-        negatives = [pad(c, self.doc_prompt) for c in _chunks(negative_ids, micro)] if negative_ids else []
+        sides = [queries, positives] + (
+            [Side(negative_ids, [self.doc_prompt] * len(negative_ids))] if negative_ids else []
+        )
         offset = self.world.rank * len(rows)
 
         def loss_fn(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None) -> torch.Tensor:
             documents = [gather(p, self.world)] + ([gather(n, self.world)] if n is not None else [])
             return info_nce(q, torch.cat(documents), self.config.scale, offset)
 
-        sides = [queries, positives] + ([negatives] if negatives else [])
-        loss = contrastive_backward(self.encoder.embed, sides, loss_fn)
-        tokens = sum(len(self.queries[i][0]) + len(self.positives[i]) for i in rows) + sum(
-            map(len, negative_ids)
+        loss = contrastive_backward(
+            self.encoder, sides, loss_fn, **_chunking(self.config, self.encoder, self.world)
         )
-        return loss, tokens
+        return loss, sum(len(ids) for side in sides for ids in side.ids)
+
+
+def _chunking(config: StageConfig, encoder: Encoder, world: World) -> dict:
+    """Chunks of at most `micro_batch_size` rows, cached when that is below the batch; and at most a
+    token budget per forward pass (small on CPU, where padding costs the most, large on GPU)."""
+    local_batch = config.batch_size // world.size
+    cached = config.micro_batch_size is not None and config.micro_batch_size < local_batch
+    budget = 16384 if encoder.device.type == "cuda" else 512
+    return {"max_rows": config.micro, "max_tokens": budget, "cache": cached}

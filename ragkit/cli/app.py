@@ -238,15 +238,14 @@ def adapt(
     from ragkit.adapt import stage_configs
 
     names = [s.strip() for s in stages.split(",") if s.strip()]
-    data = {"mntp": mntp_data, "simcse": simcse_data, "supervised": supervised_data}
-    if corpus is not None:
-        if not corpus.exists():
-            raise RagkitError(f"--corpus {corpus} does not exist")
-        data = {
-            "mntp": mntp_data or str(corpus),
-            "simcse": simcse_data or str(corpus),
-            **{"supervised": supervised_data},
-        }
+    if corpus is not None and not corpus.exists():
+        raise RagkitError(f"--corpus {corpus} does not exist")
+    unsupervised = str(corpus) if corpus is not None else None
+    data = {
+        "mntp": mntp_data or unsupervised,
+        "simcse": simcse_data or unsupervised,
+        "supervised": supervised_data,
+    }
     configs = stage_configs(
         names,
         preset,

@@ -9,7 +9,7 @@ from helpers import TRAIN_SENTENCES, tiny_encoder
 
 from ragkit.adapt.config import SupervisedConfig
 from ragkit.adapt.distributed import World
-from ragkit.adapt.gradcache import RandomState
+from ragkit.adapt.gradcache import RandomState, length_chunks
 from ragkit.adapt.lora import add_lora
 from ragkit.adapt.stages import SupervisedStage
 from ragkit.encoders.simcse import set_attention_dropout
@@ -61,3 +61,11 @@ def test_replayed_random_state_reproduces_dropout():
         replayed = encoder.embed(batch)
     assert not torch.allclose(first, other)
     torch.testing.assert_close(replayed, first, rtol=0, atol=0)
+
+
+def test_chunks_are_length_sorted_and_bounded_in_rows_and_padded_tokens():
+    lengths = [5, 40, 12, 40, 7, 30, 6]
+    chunks = length_chunks(lengths, max_rows=3, max_tokens=80)
+    assert sorted(i for c in chunks for i in c) == list(range(7))
+    assert chunks == [[1, 3], [5, 2], [4, 6, 0]]  # 2 x 40, 2 x 30, 3 x 7: nothing padded to 40 needlessly
+    assert length_chunks([100], max_rows=4, max_tokens=10) == [[0]]  # a long row still gets a chunk
