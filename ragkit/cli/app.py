@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -275,6 +276,8 @@ def adapt(
             f"(kept in {out}.training)"
         )
         sys.exit(130)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, one summary: rank 0's
     table = Table(title=f"adapted {model} -> {report.out}")
     for column in ("stage", "steps", "loss (first 10 -> last 10)", "time", "tokens/s"):
         table.add_column(column, justify="left" if column == "stage" else "right")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import TRAIN_SENTENCES, tiny_decoder_dir
 from typer.testing import CliRunner
@@ -73,3 +76,50 @@ def test_adapt_errors_are_one_line(tmp_path):
         assert run.returncode == 1, run.stderr
         assert run.stderr.strip().splitlines() == [f"error: {run.stderr.strip()[7:]}"]
         assert message in run.stderr
+
+
+def test_adapt_runs_under_torchrun_with_two_gloo_processes(tmp_path):
+    base = tiny_decoder_dir(tmp_path / "lm")
+    text = tmp_path / "sentences.txt"
+    text.write_text("\n".join(TRAIN_SENTENCES))
+    out = tmp_path / "enc"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    ragkit = Path(sys.executable).with_name("ragkit")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(port),
+            str(ragkit),
+            "adapt",
+            "--model",
+            str(base),
+            "--stages",
+            "mntp,simcse",
+            "--preset",
+            "cpu-smoke",
+            "--corpus",
+            str(text),
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("adapted ") == 1  # one summary, from rank 0
+    log = (out / "training" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 2 * 3  # one log, written once
+    assert Encoder.load(out).encode(["a text"]).shape == (1, 32)
