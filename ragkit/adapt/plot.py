@@ -12,7 +12,7 @@ def plot_losses(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     stages = list(dict.fromkeys(r["stage"] for r in rows))
-    fig, axes = plt.subplots(1, len(stages), figsize=(4.5 * len(stages), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(stages), figsize=(max(6.5, 4.5 * len(stages)), 3.4), squeeze=False)
     for ax, stage in zip(axes[0], stages, strict=True):
         steps = [int(r["step"]) for r in rows if r["stage"] == stage]
         losses = [float(r["loss"]) for r in rows if r["stage"] == stage]
