@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ragkit.encoders.supervised import DEFAULT_INSTRUCTION, E5_INSTRUCTIONS, Example
 from ragkit.errors import RagkitError
+from ragkit.index.corpus import inner_suffix
 
 HUB_TEXTS: dict[str, tuple[str, str | None, dict]] = {
     "wikitext-103": ("Salesforce/wikitext", "wikitext-103-raw-v1", {}),
@@ -74,7 +76,7 @@ def read_examples(source: str, instruction: str | None = None, negatives: int = 
         )
     path = Path(source).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if _suffix(p) in JSON_SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if inner_suffix(p) in JSON_SUFFIXES)
         if not files:
             raise RagkitError(f"{path} holds no .jsonl files of (query, positive, negative) rows")
         examples = [e for f in files for e in _file_examples(f, instruction, negatives)]
@@ -93,7 +95,7 @@ def read_examples(source: str, instruction: str | None = None, negatives: int = 
 
 
 def _file_examples(path: Path, instruction: str | None, negatives: int) -> list[Example]:
-    if _suffix(path) not in JSON_SUFFIXES:
+    if inner_suffix(path) not in JSON_SUFFIXES:
         raise RagkitError(
             f"{path}: supervised data must be JSON lines (.jsonl) of query/positive/negative rows"
         )
@@ -124,12 +126,15 @@ def _examples(rows, where: str, instruction: str, negatives: int) -> list[Exampl
     return examples
 
 
-def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    import gzip
+def _open_text(path: Path, errors: str = "strict"):
+    """A text file, gunzipped on the fly when it ends in .gz."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    return opener(path, "rt", encoding="utf-8", errors=errors)
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        if _suffix(path) == ".json" and f.read(1) == "[":
+
+def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    with _open_text(path) as f:
+        if inner_suffix(path) == ".json" and f.read(1) == "[":
             f.seek(0)
             yield from enumerate(json.load(f), start=1)
             return
@@ -147,7 +152,7 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _file_texts(path: Path) -> Iterator[str]:
-    suffix = _suffix(path)
+    suffix = inner_suffix(path)
     if suffix in JSON_SUFFIXES:
         for i, row in _json_rows(path):
             if isinstance(row.get("paragraphs"), list):
@@ -158,10 +163,7 @@ def _file_texts(path: Path) -> Iterator[str]:
             else:
                 raise RagkitError(f"{path}:{i}: expected a 'text' string or a 'paragraphs' list")
     elif suffix in TEXT_SUFFIXES or suffix == "":
-        import gzip
-
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        with _open_text(path, errors="replace") as f:
             yield from (line.strip() for line in f if line.strip())
     else:
         raise RagkitError(f"{path}: unsupported training file; use .txt (a passage per line) or .jsonl")
@@ -232,10 +234,3 @@ def _split_config(source: str) -> tuple[str, str | None]:
 
 def _looks_like_hub_id(source: str) -> bool:
     return re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", source) is not None and not Path(source).exists()
-
-
-def _suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""

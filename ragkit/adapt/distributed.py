@@ -36,6 +36,11 @@ def init_world(device: torch.device | None = None) -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def step_seed(seed: int, step: int, world: World) -> int:
+    """The seed of one rank's random draws at one step: a resumed run redraws exactly the same."""
+    return seed * 1_000_003 + step * world.size + world.rank
+
+
 def gather(x: torch.Tensor, world: World) -> torch.Tensor:
     """Every rank's `x`, concatenated in rank order, with gradients flowing back to their ranks."""
     if world.size == 1:

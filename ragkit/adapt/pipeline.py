@@ -28,7 +28,7 @@ from ragkit.adapt.config import (
 from ragkit.adapt.distributed import World, barrier, init_world
 from ragkit.adapt.lora import add_lora
 from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
-from ragkit.adapt.trainer import StageResult, train
+from ragkit.adapt.trainer import StageResult, read_log, train, write_log
 from ragkit.atomic import swap_into_place
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.encoder import Encoder, EncoderConfig
@@ -211,8 +211,6 @@ def _save_adapter(peft_model, path: Path) -> None:
 
 def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str, Path], out: Path) -> None:
     """Save the encoder with its adapters, plan, log and loss curve, then swap it into `out`."""
-    import csv
-
     from ragkit.adapt.plot import plot_losses
 
     final = encoder.save(workdir / "final")
@@ -222,14 +220,9 @@ def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str
     rows: list[dict] = []
     for stage_dir in stage_dirs.values():
         shutil.copytree(stage_dir / "adapter", training / "adapters" / stage_dir.name)
-        if (stage_dir / "log.csv").is_file():
-            with (stage_dir / "log.csv").open(newline="") as f:
-                rows.extend(csv.DictReader(f))
+        rows.extend(read_log(stage_dir / "log.csv"))
     if rows:
-        with (training / "log.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_log(training / "log.csv", rows)
         plot_losses(rows, training / "loss.png", f"{encoder.config.source}: {' -> '.join(configs)}")
     swap_into_place(final, out)
     shutil.rmtree(workdir, ignore_errors=True)

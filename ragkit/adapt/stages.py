@@ -12,7 +12,7 @@ import torch
 
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, StageConfig, SupervisedConfig
 from ragkit.adapt.data import read_examples, read_texts, split_sentences
-from ragkit.adapt.distributed import World, gather
+from ragkit.adapt.distributed import World, gather, step_seed
 from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.encoders.contrastive import info_nce
 from ragkit.encoders.encoder import Encoder
@@ -72,9 +72,7 @@ class MNTPStage:
 
     def step(self, step: int) -> tuple[float, int]:
         ids = self.blocks[self.sampler.rows(step)]
-        generator = torch.Generator().manual_seed(
-            self.config.seed * 1_000_003 + step * self.world.size + self.world.rank
-        )
+        generator = torch.Generator().manual_seed(step_seed(self.config.seed, step, self.world))
         mask = torch.ones_like(ids)
         maskable = maskable_positions(ids, mask, self.special_ids)
         inputs, labels = mask_tokens(
@@ -169,17 +167,14 @@ class SupervisedStage:
     def __init__(self, encoder: Encoder, config: SupervisedConfig, world: World) -> None:
         self.encoder, self.config, self.world = encoder, config, world
         examples = read_examples(config.data, config.instruction, config.negatives)
-        self.negatives = config.negatives
+        self.negatives, self.dropped = config.negatives, 0
         if self.negatives:
             with_negatives = [e for e in examples if len(e.negatives) >= self.negatives]
-            self.dropped = len(examples) - len(with_negatives)
             if with_negatives:
+                self.dropped = len(examples) - len(with_negatives)
                 examples = with_negatives
             else:
-                self.negatives, self.dropped = 0, 0  # no hard negatives at all: in-batch negatives only
-        else:
-            self.dropped = 0
-        self.examples = examples
+                self.negatives = 0  # no hard negatives at all: in-batch negatives only
         self.queries: list[tuple[list[int], int]] = [([], 0)] * len(examples)
         by_instruction: dict[str, list[int]] = {}
         for i, e in enumerate(examples):

@@ -14,8 +14,9 @@ from typing import Protocol
 import torch
 
 from ragkit.adapt.config import StageConfig
-from ragkit.adapt.distributed import World, average_gradients, barrier, mean
+from ragkit.adapt.distributed import World, average_gradients, barrier, mean, step_seed
 from ragkit.adapt.lora import adapter_state, load_adapter_state
+from ragkit.progress import progress_bar
 
 LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
 
@@ -60,20 +61,23 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start = state["step"]
-    rows = _read_log(log_path, upto=start) if world.main else []
+    rows = read_log(log_path, upto=start) if world.main else []
     if world.main:
-        _write_log(log_path, rows)
+        write_log(log_path, rows)
 
     model.train()
     began = time.perf_counter()
     tokens_seen = 0
-    with (
-        _Progress(show_progress and world.main, stage.name, config.steps, start) as progress,
-        _Appender(log_path if world.main else None) as log,
-    ):
+    bar = progress_bar(
+        stage.name,
+        "loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} tok/s",
+        enabled=show_progress and world.main,
+    )
+    with bar, _Appender(log_path if world.main else None) as log:
+        task = bar.add_task(stage.name, total=config.steps, completed=start, loss="-", lr="-", speed="-")
         for step in range(start, config.steps):
             # Dropout draws depend on the step alone, so a resumed run repeats the same noise.
-            torch.manual_seed(config.seed * 1_000_003 + step * world.size + world.rank)
+            torch.manual_seed(step_seed(config.seed, step, world))
             optimizer.zero_grad(set_to_none=True)
             t0 = time.perf_counter()
             loss, tokens = stage.step(step)
@@ -94,7 +98,13 @@ def train(
             }
             rows.append(row)
             log(row)
-            progress(row)
+            bar.update(
+                task,
+                completed=row["step"],
+                loss=f"{loss:.4f}",
+                lr=f"{lr:.1e}",
+                speed=f"{row['tokens_per_s']:,.0f}",
+            )
             done = step + 1
             if done % config.checkpoint_every == 0 and done < config.steps:
                 if world.main:
@@ -136,14 +146,15 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _read_log(path: Path, upto: int) -> list[dict]:
+def read_log(path: Path, upto: int | None = None) -> list[dict]:
+    """The rows of a stage's CSV log, up to step `upto` (the checkpoint a run resumes from)."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
+        return [r for r in csv.DictReader(f) if upto is None or int(r["step"]) <= upto]
 
 
-def _write_log(path: Path, rows: list[dict]) -> None:
+def write_log(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, LOG_FIELDS)
         writer.writeheader()
@@ -169,44 +180,3 @@ class _Appender:
     def __exit__(self, *exc) -> None:
         if self.file is not None:
             self.file.close()
-
-
-class _Progress:
-    """A rich bar with the loss, learning rate and tokens/s of the latest step."""
-
-    def __init__(self, enabled: bool, name: str, total: int, start: int) -> None:
-        self.enabled, self.name, self.total, self.start, self.bar = enabled, name, total, start, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda row: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} tok/s"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.bar.start()
-        task = self.bar.add_task(
-            self.name, total=self.total, completed=self.start, loss="-", lr="-", speed="-"
-        )
-
-        def update(row: dict) -> None:
-            self.bar.update(
-                task,
-                completed=row["step"],
-                loss=f"{row['loss']:.4f}",
-                lr=f"{row['lr']:.1e}",
-                speed=f"{row['tokens_per_s']:,.0f}",
-            )
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -22,6 +22,7 @@ from ragkit.encoders.bidirectional import set_bidirectional
 from ragkit.encoders.loading import load_model, load_tokenizer, quiet_transformers, resolve
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.errors import RagkitError
+from ragkit.progress import progress_bar
 
 CONFIG_NAME = "ragkit_config.json"
 FORMAT_VERSION = 1
@@ -194,13 +195,15 @@ class Encoder:
         was_training = self.model.training  # encode mid-training (adapt) still gets exact vectors
         self.model.eval()
         try:
-            with torch.inference_mode(), _progress(show_progress, len(texts)) as advance:
+            bar = progress_bar("encoding", enabled=show_progress, transient=True)
+            with torch.inference_mode(), bar:
+                task = bar.add_task("encoding", total=len(texts))
                 for rows in batches:
                     vectors = self.embed(self.pad([ids[i] for i in rows], prompt_length))
                     if normalize:
                         vectors = torch.nn.functional.normalize(vectors, dim=-1)
                     out[rows] = vectors.cpu().numpy()
-                    advance(len(rows))
+                    bar.advance(task, len(rows))
         finally:
             self.model.train(was_training)
         return out
@@ -259,35 +262,6 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(text, str):
             raise RagkitError(f"texts[{i}] is {type(text).__name__}, not str; every text must be a string")
     return texts
-
-
-class _progress:
-    """A rich progress bar on stderr, or nothing; yields a callable that advances it."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total, self.bar = enabled, total, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("encoding"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.bar.start()
-        task = self.bar.add_task("encoding", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _model_card(encoder: Encoder) -> str:

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ragkit.atomic import swap_into_place
 from ragkit.encoders import Encoder
@@ -35,6 +33,7 @@ from ragkit.index.manifest import (
     write_manifest,
 )
 from ragkit.index.transform import Transform
+from ragkit.progress import progress_bar
 
 PCA_TRAINING_SAMPLE = 65_536
 EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
@@ -242,14 +241,10 @@ def _embed_files(
     show_progress: bool,
 ) -> None:
     """Read, chunk and embed `files`, committing each file's chunks and vectors as a unit."""
-    progress = Progress(
-        TextColumn("[bold]embedding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]} tokens/s"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not show_progress,
+    progress = progress_bar(
+        "embedding",
+        "files · {task.fields[chunks]} chunks · {task.fields[rate]} tokens/s",
+        enabled=show_progress,
     )
     started = time.perf_counter()
     pending: list[tuple[CorpusFile, int, list[Chunk]]] = []

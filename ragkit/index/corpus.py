@@ -71,12 +71,17 @@ def list_files(root: Path) -> list[CorpusFile]:
     return files
 
 
-def file_format(path: Path) -> str | None:
-    """The inner suffix (".jsonl" for "corpus.jsonl.gz"), or None when ragkit cannot read it."""
+def inner_suffix(path: Path) -> str:
+    """The lowercase suffix under any .gz (".jsonl" for "corpus.jsonl.gz"); "" if there is none."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
-    suffix = suffixes[-1] if suffixes else ""
+    return suffixes[-1] if suffixes else ""
+
+
+def file_format(path: Path) -> str | None:
+    """The inner suffix, or None when ragkit cannot read it."""
+    suffix = inner_suffix(path)
     return suffix if suffix in SUPPORTED else None
 
 

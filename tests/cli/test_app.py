@@ -63,6 +63,13 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
         (["embed", "--file", "/no/such/file.txt"], "error: --file /no/such/file.txt does not exist"),
         (["index", "/no/such/folder"], "error: corpus path /no/such/folder does not exist"),
         (["query", "x", "--index", "/no/such/index"], "error: no index at /no/such/index"),
+        (["adapt", "--out", "/no/such/out", "--stages", "simcse,mntp"], "error: stages out of order"),
+        (["adapt", "--out", "/no/such/out", "--preset", "huge"], "error: unknown preset 'huge'"),
+        (["adapt", "--out", "/no/such/out", "--config", "/no/such.toml"], "error: config file not found"),
+        (
+            ["adapt", "--out", "/no/such/out", "--corpus", "/no/such/dir"],
+            "error: --corpus /no/such/dir does not",
+        ),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message):
