@@ -62,6 +62,7 @@ def run_one(model: str, stage: str, settings: dict, steps: int, device: str) -> 
     from ragkit.adapt.config import CONFIGS
     from ragkit.adapt.distributed import World
     from ragkit.adapt.lora import add_lora
+    from ragkit.adapt.pipeline import set_activation_checkpointing
     from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
     from ragkit.encoders.loading import load_model, load_tokenizer, resolve
     from ragkit.encoders.simcse import set_attention_dropout
@@ -72,7 +73,7 @@ def run_one(model: str, stage: str, settings: dict, steps: int, device: str) -> 
     lm = lm.to(device)
     decoder = lm.get_decoder() if stage == "mntp" else lm
     if config.gradient_checkpointing:
-        decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        set_activation_checkpointing(decoder, True)
     if stage == "simcse":
         set_attention_dropout(decoder, config.attention_dropout)
     encoder = Encoder(decoder, load_tokenizer(resolve(model)), EncoderConfig(max_length=config.max_length))

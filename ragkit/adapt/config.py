@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,9 @@ def stage_configs(
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(values) - known):
             raise RagkitError(f"{stage}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            _check_type(stage, key, value, hints[key])
         configs[stage] = cls(**values)
         configs[stage].check(stage)
     return configs
@@ -208,6 +212,16 @@ def check_stages(stages: list[str]) -> None:
         raise RagkitError(f"stage listed twice in {','.join(stages)}")
     if [s for s in STAGES if s in stages] != stages:
         raise RagkitError(f"stages out of order: {','.join(stages)}; they run as {','.join(STAGES)}")
+
+
+def _check_type(stage: str, key: str, value: Any, hint: Any) -> None:
+    """A TOML value of the wrong type (steps = "a") is a one-line error, not a TypeError later."""
+    allowed = typing.get_args(hint) or (hint,)
+    names = " or ".join("none" if t is type(None) else t.__name__ for t in allowed)
+    if float in allowed:
+        allowed = (*allowed, int)  # lr = 1 means 1.0
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        raise RagkitError(f"{stage}: {key} must be {names}, got {value!r}")
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:

@@ -122,7 +122,7 @@ def _run(
         stage_dir.mkdir(parents=True, exist_ok=True)
         encoder.config.max_length = config.max_length
         if config.gradient_checkpointing:
-            decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            set_activation_checkpointing(decoder, True)
         dropout = decoder.config.attention_dropout if hasattr(decoder.config, "attention_dropout") else 0.0
         if isinstance(config, SimCSEConfig):
             set_attention_dropout(decoder, config.attention_dropout)
@@ -137,7 +137,7 @@ def _run(
         if isinstance(config, SimCSEConfig):
             set_attention_dropout(decoder, dropout)  # the saved config keeps the model's own value
         if config.gradient_checkpointing:
-            decoder.gradient_checkpointing_disable()
+            set_activation_checkpointing(decoder, False)
         encoder.model = decoder
         (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
 
@@ -147,6 +147,20 @@ def _run(
         _finish(encoder, workdir, configs, stage_dirs, out)
     barrier(world)
     return report
+
+
+def set_activation_checkpointing(model, enabled: bool) -> None:
+    """Recompute layer activations in backward (less memory, ~45% slower); transformers >= 5.x renamed
+    gradient checkpointing to activation checkpointing, and the old name warns."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if enabled:
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif enabled:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
 
 
 def _build_stage(name: str, encoder: Encoder, lm, config: StageConfig, world: World):

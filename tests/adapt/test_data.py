@@ -117,6 +117,9 @@ def test_toml_tables_override_the_preset_per_stage(tmp_path):
         300,
         50,
     )
+    path.write_text('[mntp]\nsteps = "many"\n')
+    with pytest.raises(RagkitError, match="mntp: steps must be int, got 'many'"):
+        stage_configs(["mntp"], file=path)
     path.write_text("[mlm]\nsteps = 1\n")
     with pytest.raises(RagkitError, match=r"unknown table \[mlm\]"):
         stage_configs(["mntp"], file=path)
