@@ -273,7 +273,8 @@ def adapt(
     except KeyboardInterrupt:
         errors.print(
             f"interrupted; run the same command again to resume from the last checkpoint "
-            f"(kept in {out}.training)"
+            f"(kept in {out}.training)",
+            soft_wrap=True,
         )
         sys.exit(130)
     if int(os.environ.get("RANK", "0")) != 0:
