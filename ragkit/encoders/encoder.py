@@ -126,18 +126,21 @@ class Encoder:
         ids, prompt_length = self.token_ids(texts, instruction)
         return self.pad(ids, prompt_length)
 
-    def token_ids(self, texts: Sequence[str], instruction: str | None = None) -> tuple[list[list[int]], int]:
+    def token_ids(
+        self, texts: Sequence[str], instruction: str | None = None, max_length: int | None = None
+    ) -> tuple[list[list[int]], int]:
         """Unpadded ids of [BOS] + instruction + text for each text, and the prompt length they share.
 
         The instruction is tokenized on its own, so the number of prompt tokens is exact and the
-        text's tokens do not depend on the instruction.
+        text's tokens do not depend on the instruction. `max_length` caps below the configured one.
         """
         tok = self.tokenizer
         prompt = tok(instruction, add_special_tokens=False)["input_ids"] if instruction else []
-        room = self.config.max_length - len(prompt)
+        max_length = min(max_length or self.config.max_length, self.config.max_length)
+        room = max_length - len(prompt)
         if room < 1 + int(self._adds_bos):  # at least one text token
             raise RagkitError(
-                f"the instruction takes {len(prompt)} tokens, max_length is {self.config.max_length}; "
+                f"the instruction takes {len(prompt)} tokens, max_length is {max_length}; "
                 "shorten it or raise max_length"
             )
         encoded = tok(list(texts), add_special_tokens=True, truncation=True, max_length=room)["input_ids"]
@@ -179,14 +182,18 @@ class Encoder:
         batch_size: int = 32,
         normalize: bool = True,
         show_progress: bool | None = None,
+        max_length: int | None = None,
     ) -> np.ndarray:
-        """(len(texts), dim) float32 array in input order. Longest texts are batched together first."""
+        """(len(texts), dim) float32 array in input order. Longest texts are batched together first.
+
+        `max_length` truncates harder than the encoder's own limit (a document-length cap for eval).
+        """
         texts = _check_texts(texts)
         if batch_size < 1:
             raise RagkitError(f"batch_size must be at least 1, got {batch_size}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        ids, prompt_length = self.token_ids(texts, instruction)
+        ids, prompt_length = self.token_ids(texts, instruction, max_length)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -29,7 +29,7 @@ class BuiltinModel:
     file: str  # its path inside site-packages
     install: str  # the command that installs it
 
-    def gguf_path(self) -> Path:
+    def locate(self) -> Path:
         try:
             path = Path(importlib.metadata.distribution(self.dist).locate_file(self.file))
         except importlib.metadata.PackageNotFoundError:
@@ -54,7 +54,7 @@ def resolve(name_or_path: str | os.PathLike) -> str:
     """A local directory of Hugging Face weights, or a Hub id, for `name_or_path`."""
     name = str(name_or_path)
     if name in BUILTIN_MODELS:
-        return str(gguf_to_hf(BUILTIN_MODELS[name].gguf_path(), cache_name=name))
+        return str(gguf_to_hf(BUILTIN_MODELS[name].locate(), cache_name=name))
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():

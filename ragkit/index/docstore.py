@@ -111,6 +111,15 @@ class Docstore:
                     metadata=json.loads(metadata),
                 )
 
+    def doc_ids_by_position(self) -> list[str]:
+        """The document id of every indexed chunk, in index order."""
+        return [
+            d
+            for (d,) in self.db.execute(
+                "SELECT doc_id FROM chunks WHERE position IS NOT NULL ORDER BY position"
+            )
+        ]
+
     def counts(self) -> dict[str, int]:
         files, documents = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files"

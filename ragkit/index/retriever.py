@@ -85,7 +85,7 @@ class Retriever:
         if k < 1:
             raise RagkitError(f"k must be at least 1, got {k}")
         queries = [query] if isinstance(query, str) else list(query)
-        vectors = self.transform.apply(self.encoder.encode_queries(queries))
+        vectors = self.embed_queries(queries)
         filter = filter or {}
         total = self.index.ntotal
         fetch = min(10 * k if filter else k, total)  # filters drop hits: fetch more up front
@@ -99,6 +99,10 @@ class Retriever:
                 hits = self._hits(wider_scores[0], wider_positions[0], filter)
             results.append(hits[:k])
         return results[0] if isinstance(query, str) else results
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors as the index holds documents: the index's encoder and instruction, then its PCA."""
+        return self.transform.apply(self.encoder.encode_queries(queries))
 
     def _hits(self, scores: np.ndarray, positions: np.ndarray, filter: dict[str, str]) -> list[Hit]:
         found = [int(p) for p in positions if p >= 0]  # faiss pads missing results with -1 at the end

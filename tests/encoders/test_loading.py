@@ -49,7 +49,7 @@ def test_gguf_is_converted_once_and_the_cache_matches_the_gguf_exactly(tmp_path,
     from transformers import AutoModelForCausalLM
 
     monkeypatch.setenv("RAGKIT_HOME", str(tmp_path))
-    gguf = loading.BUILTIN_MODELS["smollm2-135m"].gguf_path()
+    gguf = loading.BUILTIN_MODELS["smollm2-135m"].locate()
     cached = Path(loading.resolve("smollm2-135m"))
     assert cached.parent == tmp_path / "models" and (cached / "model.safetensors").is_file()
     assert not list(cached.parent.glob("*.tmp-*"))

@@ -1,0 +1,55 @@
+"""Corpus embeddings cached on disk, so a second evaluation with the same encoder embeds only queries.
+
+Vectors are stored per block of texts, keyed by the model's fingerprint and the block's texts: an
+interrupted run resumes from the last finished block, and a changed document misses only its block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ragkit.paths import ragkit_home
+
+BLOCK = 1024
+
+
+def cache_dir() -> Path:
+    return ragkit_home() / "eval" / "embeddings"
+
+
+def cached_embeddings(
+    key: str,
+    texts: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    root: Path | None = None,
+    on_block: Callable[[int, bool], None] = lambda n, hit: None,
+) -> np.ndarray:
+    """`embed(texts)` in blocks, each read from `root` when an earlier run stored it.
+
+    `on_block(n, cached)` is called after each block (for progress bars).
+    """
+    root = Path(root) if root is not None else cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for start in range(0, len(texts), BLOCK):
+        block = list(texts[start : start + BLOCK])
+        digest = hashlib.sha256("\0".join([key, *block]).encode()).hexdigest()[:32]
+        path = root / f"{digest}.npy"
+        if path.is_file():
+            vectors, hit = np.load(path), True
+        else:
+            vectors, hit = np.ascontiguousarray(embed(block), dtype=np.float32), False
+            tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npy")
+            np.save(tmp, vectors)
+            os.replace(tmp, path)
+        parts.append(vectors)
+        on_block(len(block), hit)
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(parts)

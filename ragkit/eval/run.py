@@ -1,0 +1,137 @@
+"""`evaluate()`: every system on every task through `mteb.evaluate`, scores as mteb computes them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mteb
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from rich.console import Console
+
+from ragkit.errors import RagkitError
+from ragkit.eval.tasks import Subsample, subsample
+
+METRICS = {"ndcg_at_10": "nDCG@10", "mrr_at_10": "MRR@10", "recall_at_100": "R@100", "map_at_100": "MAP@100"}
+
+
+@dataclass
+class TaskScore:
+    system: str
+    task: str
+    split: str
+    scores: dict[str, float]  # METRICS, as mteb reports them (0..1)
+    queries: int
+    documents: int
+    seconds: float
+    subsample: Subsample | None = None  # set when the corpus was cut to --max-docs
+    cached_documents: int = 0  # corpus vectors read from the embedding cache
+    results_file: str = ""  # mteb's TaskResult JSON
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ndcg_at_10(self) -> float:
+        return self.scores["ndcg_at_10"]
+
+
+def evaluate(
+    systems: list,
+    tasks: list[AbsTaskRetrieval],
+    *,
+    output: str | Path | None = "ragkit-eval",
+    max_docs: int | None = None,
+    seed: int = 0,
+    console: Console | None = None,
+) -> list[TaskScore]:
+    """Score each system (an mteb `SearchProtocol` or `EncoderProtocol`) on each retrieval task.
+
+    With `max_docs`, a larger corpus is subsampled to that size, keeping every judged document; the
+    scores are then flagged, as they are not comparable with full-corpus numbers.
+    """
+    console = console or Console(stderr=True)
+    output = Path(output) if output else None
+    rows = []
+    for task in tasks:
+        name = task.metadata.name
+        console.print(f"[bold]{name}[/]: loading")
+        try:
+            task.load_data()
+        except RagkitError:
+            raise
+        except Exception as e:  # the Hub unreachable, a dataset gone: say which task and why
+            raise RagkitError(f"could not load task {name}: {type(e).__name__}: {e}".splitlines()[0]) from e
+        cut = subsample(task, max_docs, seed) if max_docs else {}
+        if cut:
+            console.print(f"[yellow]{name}: {next(iter(cut.values())).describe()}[/]")
+        for system in systems:
+            label = getattr(system, "label", system.mteb_model_meta.name)
+            console.print(f"[bold]{name}[/] · {label}: indexing and searching")
+            start = time.perf_counter()
+            with _quiet_mteb():
+                result = mteb.evaluate(
+                    system,
+                    task,
+                    cache=None,
+                    overwrite_strategy="always",
+                    show_progress_bar=False,
+                    encode_kwargs={"show_progress_bar": False},
+                )
+            seconds = time.perf_counter() - start
+            task_result = result.task_results[0]
+            for split, scores_list in task_result.scores.items():
+                data = task.dataset["default"][split] if "default" in task.dataset else None
+                scores = scores_list[0]
+                row = TaskScore(
+                    system=label,
+                    task=name,
+                    split=split,
+                    scores={key: float(scores[key]) for key in METRICS},
+                    queries=len(data["queries"]) if data else 0,
+                    documents=len(data["corpus"]) if data else 0,
+                    seconds=seconds,
+                    subsample=cut.get(f"default/{split}"),
+                    cached_documents=getattr(system, "cached_documents", 0),
+                )
+                rows.append(row)
+                console.print(
+                    f"  nDCG@10 {row.ndcg_at_10:.4f} on {row.queries} queries, {row.documents} documents"
+                    f" ({seconds:.1f} s"
+                    + (
+                        f", {row.cached_documents} document vectors from cache"
+                        if row.cached_documents
+                        else ""
+                    )
+                    + ")"
+                )
+            if output:
+                meta = system.mteb_model_meta
+                folder = output / meta.model_name_as_path() / (meta.revision or "no_revision_available")
+                folder.mkdir(parents=True, exist_ok=True)
+                task_result.to_disk(folder / f"{name}.json")
+                (folder / "model_meta.json").write_text(json.dumps(meta.to_dict(), indent=2, default=str))
+                for row in rows[-len(task_result.scores) :]:
+                    row.results_file = str(folder / f"{name}.json")
+    if output:
+        summary = [{**asdict(r), "subsample": asdict(r.subsample) if r.subsample else None} for r in rows]
+        (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return rows
+
+
+class _quiet_mteb:
+    """mteb logs and warns per phase; ragkit prints its own lines, so keep the terminal readable."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("mteb")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc):
+        self.warnings.__exit__(*exc)
+        self.logger.setLevel(self.level)

@@ -1,0 +1,207 @@
+"""mteb `SearchProtocol`s backed by FAISS: what evaluation searches with.
+
+`DenseSearch` embeds a task's corpus (cached) and builds the index with the same transform (PCA)
+and factory code as `ragkit index`; `IndexSearch` searches an index directory built by `ragkit
+index`, through the same `Retriever` as `ragkit query`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mteb.abstasks.task_metadata import TaskMetadata
+from mteb.types import PromptType
+
+from ragkit.errors import RagkitError
+from ragkit.eval.cache import cached_embeddings
+from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
+from ragkit.index.retriever import Retriever
+from ragkit.index.transform import Transform
+from ragkit.progress import progress_bar
+
+
+def document_texts(corpus) -> list[str]:
+    """A document as mteb shows it to a model: title and text joined by a space."""
+    titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
+    texts = corpus["text"]
+    return [
+        f"{title} {text}".strip() if title else text.strip()
+        for title, text in zip(titles, texts, strict=True)
+    ]
+
+
+def query_texts(queries) -> list[str]:
+    """A query's text, followed by its own instruction where the task has per-query ones."""
+    texts = queries["text"]
+    if texts and not isinstance(texts[0], str):
+        raise RagkitError("this task's queries are not plain text; ragkit eval scores text retrieval tasks")
+    if "instruction" in queries.column_names:
+        return [f"{t} {i}" if i else t for t, i in zip(texts, queries["instruction"], strict=True)]
+    return list(texts)
+
+
+def top_k_results(
+    scores: np.ndarray, positions: np.ndarray, query_ids: list[str], doc_ids: list[str]
+) -> dict[str, dict[str, float]]:
+    return {
+        qid: {doc_ids[p]: float(s) for s, p in zip(row_scores, row_positions, strict=True) if p >= 0}
+        for qid, row_scores, row_positions in zip(query_ids, scores, positions, strict=True)
+    }
+
+
+class DenseSearch:
+    """Embed the corpus once (cached across runs), index it with FAISS, search with embedded queries.
+
+    `spec` is a faiss index factory string ("flat", the default, is exact search); `pca` / `dim`
+    reduce vectors exactly as `ragkit index --pca/--dim` does. `max_doc_tokens` caps document
+    length to bound the cost of big models.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        spec: str = "flat",
+        pca: int | None = None,
+        dim: int | None = None,
+        max_doc_tokens: int | None = None,
+        cache: bool = True,
+        show_progress: bool = True,
+    ) -> None:
+        self.model, self.spec, self.pca, self.dim = model, spec, pca, dim
+        self.max_doc_tokens, self.cache, self.show_progress = max_doc_tokens, cache, show_progress
+        self.cached_documents = 0  # documents whose vectors came from the cache, in the last index()
+
+    @property
+    def mteb_model_meta(self):
+        return self.model.mteb_model_meta
+
+    @property
+    def label(self) -> str:
+        return self.model.label
+
+    def embed_corpus(self, texts: list[str], task_metadata: TaskMetadata | None) -> np.ndarray:
+        def embed(block: list[str]) -> np.ndarray:
+            return self.model.embed(
+                block,
+                task_metadata=task_metadata,
+                prompt_type=PromptType.document,
+                max_tokens=self.max_doc_tokens,
+                show_progress=False,
+            )
+
+        instruction = getattr(self.model, "instruction", lambda *_: None)(task_metadata, PromptType.document)
+        key = f"{self.model.fingerprint()}|doc-instruction={instruction}|max-tokens={self.max_doc_tokens}"
+        self.cached_documents = 0
+        bar = progress_bar("embedding corpus", enabled=self.show_progress, transient=True)
+        with bar:
+            task = bar.add_task("corpus", total=len(texts))
+
+            def advance(n: int, hit: bool) -> None:
+                self.cached_documents += n if hit else 0
+                bar.advance(task, n)
+
+            if not self.cache:
+                vectors = embed(texts)
+                advance(len(texts), False)
+                return vectors
+            return cached_embeddings(key, texts, embed, on_block=advance)
+
+    def index(
+        self,
+        corpus,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        encode_kwargs: dict | None = None,
+        num_proc: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.doc_ids = list(corpus["id"])
+        vectors = self.embed_corpus(document_texts(corpus), task_metadata)
+        self.transform = Transform.fit(vectors, pca=self.pca, dim=self.dim)
+        reduced = self.transform.apply(vectors)
+        factory = resolve_spec(self.spec, len(reduced), self.transform.dim_out)
+        self.faiss_index = prepare_for_search(build_index(reduced, factory), default_search_params(factory))
+
+    def search(
+        self,
+        queries,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        top_k: int,
+        encode_kwargs: dict | None = None,
+        top_ranked: dict | None = None,
+        num_proc: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, dict[str, float]]:
+        vectors = self.model.embed(
+            query_texts(queries), task_metadata=task_metadata, prompt_type=PromptType.query
+        )
+        scores, positions = self.faiss_index.search(
+            self.transform.apply(vectors), min(top_k, len(self.doc_ids))
+        )
+        return top_k_results(scores, positions, list(queries["id"]), self.doc_ids)
+
+
+class IndexSearch:
+    """Search a `ragkit index` directory built from the task's corpus, as `ragkit query` does.
+
+    Documents are split into chunks; a document scores as its best chunk.
+    """
+
+    def __init__(self, retriever: Retriever, *, chunks_per_document: int = 4) -> None:
+        self.retriever = retriever
+        self.chunks_per_document = chunks_per_document
+        self.doc_ids = retriever.store.doc_ids_by_position()
+        from ragkit.eval.models import RagkitModel
+
+        self._model = RagkitModel(retriever.encoder, task_instructions=False)
+
+    @property
+    def mteb_model_meta(self):
+        return self._model.mteb_model_meta
+
+    @property
+    def label(self) -> str:
+        return f"index:{self.retriever.index_dir.name}"
+
+    def index(
+        self, corpus, *, task_metadata: TaskMetadata, hf_split: str, hf_subset: str, **kwargs: Any
+    ) -> None:
+        indexed, wanted = set(self.doc_ids), set(corpus["id"])
+        missing = wanted - indexed
+        if missing:
+            raise RagkitError(
+                f"{len(missing)} of the task's {len(wanted)} documents (e.g. {sorted(missing)[0]!r}) "
+                f"are not in the index {self.retriever.index_dir}; build it from the task's corpus: "
+                f"ragkit index <task>/corpus.jsonl.gz --index {self.retriever.index_dir}"
+            )
+
+    def search(
+        self,
+        queries,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        top_k: int,
+        **kwargs: Any,
+    ) -> dict[str, dict[str, float]]:
+        vectors = self.retriever.embed_queries(query_texts(queries))
+        fetch = min(top_k * self.chunks_per_document, len(self.doc_ids))
+        scores, positions = self.retriever.index.search(vectors, fetch)
+        results = {}
+        for qid, row_scores, row_positions in zip(queries["id"], scores, positions, strict=True):
+            best: dict[str, float] = {}
+            for s, p in zip(row_scores, row_positions, strict=True):
+                if p >= 0 and self.doc_ids[p] not in best:  # faiss returns best first
+                    best[self.doc_ids[p]] = float(s)
+                    if len(best) == top_k:
+                        break
+            results[qid] = best
+        return results
