@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,38 @@ TRAIN_SENTENCES = [
     for verb in ("likes", "paints", "reads about")
     for thing in ("red boats", "old maps", "green tea", "fast trains")
 ]
+
+
+# Six documents and three queries with graded judgments; ids are distinct from query ids.
+CORPUS = [
+    {"_id": "d1", "title": "Rivers", "text": "The Nile is the longest river in Africa."},
+    {"_id": "d2", "title": "", "text": "Paris is the capital and largest city of France."},
+    {"_id": "d3", "title": "Cooking", "text": "Bread dough rises because yeast produces carbon dioxide."},
+    {"_id": "d4", "title": "", "text": "The Amazon carries more water than any other river."},
+    {"_id": "d5", "title": "Space", "text": "Mars is the fourth planet from the Sun."},
+    {"_id": "d6", "title": "", "text": "Berlin is the capital of Germany."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "Which river is the longest in Africa?"},
+    {"_id": "q2", "text": "What is the capital of France?"},
+    {"_id": "q3", "text": "Why does bread rise?"},
+    {"_id": "q4", "text": "A query without judgments."},
+]
+QRELS = [("q1", "d1", 2), ("q1", "d4", 1), ("q2", "d2", 1), ("q2", "d6", 0), ("q3", "d3", 1)]
+
+
+def write_beir(folder: Path, corpus=CORPUS, queries=QUERIES, qrels=QRELS, split: str = "test") -> Path:
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    rows = "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
+    (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return folder
+
+
+def shared_folder(name: str) -> Path:
+    """A real BEIR folder from ../shared/data; the test skips where it is absent."""
+    folder = SHARED_DATA / name
+    if not folder.is_dir():
+        pytest.skip(f"real data folder {folder} is absent (it is present in CI)")
+    return folder

@@ -341,6 +341,9 @@ def eval_(
     pooling: Pooling = None,
     causal: Causal = False,
     cache: Annotated[bool, typer.Option(help="Reuse corpus embeddings from earlier runs.")] = True,
+    save_predictions: Annotated[
+        bool, typer.Option(help="Also save each system's rankings (top 1000 per query) as JSON.")
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     output: Annotated[Path, typer.Option(help="Folder for mteb results JSON, summary and chart.")] = Path(
         "ragkit-eval"
@@ -379,7 +382,9 @@ def eval_(
         if labels.count(label) > 1:
             systems[i].label = f"{label}#{labels[:i].count(label) + 1}"
 
-    rows = evaluate(systems, tasks, output=output, max_docs=max_docs, console=errors)
+    rows = evaluate(
+        systems, tasks, output=output, max_docs=max_docs, predictions=save_predictions, console=errors
+    )
     console.print(results_table(rows))
     if len(systems) > 1:
         console.print(comparison_table(rows))

@@ -82,11 +82,13 @@ class RagkitModel(AbsEncoder):
             encoder.config.max_length,
             ["PyTorch", "Transformers"],
         )
+        config = encoder.config
+        variant = [
+            *(["causal"] if not config.bidirectional else []),
+            *([config.pooling] if config.pooling != "mean" else []),
+        ]
+        self.label = " ".join([Path(source).name or "encoder", *variant])
         self._fingerprint: str | None = None
-
-    @property
-    def label(self) -> str:
-        return Path(self.model.config.source).name or self.mteb_model_meta.name
 
     def instruction(self, task_metadata: TaskMetadata | None, prompt_type: PromptType | None) -> str | None:
         config = self.model.config
@@ -143,7 +145,9 @@ class SentenceTransformerModel(AbsEncoder):
     model's chat template. Queries use the model's own "query" prompt when it defines one.
     """
 
-    def __init__(self, path: str | Path, *, device: str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, path: str | Path, *, device: str | None = None, batch_size: int = 32, label: str | None = None
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         path = Path(path).expanduser()
@@ -156,19 +160,16 @@ class SentenceTransformerModel(AbsEncoder):
             if isinstance(config, dict):
                 config.pop("message", None)
         self.batch_size = batch_size
+        self.label = label or self.path.name
         dim = self.model.get_sentence_embedding_dimension()
         self.mteb_model_meta = _meta(
-            f"sentence-transformers/{self.path.name}",
+            f"sentence-transformers/{self.label}",
             "local",
             dim,
             self.model.max_seq_length,
             ["Sentence Transformers", "PyTorch"],
         )
         self._fingerprint: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.path.name
 
     def embed(
         self,
@@ -228,7 +229,10 @@ def load_eval_model(
     """A sentence-transformers model (built-in name or directory with modules.json), else a ragkit Encoder."""
     if name in BUILTIN_SENTENCE_TRANSFORMERS:
         return SentenceTransformerModel(
-            BUILTIN_SENTENCE_TRANSFORMERS[name].locate().parent, device=device, batch_size=batch_size
+            BUILTIN_SENTENCE_TRANSFORMERS[name].locate().parent,
+            device=device,
+            batch_size=batch_size,
+            label=name,
         )
     if (Path(name).expanduser() / "modules.json").is_file():
         return SentenceTransformerModel(name, device=device, batch_size=batch_size)

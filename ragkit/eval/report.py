@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
 
 from ragkit.eval.run import METRICS, TaskScore
 
 
 def results_table(rows: list[TaskScore]) -> Table:
-    table = Table(title="retrieval scores (mteb metrics)", title_justify="left")
-    for name in ("task", "system", *METRICS.values(), "queries", "docs"):
-        table.add_column(name, justify="left" if name in ("task", "system") else "right")
+    table = Table(
+        title="retrieval scores (mteb metrics)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("task", min_width=max(len(r.task) for r in rows))
+    table.add_column("system", min_width=max(len(r.system) for r in rows))
+    for name in (*METRICS.values(), "queries", "docs"):
+        table.add_column(name, justify="right")
     for r in rows:
         docs = f"{r.documents}*" if r.subsample else str(r.documents)
         table.add_row(r.task, r.system, *(f"{r.scores[m]:.4f}" for m in METRICS), str(r.queries), docs)
@@ -32,7 +37,7 @@ def _systems_and_tasks(rows: list[TaskScore]) -> tuple[list[str], list[str], dic
 def comparison_table(rows: list[TaskScore]) -> Table:
     """nDCG@10 of each system on each task, the best in bold, and the mean over tasks."""
     systems, tasks, score = _systems_and_tasks(rows)
-    table = Table(title="nDCG@10 by system", title_justify="left")
+    table = Table(title="nDCG@10 by system", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("task")
     for s in systems:
         table.add_column(s, justify="right")

@@ -31,6 +31,7 @@ class TaskScore:
     subsample: Subsample | None = None  # set when the corpus was cut to --max-docs
     cached_documents: int = 0  # corpus vectors read from the embedding cache
     results_file: str = ""  # mteb's TaskResult JSON
+    predictions_file: str = ""  # the rankings, when asked for (mteb's predictions format)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -45,12 +46,14 @@ def evaluate(
     output: str | Path | None = "ragkit-eval",
     max_docs: int | None = None,
     seed: int = 0,
+    predictions: bool = False,
     console: Console | None = None,
 ) -> list[TaskScore]:
     """Score each system (an mteb `SearchProtocol` or `EncoderProtocol`) on each retrieval task.
 
     With `max_docs`, a larger corpus is subsampled to that size, keeping every judged document; the
-    scores are then flagged, as they are not comparable with full-corpus numbers.
+    scores are then flagged, as they are not comparable with full-corpus numbers. With
+    `predictions`, each system's rankings are saved next to its mteb results JSON (mteb's format).
     """
     console = console or Console(stderr=True)
     output = Path(output) if output else None
@@ -69,6 +72,11 @@ def evaluate(
             console.print(f"[yellow]{name}: {next(iter(cut.values())).describe()}[/]")
         for system in systems:
             label = getattr(system, "label", system.mteb_model_meta.name)
+            meta = system.mteb_model_meta
+            folder = None
+            if output:  # mteb's results layout: <model name>/<revision>/<task>.json
+                folder = output / meta.model_name_as_path() / (meta.revision or "no_revision_available")
+                folder.mkdir(parents=True, exist_ok=True)
             console.print(f"[bold]{name}[/] · {label}: indexing and searching")
             start = time.perf_counter()
             with _quiet_mteb():
@@ -79,6 +87,7 @@ def evaluate(
                     overwrite_strategy="always",
                     show_progress_bar=False,
                     encode_kwargs={"show_progress_bar": False},
+                    prediction_folder=folder if predictions else None,
                 )
             seconds = time.perf_counter() - start
             task_result = result.task_results[0]
@@ -107,14 +116,13 @@ def evaluate(
                     )
                     + ")"
                 )
-            if output:
-                meta = system.mteb_model_meta
-                folder = output / meta.model_name_as_path() / (meta.revision or "no_revision_available")
-                folder.mkdir(parents=True, exist_ok=True)
+            if folder:
                 task_result.to_disk(folder / f"{name}.json")
                 (folder / "model_meta.json").write_text(json.dumps(meta.to_dict(), indent=2, default=str))
                 for row in rows[-len(task_result.scores) :]:
                     row.results_file = str(folder / f"{name}.json")
+                    if predictions:
+                        row.predictions_file = str(folder / f"{name}_predictions.json")
     if output:
         summary = [{**asdict(r), "subsample": asdict(r.subsample) if r.subsample else None} for r in rows]
         (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

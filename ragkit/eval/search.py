@@ -71,15 +71,12 @@ class DenseSearch:
     ) -> None:
         self.model, self.spec, self.pca, self.dim = model, spec, pca, dim
         self.max_doc_tokens, self.cache, self.show_progress = max_doc_tokens, cache, show_progress
+        self.label = model.label
         self.cached_documents = 0  # documents whose vectors came from the cache, in the last index()
 
     @property
     def mteb_model_meta(self):
         return self.model.mteb_model_meta
-
-    @property
-    def label(self) -> str:
-        return self.model.label
 
     def embed_corpus(self, texts: list[str], task_metadata: TaskMetadata | None) -> np.ndarray:
         def embed(block: list[str]) -> np.ndarray:
@@ -161,14 +158,11 @@ class IndexSearch:
         from ragkit.eval.models import RagkitModel
 
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
+        self.label = f"index:{retriever.index_dir.name}"
 
     @property
     def mteb_model_meta(self):
         return self._model.mteb_model_meta
-
-    @property
-    def label(self) -> str:
-        return f"index:{self.retriever.index_dir.name}"
 
     def index(
         self, corpus, *, task_metadata: TaskMetadata, hf_split: str, hf_subset: str, **kwargs: Any

@@ -70,6 +70,9 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
             ["adapt", "--out", "/no/such/out", "--corpus", "/no/such/dir"],
             "error: --corpus /no/such/dir does not",
         ),
+        (["eval", "--bm25", "--task", "SciFakt"], "error: unknown task 'SciFakt': did you mean SciFact"),
+        (["eval", "--bm25", "--task", "/no/such/beir"], "error: task folder /no/such/beir does not exist"),
+        (["eval", "--index", "/no/such/index", "--task", "SciFact"], "error: no index at /no/such/index"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message):

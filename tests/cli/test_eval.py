@@ -1,0 +1,88 @@
+"""`ragkit eval`: tables, mteb results JSON, a comparison chart; malformed folders are one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import SHARED_DATA, requires_shared_data, tiny_encoder, write_beir
+from typer.testing import CliRunner
+
+from ragkit.cli.app import app
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGKIT_HOME", str(tmp_path / "home"))
+
+
+@requires_shared_data
+def test_bm25_on_a_real_folder_prints_the_table_and_writes_mteb_json(tmp_path):
+    out = tmp_path / "results"
+    result = CliRunner().invoke(
+        app, ["eval", "--bm25", "--task", str(SHARED_DATA / "cranfield"), "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "nDCG@10" in result.output and "cranfield" in result.output and "bm25" in result.output
+    (summary,) = json.loads((out / "summary.json").read_text())
+    task_json = json.loads(Path(summary["results_file"]).read_text())
+    assert task_json["task_name"] == "cranfield"
+    assert task_json["scores"]["test"][0]["ndcg_at_10"] == summary["scores"]["ndcg_at_10"]
+    assert f"{summary['scores']['ndcg_at_10']:.4f}" in result.output
+
+
+@requires_shared_data
+def test_several_systems_get_a_comparison_table_and_chart(tmp_path):
+    model = tiny_encoder().save(tmp_path / "tiny")
+    out = tmp_path / "results"
+    args = [
+        "eval",
+        "--bm25",
+        "-m",
+        str(model),
+        "--task",
+        str(SHARED_DATA / "cisi"),
+        "--max-docs",
+        "1300",
+        "--output",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "nDCG@10 by system" in result.output and "mean" in result.output
+    assert "corpus subsampled" in result.output  # flagged in the table
+    assert (out / "ndcg_at_10.png").stat().st_size > 1000
+    rows = json.loads((out / "summary.json").read_text())
+    assert [r["system"] for r in rows] == ["bm25", "tiny"]
+    assert all(
+        r["subsample"] == {"kept": 1300, "total": 1460, "judged": 1162}
+        for r in rows  # CISI judges 1162 documents
+    )
+
+
+def test_a_malformed_folder_is_a_one_line_error_naming_file_and_line(tmp_path):
+
+    folder = write_beir(tmp_path / "bad")
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "ok"}\n{"_id": "q2", "text": oops}\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ragkit.cli.app import main; main()",
+            "eval",
+            "--bm25",
+            "--task",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {folder / 'queries.jsonl'}:2: not valid JSON")
+    )

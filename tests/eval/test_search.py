@@ -1,0 +1,113 @@
+"""Dense and index-backed search, end to end through mteb's retrieval evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import shared_folder, tiny_encoder, write_beir
+
+from ragkit.eval import DenseSearch, IndexSearch, RagkitModel, evaluate, load_task
+from ragkit.eval.tasks import subsample
+from ragkit.index import Index, Retriever
+from ragkit.index.chunking import ChunkingConfig
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGKIT_HOME", str(tmp_path / "home"))
+
+
+def test_tiny_model_on_a_real_folder_and_the_cache():
+
+    folder = shared_folder("cranfield")
+    model = RagkitModel(tiny_encoder())
+
+    def run():
+        task = load_task(folder)
+        subsample(task, max_docs=1000, seed=0)  # 924 judged + 76 others
+        search = DenseSearch(model, show_progress=False)
+        (row,) = evaluate([search], [task], output=None)
+        return row, search
+
+    first, search = run()
+    assert (first.queries, first.documents) == (225, 1000) and search.cached_documents == 0
+    assert 0.0 <= first.ndcg_at_10 <= 1.0 and first.scores["recall_at_100"] > 0
+    second, search = run()
+    assert search.cached_documents == 1000  # nothing embedded again
+    assert second.scores == first.scores
+
+    with torch.no_grad():  # new weights in the same object: the cache must not serve old vectors
+        model.model.model.embed_tokens.weight.mul_(1.5)
+    model._fingerprint = None
+    _, search = run()
+    assert search.cached_documents == 0
+
+
+def test_a_document_length_cap_changes_vectors_and_cache_key(beir_dir):
+    model = RagkitModel(tiny_encoder())
+    task = load_task(beir_dir)
+    task.load_data()
+    corpus = task.dataset["default"]["test"]["corpus"]
+    full, capped = (
+        DenseSearch(model, show_progress=False),
+        DenseSearch(model, max_doc_tokens=4, show_progress=False),
+    )
+    full.index(corpus, task_metadata=task.metadata, hf_split="test", hf_subset="default")
+    capped.index(corpus, task_metadata=task.metadata, hf_split="test", hf_subset="default")
+    assert capped.cached_documents == 0  # a different key, not the uncapped vectors
+    expected = model.model.encode(
+        [d["text"] if not d["title"] else f"{d['title']} {d['text']}" for d in corpus], max_length=4
+    )
+    np.testing.assert_allclose(capped.faiss_index.reconstruct_n(0, len(corpus)), expected, atol=1e-6)
+
+
+def test_pca_runs_through_the_index_transform(beir_dir):
+    model = RagkitModel(tiny_encoder())
+    search = DenseSearch(model, pca=4, show_progress=False)
+    (row,) = evaluate([search], [load_task(beir_dir)], output=None)
+    assert search.transform.kind == "pca" and search.faiss_index.d == 4
+    assert 0.0 <= row.ndcg_at_10 <= 1.0
+
+
+def test_index_search_ranks_like_dense_search_when_a_document_is_one_chunk(tmp_path):
+    corpus = [
+        {"_id": f"d{i}", "text": f"passage number {i} about {topic}"}
+        for i, topic in enumerate(["rivers", "cities", "bread", "planets", "music", "trees", "rain", "ships"])
+    ]
+    queries = [
+        {"_id": "q1", "text": "rivers"},
+        {"_id": "q2", "text": "bread"},
+        {"_id": "q3", "text": "ships"},
+    ]
+    folder = write_beir(
+        tmp_path / "flat",
+        corpus=corpus,
+        queries=queries,
+        qrels=[("q1", "d0", 1), ("q2", "d2", 1), ("q3", "d7", 1)],
+    )
+    encoder = tiny_encoder()
+    Index.build(
+        folder / "corpus.jsonl",
+        encoder,
+        tmp_path / "idx",
+        spec="flat",
+        chunking=ChunkingConfig(512, 0),
+        show_progress=False,
+    )
+    indexed = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder))
+    dense = DenseSearch(RagkitModel(encoder, task_instructions=False), show_progress=False)
+    by_index, by_dense = evaluate([indexed, dense], [load_task(folder)], output=None)
+    assert by_index.scores == by_dense.scores
+
+
+def test_index_search_refuses_an_index_of_another_corpus(beir_dir, tmp_path):
+
+    from ragkit.errors import RagkitError
+
+    other = write_beir(tmp_path / "other", corpus=[{"_id": "x1", "text": "unrelated"}], queries=[], qrels=[])
+    encoder = tiny_encoder()
+    Index.build(other / "corpus.jsonl", encoder, tmp_path / "idx", spec="flat", show_progress=False)
+    search = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder))
+    with pytest.raises(RagkitError, match=r"6 of the task's 6 documents .* are not in the index"):
+        evaluate([search], [load_task(beir_dir)], output=None)
