@@ -66,7 +66,10 @@ def evaluate(
         except RagkitError:
             raise
         except Exception as e:  # the Hub unreachable, a dataset gone: say which task and why
-            raise RagkitError(f"could not load task {name}: {type(e).__name__}: {e}".splitlines()[0]) from e
+            reason = f"{type(e).__name__}: {e}".splitlines()[0]
+            raise RagkitError(
+                f"could not load task {name}: {reason}; offline, pass a local BEIR folder instead"
+            ) from e
         cut = subsample(task, max_docs, seed) if max_docs else {}
         if cut:
             console.print(f"[yellow]{name}: {next(iter(cut.values())).describe()}[/]")
