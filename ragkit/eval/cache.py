@@ -15,7 +15,7 @@ import numpy as np
 
 from ragkit.paths import ragkit_home
 
-BLOCK = 1024
+BLOCK = 256  # also the progress bar's step
 
 
 def cache_dir() -> Path:

@@ -171,6 +171,10 @@ class SentenceTransformerModel(AbsEncoder):
         )
         self._fingerprint: str | None = None
 
+    def instruction(self, task_metadata: TaskMetadata | None, prompt_type: PromptType | None) -> str | None:
+        """The model's own prompt for that side ("query" / "document"), if it defines one."""
+        return (self.model.prompts or {}).get(prompt_type.value) if prompt_type else None
+
     def embed(
         self,
         texts: Sequence[str],
@@ -180,7 +184,7 @@ class SentenceTransformerModel(AbsEncoder):
         max_tokens: int | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray:
-        prompt = (self.model.prompts or {}).get("query") if prompt_type == PromptType.query else None
+        prompt = self.instruction(task_metadata, prompt_type)
         limit = self.model.max_seq_length
         if max_tokens:
             self.model.max_seq_length = min(max_tokens, limit)

@@ -88,7 +88,7 @@ class DenseSearch:
                 show_progress=False,
             )
 
-        instruction = getattr(self.model, "instruction", lambda *_: None)(task_metadata, PromptType.document)
+        instruction = self.model.instruction(task_metadata, PromptType.document)
         key = f"{self.model.fingerprint()}|doc-instruction={instruction}|max-tokens={self.max_doc_tokens}"
         self.cached_documents = 0
         bar = progress_bar("embedding corpus", enabled=self.show_progress, transient=True)

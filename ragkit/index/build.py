@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import faiss
-import numpy as np
 
 from ragkit.atomic import swap_into_place
 from ragkit.encoders import Encoder
@@ -35,7 +34,6 @@ from ragkit.index.manifest import (
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
 
-PCA_TRAINING_SAMPLE = 65_536
 EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
 PARAMS_FILE = "build-params.json"
 
@@ -145,11 +143,7 @@ class Index:
                 raise RagkitError(
                     f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
                 )
-            sample = vectors
-            if len(vectors) > PCA_TRAINING_SAMPLE:
-                rows = np.random.default_rng(0).choice(len(vectors), PCA_TRAINING_SAMPLE, replace=False)
-                sample = vectors[np.sort(rows)]
-            transform = Transform.fit(sample, pca=pca, dim=dim, whiten=whiten)
+            transform = Transform.fit(vectors, pca=pca, dim=dim, whiten=whiten)
             reduced = transform.apply(vectors)
             factory = resolve_spec(spec, len(reduced), transform.dim_out)
             faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
