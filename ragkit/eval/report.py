@@ -14,7 +14,7 @@ def results_table(rows: list[TaskScore]) -> Table:
     table = Table(
         title="retrieval scores (mteb metrics)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    table.add_column("task", min_width=max(len(r.task) for r in rows))
+    table.add_column("task", overflow="fold")
     table.add_column("system", min_width=max(len(r.system) for r in rows))
     for name in (*METRICS.values(), "queries", "docs"):
         table.add_column(name, justify="right")
