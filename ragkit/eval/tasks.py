@@ -23,7 +23,15 @@ from ragkit.eval.beir import is_beir_folder, read_beir
 GENERIC_QUERY_INSTRUCTION = "Given a query, retrieve documents relevant to it"
 
 
-class LocalRetrievalTask(AbsTaskRetrieval):
+class LocalTask:
+    """Metadata per instance (mteb tasks keep theirs on the class), which unloading must keep."""
+
+    def unload_data(self) -> None:
+        self.dataset = None
+        self.data_loaded = False
+
+
+class LocalRetrievalTask(LocalTask, AbsTaskRetrieval):
     """A BEIR folder on disk as an mteb retrieval task; nothing is fetched from the Hub.
 
     Query and document ids may collide (Cranfield numbers both from 1), so identical ids are kept:

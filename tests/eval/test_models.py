@@ -73,6 +73,15 @@ def test_mtebs_mock_task_through_mteb_evaluate_and_through_ragkit_agree():
     assert set(by_mteb) == {"val", "test"}
 
 
+def test_mteb_evaluate_loads_and_unloads_a_local_folder_itself(beir_dir):
+    from ragkit.eval import LocalRetrievalTask
+
+    task = LocalRetrievalTask(beir_dir)
+    result = mteb.evaluate(RagkitModel(tiny_encoder()), task, cache=None, show_progress_bar=False)
+    assert 0.0 <= result.task_results[0].get_score() <= 1.0
+    assert not task.data_loaded and task.metadata.name == "toy"
+
+
 def _tiny_sentence_transformer(directory):
     from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel, BertTokenizerFast

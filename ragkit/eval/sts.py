@@ -1,0 +1,81 @@
+"""Semantic similarity (STS) from local files, scored by mteb: Spearman of cosine vs gold scores.
+
+A second view of an encoder next to retrieval: STS-B (`sts-test.csv`) and SICK-R
+(`SICK_test_annotated.txt`) in their original formats, as in ../shared/data/sts.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import mteb
+from datasets import Dataset, DatasetDict
+from mteb.abstasks.sts import AbsTaskSTS
+from mteb.abstasks.task_metadata import TaskMetadata
+
+from ragkit.errors import RagkitError
+from ragkit.eval.tasks import LocalTask
+
+
+def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float], tuple[float, float]]:
+    """Sentence pairs, gold scores and the score range of an STS-B .csv or a SICK .txt file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise RagkitError(f"STS file {path} does not exist")
+    first, second, scores = [], [], []
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        sick = path.name.startswith("SICK")
+        for line_no, row in enumerate(rows, 1):
+            if sick and line_no == 1:
+                continue  # header: pair_ID, sentence_A, sentence_B, relatedness_score, ...
+            try:
+                a, b, score = (row[1], row[2], row[3]) if sick else (row[5], row[6], row[4])
+                scores.append(float(score))
+            except (IndexError, ValueError) as e:
+                raise RagkitError(f"{path}:{line_no}: not an STS-B or SICK row") from e
+            first.append(a)
+            second.append(b)
+    return first, second, scores, (1.0, 5.0) if sick else (0.0, 5.0)
+
+
+class LocalSTSTask(LocalTask, AbsTaskSTS):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.metadata = TaskMetadata(
+            name=self.path.stem,
+            description=f"Local STS file {self.path}",
+            reference=None,
+            dataset={"path": str(self.path), "revision": "local"},
+            type="STS",
+            category="t2t",
+            modalities=["text"],
+            eval_splits=["test"],
+            eval_langs=["eng-Latn"],
+            main_score="cosine_spearman",
+            date=None,
+            domains=None,
+            task_subtypes=None,
+            license=None,
+            annotations_creators=None,
+            dialect=None,
+            sample_creation=None,
+            bibtex_citation=None,
+        )
+        super().__init__()
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        if self.data_loaded:
+            return
+        first, second, scores, (self.min_score, self.max_score) = read_sts(self.path)
+        pairs = Dataset.from_dict({"sentence1": first, "sentence2": second, "score": scores})
+        self.dataset = DatasetDict({"test": pairs})
+        self.data_loaded = True
+
+
+def sts_spearman(model, path: str | Path) -> float:
+    """Spearman correlation (x100 is how papers print it) of an mteb encoder's cosines on an STS file."""
+    result = mteb.evaluate(model, LocalSTSTask(path), cache=None, show_progress_bar=False)
+    return float(result.task_results[0].scores["test"][0]["cosine_spearman"])
