@@ -1,0 +1,141 @@
+"""LLM2Vec's ablation at small scale: SmolLM2-135M variants and two references on six real BEIR folders.
+
+    python benchmarks/ablation.py                                 # every variant whose weights exist
+    python benchmarks/ablation.py --variants bm25 bi --folders cranfield cisi
+    python benchmarks/ablation.py --runs runs/                    # where `ragkit adapt` wrote the encoders
+
+Adapted variants are `ragkit adapt` outputs under --runs: smollm2-mntp, smollm2-mntp-simcse,
+smollm2-mntp-supervised; a missing one is skipped and named. Scores accumulate in
+benchmarks/results/ablation.json (one cell per variant and folder), from which ablation.md and
+ablation.png are rewritten after every cell. Corpus vectors are cached by `ragkit eval`'s cache, so
+an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+from ragkit.eval import DenseSearch, TaskScore, evaluate, load_task
+from ragkit.eval.bm25 import BM25Search
+from ragkit.eval.models import load_eval_model
+from ragkit.eval.report import plot_comparison
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+FOLDERS = ["cranfield", "cisi", "scifact", "nfcorpus-processed", "msmarco-subset", "dbpedia-subset"]
+MODEL = "smollm2-135m"
+
+
+def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
+    """Name -> how to load it; `path` (when set) must exist for the variant to run."""
+
+    def dense(name: str, **options) -> dict:
+        return {"load": lambda: DenseSearch(load_eval_model(name, **options), max_doc_tokens=max_doc_tokens)}
+
+    def adapted(directory: str) -> dict:
+        return {**dense(str(runs / directory)), "path": runs / directory}
+
+    return {
+        "bm25": {"load": BM25Search},
+        "all-MiniLM-L6-v2": dense("all-minilm-l6-v2"),
+        "causal + mean": dense(MODEL, bidirectional=False, pooling="mean"),
+        "causal + last token": dense(MODEL, bidirectional=False, pooling="last_token"),
+        "bi": dense(MODEL),
+        "bi + MNTP": adapted("smollm2-mntp"),
+        "bi + MNTP + SimCSE": adapted("smollm2-mntp-simcse"),
+        "bi + MNTP + supervised": adapted("smollm2-mntp-supervised"),
+    }
+
+
+def write_report(cells: dict, settings: dict) -> None:
+    names = [v for v in settings["variants"] if any(k.startswith(f"{v}|") for k in cells)]
+    folders = [f for f in settings["folders"] if any(k.endswith(f"|{f}") for k in cells)]
+    rows = [
+        TaskScore(v, f, "test", c["scores"], c["queries"], c["documents"], c["seconds"])
+        for v in names
+        for f in folders
+        if (c := cells.get(f"{v}|{f}"))
+    ]
+    lines = [
+        "# LLM2Vec ablation, SmolLM2-135M on six BEIR folders",
+        "",
+        f"Produced by `python benchmarks/ablation.py` ({settings['command']}); documents truncated to "
+        f"{settings['max_doc_tokens']} tokens for the encoders (BM25 reads them whole); corpora larger than "
+        f"{settings['max_docs']} documents "
+        "subsampled keeping every judged document (marked *; such scores are higher than on the full "
+        "corpus and compare systems with each other only). Queries carry the MTEB task instruction "
+        "(LLM2Vec's format) where the folder copies an MTEB task, a generic one otherwise.",
+        "",
+    ]
+    for metric, title in (("ndcg_at_10", "nDCG@10"), ("recall_at_100", "Recall@100")):
+        lines += [f"## {title}", "", "| variant | " + " | ".join(folders) + " | mean |"]
+        lines.append("|---" * (len(folders) + 2) + "|")
+        for v in names:
+            values = [cells.get(f"{v}|{f}", {}).get("scores", {}).get(metric) for f in folders]
+            mean = sum(values) / len(values) if all(x is not None for x in values) else None
+            shown = ["–" if x is None else f"{x:.3f}" for x in [*values, mean]]
+            lines.append(f"| {v} | " + " | ".join(shown) + " |")
+        lines.append("")
+    docs = {f: cells[k]["documents"] for k in cells for f in folders if k.endswith(f"|{f}")}
+    flagged = {f for k in cells for f in folders if k.endswith(f"|{f}") and cells[k]["subsample"]}
+    lines.append(
+        "Documents per folder: " + ", ".join(f"{f} {docs[f]}{'*' if f in flagged else ''}" for f in folders)
+    )
+    (RESULTS / "ablation.md").write_text("\n".join(lines) + "\n")
+    if rows:
+        plot_comparison(rows, RESULTS / "ablation.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="*", help="default: all")
+    parser.add_argument("--folders", nargs="*", default=FOLDERS)
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--max-docs", type=int, default=1500)
+    parser.add_argument("--max-doc-tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    table = variants(args.runs, args.max_doc_tokens)
+    chosen = args.variants or list(table)
+    unknown = set(chosen) - set(table)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}: choose from {list(table)}")
+    store = RESULTS / "ablation.json"
+    cells = json.loads(store.read_text()) if store.is_file() else {}
+    settings = {
+        "variants": list(table),
+        "folders": FOLDERS,
+        "max_docs": args.max_docs,
+        "max_doc_tokens": args.max_doc_tokens,
+        "command": f"--max-docs {args.max_docs} --max-doc-tokens {args.max_doc_tokens}",
+    }
+    for name in chosen:
+        spec = table[name]
+        if "path" in spec and not spec["path"].exists():
+            print(f"skip {name}: {spec['path']} not found (train it with ragkit adapt)")
+            continue
+        system = spec["load"]()
+        system.label = name
+        for folder in args.folders:
+            start = time.perf_counter()
+            (row,) = evaluate([system], [load_task(DATA / folder)], output=None, max_docs=args.max_docs)
+            cells[f"{name}|{folder}"] = {
+                "scores": row.scores,
+                "queries": row.queries,
+                "documents": row.documents,
+                "seconds": round(time.perf_counter() - start, 1),
+                "subsample": row.subsample is not None,
+            }
+            store.write_text(json.dumps(cells, indent=1) + "\n")
+            write_report(cells, settings)
+        del system
+        gc.collect()
+    print((RESULTS / "ablation.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
