@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mteb
@@ -32,7 +32,6 @@ class TaskScore:
     cached_documents: int = 0  # corpus vectors read from the embedding cache
     results_file: str = ""  # mteb's TaskResult JSON
     predictions_file: str = ""  # the rankings, when asked for (mteb's predictions format)
-    extra: dict = field(default_factory=dict)
 
     @property
     def ndcg_at_10(self) -> float:
