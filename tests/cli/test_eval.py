@@ -86,3 +86,21 @@ def test_a_malformed_folder_is_a_one_line_error_naming_file_and_line(tmp_path):
         .splitlines()[-1]
         .startswith(f"error: {folder / 'queries.jsonl'}:2: not valid JSON")
     )
+
+
+def test_an_index_built_by_ragkit_index_is_scored_through_the_retriever(tmp_path):
+
+    folder = write_beir(tmp_path / "toy")
+    model = tiny_encoder().save(tmp_path / "tiny")
+    runner = CliRunner()
+    built = runner.invoke(
+        app, ["index", str(folder / "corpus.jsonl"), "--index", str(tmp_path / "idx"), "-m", str(model)]
+    )
+    assert built.exit_code == 0, built.output
+    out = tmp_path / "results"
+    result = runner.invoke(
+        app, ["eval", "--index", str(tmp_path / "idx"), "--task", str(folder), "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((out / "summary.json").read_text())
+    assert row["system"] == "index:idx" and row["documents"] == 6 and row["queries"] == 3
