@@ -89,7 +89,6 @@ def test_a_malformed_folder_is_a_one_line_error_naming_file_and_line(tmp_path):
 
 
 def test_an_index_built_by_ragkit_index_is_scored_through_the_retriever(tmp_path):
-
     folder = write_beir(tmp_path / "toy")
     model = tiny_encoder().save(tmp_path / "tiny")
     runner = CliRunner()
