@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,12 @@ def shared_folder(name: str) -> Path:
     if not folder.is_dir():
         pytest.skip(f"real data folder {folder} is absent (it is present in CI)")
     return folder
+
+
+def run_ragkit(*args: str) -> subprocess.CompletedProcess:
+    """The `ragkit` entry point in a fresh process, as a user runs it (exit code, stderr)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+    )

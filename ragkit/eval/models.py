@@ -52,6 +52,22 @@ def _meta(name: str, revision: str, dim: int, max_tokens: int | None, frameworks
     )
 
 
+class _TextModel(AbsEncoder):
+    """mteb's `encode` (batches from a DataLoader) in terms of the subclass's `embed` (a list of texts)."""
+
+    def encode(
+        self,
+        inputs,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: PromptType | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        return self.embed(_texts(inputs), task_metadata=task_metadata, prompt_type=prompt_type)
+
+
 def _texts(inputs) -> list[str]:
     return [text for batch in inputs for text in batch["text"]]
 
@@ -61,7 +77,7 @@ def _probe_digest(vector: np.ndarray) -> str:
     return hashlib.sha256(np.round(vector.astype(np.float64), 4).tobytes()).hexdigest()[:16]
 
 
-class RagkitModel(AbsEncoder):
+class RagkitModel(_TextModel):
     """A ragkit `Encoder` for mteb.
 
     Queries carry the task's instruction in LLM2Vec's format ("Given a scientific claim, retrieve
@@ -125,20 +141,8 @@ class RagkitModel(AbsEncoder):
             self._fingerprint = f"{hashlib.sha256(settings.encode()).hexdigest()[:16]}-{_probe_digest(probe)}"
         return self._fingerprint
 
-    def encode(
-        self,
-        inputs,
-        *,
-        task_metadata: TaskMetadata,
-        hf_split: str,
-        hf_subset: str,
-        prompt_type: PromptType | None = None,
-        **kwargs: Any,
-    ) -> np.ndarray:
-        return self.embed(_texts(inputs), task_metadata=task_metadata, prompt_type=prompt_type)
 
-
-class SentenceTransformerModel(AbsEncoder):
+class SentenceTransformerModel(_TextModel):
     """A sentence-transformers model directory (e.g. all-MiniLM-L6-v2), for reference scores.
 
     Texts are encoded as plain strings: sentence-transformers 6 would otherwise wrap them in a chat
@@ -208,18 +212,6 @@ class SentenceTransformerModel(AbsEncoder):
                 f"st-{hashlib.sha256(str(self.path).encode()).hexdigest()[:12]}-{_probe_digest(probe)}"
             )
         return self._fingerprint
-
-    def encode(
-        self,
-        inputs,
-        *,
-        task_metadata: TaskMetadata,
-        hf_split: str,
-        hf_subset: str,
-        prompt_type: PromptType | None = None,
-        **kwargs: Any,
-    ) -> np.ndarray:
-        return self.embed(_texts(inputs), task_metadata=task_metadata, prompt_type=prompt_type)
 
 
 def load_eval_model(

@@ -15,6 +15,7 @@ from mteb.types import PromptType
 
 from ragkit.errors import RagkitError
 from ragkit.eval.cache import cached_embeddings
+from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
@@ -155,8 +156,6 @@ class IndexSearch:
         self.retriever = retriever
         self.chunks_per_document = chunks_per_document
         self.doc_ids = retriever.store.doc_ids_by_position()
-        from ragkit.eval.models import RagkitModel
-
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
         self.label = f"index:{retriever.index_dir.name}"
 

@@ -13,10 +13,9 @@ from typing import Any
 import mteb
 from datasets import Dataset, DatasetDict
 from mteb.abstasks.sts import AbsTaskSTS
-from mteb.abstasks.task_metadata import TaskMetadata
 
 from ragkit.errors import RagkitError
-from ragkit.eval.tasks import LocalTask
+from ragkit.eval.tasks import LocalTask, local_metadata
 
 
 def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float], tuple[float, float]]:
@@ -44,25 +43,13 @@ def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float], tuple
 class LocalSTSTask(LocalTask, AbsTaskSTS):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
-        self.metadata = TaskMetadata(
-            name=self.path.stem,
+        self.metadata = local_metadata(
+            self.path,
+            self.path.stem,
             description=f"Local STS file {self.path}",
-            reference=None,
-            dataset={"path": str(self.path), "revision": "local"},
             type="STS",
-            category="t2t",
-            modalities=["text"],
-            eval_splits=["test"],
-            eval_langs=["eng-Latn"],
             main_score="cosine_spearman",
-            date=None,
-            domains=None,
-            task_subtypes=None,
-            license=None,
-            annotations_creators=None,
-            dialect=None,
-            sample_creation=None,
-            bibtex_citation=None,
+            eval_splits=["test"],
         )
         super().__init__()
 

@@ -23,6 +23,27 @@ from ragkit.eval.beir import is_beir_folder, read_beir
 GENERIC_QUERY_INSTRUCTION = "Given a query, retrieve documents relevant to it"
 
 
+def local_metadata(path: Path, name: str, **fields: Any) -> TaskMetadata:
+    """mteb task metadata for a local file or folder: English text, nothing to download."""
+    return TaskMetadata(
+        name=name,
+        reference=None,
+        dataset={"path": str(path), "revision": "local"},
+        category="t2t",
+        modalities=["text"],
+        eval_langs=["eng-Latn"],
+        date=None,
+        domains=None,
+        task_subtypes=None,
+        license=None,
+        annotations_creators=None,
+        dialect=None,
+        sample_creation=None,
+        bibtex_citation=None,
+        **fields,
+    )
+
+
 class LocalTask:
     """Metadata per instance (mteb tasks keep theirs on the class), which unloading must keep."""
 
@@ -44,25 +65,13 @@ class LocalRetrievalTask(LocalTask, AbsTaskRetrieval):
         self.folder = Path(folder).expanduser().resolve()
         self.split = split
         name = self.folder.name
-        self.metadata = TaskMetadata(
-            name=name,
+        self.metadata = local_metadata(
+            self.folder,
+            name,
             description=f"Local BEIR folder {self.folder}",
-            reference=None,
-            dataset={"path": str(self.folder), "revision": "local"},
             type="Retrieval",
-            category="t2t",
-            modalities=["text"],
-            eval_splits=[split or "test"],
-            eval_langs=["eng-Latn"],
             main_score="ndcg_at_10",
-            date=None,
-            domains=None,
-            task_subtypes=None,
-            license=None,
-            annotations_creators=None,
-            dialect=None,
-            sample_creation=None,
-            bibtex_citation=None,
+            eval_splits=[split or "test"],
             prompt={"query": query_instruction or mteb_instruction(name) or GENERIC_QUERY_INSTRUCTION},
         )
         super().__init__()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import SENTENCES, tiny_encoder
+from helpers import SENTENCES, run_ragkit, tiny_encoder
 from typer.testing import CliRunner
 
 from ragkit import Encoder, RagkitError
@@ -76,11 +74,7 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message):
-    result = subprocess.run(
-        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *args],
-        capture_output=True,
-        text=True,
-    )
+    result = run_ragkit(*args)
     assert result.returncode == 1
     assert result.stderr.strip().startswith(message)
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import SHARED_DATA, requires_shared_data, tiny_encoder, write_beir
+from helpers import SHARED_DATA, requires_shared_data, run_ragkit, tiny_encoder, write_beir
 from typer.testing import CliRunner
 
 from ragkit.cli.app import app
@@ -64,22 +62,9 @@ def test_several_systems_get_a_comparison_table_and_chart(tmp_path):
 
 
 def test_a_malformed_folder_is_a_one_line_error_naming_file_and_line(tmp_path):
-
     folder = write_beir(tmp_path / "bad")
     (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "ok"}\n{"_id": "q2", "text": oops}\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from ragkit.cli.app import main; main()",
-            "eval",
-            "--bm25",
-            "--task",
-            str(folder),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_ragkit("eval", "--bm25", "--task", str(folder))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (
         result.stderr.strip()
