@@ -3,9 +3,11 @@
     python benchmarks/ablation.py                                 # every variant whose weights exist
     python benchmarks/ablation.py --variants bm25 bi --folders cranfield cisi
     python benchmarks/ablation.py --runs runs/                    # where `ragkit adapt` wrote the encoders
+    python benchmarks/ablation.py --folders sts-b sick-r          # STS only (Spearman of cosines)
 
-Adapted variants are `ragkit adapt` outputs under --runs: smollm2-mntp, smollm2-mntp-simcse,
-smollm2-mntp-supervised; a missing one is skipped and named. Scores accumulate in
+Adapted variants are `ragkit adapt` outputs under --runs (smollm2-mntp, smollm2-mntp-simcse; a
+missing one is skipped and named) and, for bi + MNTP + supervised, the built-in encoder
+llm2vec-smollm2-135m exactly as it ships (fp16 adapters). Scores accumulate in
 benchmarks/results/ablation.json (one cell per variant and folder), from which ablation.md and
 ablation.png are rewritten after every cell. Corpus vectors are cached by `ragkit eval`'s cache, so
 an interrupted run resumes where it stopped.
@@ -23,11 +25,33 @@ from ragkit.eval import DenseSearch, TaskScore, evaluate, load_task
 from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
 from ragkit.eval.report import plot_comparison
+from ragkit.eval.sts import sts_spearman
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
 FOLDERS = ["cranfield", "cisi", "scifact", "nfcorpus-processed", "msmarco-subset", "dbpedia-subset"]
+STS = {"sts-b": "sts/STSBenchmark/sts-test.csv", "sick-r": "sts/SICK/SICK_test_annotated.txt"}
 MODEL = "smollm2-135m"
+
+TRAINING = """## How the adapted variants were trained
+
+On 2 CPU cores, with the data in ../shared/data (never a split scored here):
+
+```bash
+ragkit adapt --model smollm2-135m --stages mntp --preset cpu-small \\
+  --mntp-data ../shared/data/text --out runs/smollm2-mntp
+ragkit adapt --model runs/smollm2-mntp --stages simcse --preset cpu-small \\
+  --simcse-data ../shared/data/text/wiki1m_for_simcse.head11913.txt --out runs/smollm2-mntp-simcse
+python benchmarks/supervised_data.py runs/supervised-data   # SciFact train + BM25 negatives, SNLI
+ragkit adapt --model runs/smollm2-mntp --stages supervised --preset cpu-small \\
+  --config benchmarks/configs/smollm2-supervised.toml \\
+  --supervised-data runs/supervised-data --out runs/smollm2-mntp-supervised
+python benchmarks/package_encoder.py runs/smollm2-mntp runs/smollm2-mntp-supervised \\
+  --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m
+```
+
+Settings, losses and times: ragkit/models/llm2vec-smollm2-135m/README.md.
+"""
 
 
 def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
@@ -47,13 +71,13 @@ def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
         "bi": dense(MODEL),
         "bi + MNTP": adapted("smollm2-mntp"),
         "bi + MNTP + SimCSE": adapted("smollm2-mntp-simcse"),
-        "bi + MNTP + supervised": adapted("smollm2-mntp-supervised"),
+        "bi + MNTP + supervised": dense("llm2vec-smollm2-135m"),
     }
 
 
 def write_report(cells: dict, settings: dict) -> None:
     names = [v for v in settings["variants"] if any(k.startswith(f"{v}|") for k in cells)]
-    folders = [f for f in settings["folders"] if any(k.endswith(f"|{f}") for k in cells)]
+    folders = [f for f in FOLDERS if any(k.endswith(f"|{f}") for k in cells)]
     rows = [
         TaskScore(v, f, "test", c["scores"], c["queries"], c["documents"], c["seconds"])
         for v in names
@@ -71,6 +95,7 @@ def write_report(cells: dict, settings: dict) -> None:
         "(LLM2Vec's format) where the folder copies an MTEB task, a generic one otherwise.",
         "",
     ]
+    lines += [TRAINING]
     for metric, title in (("ndcg_at_10", "nDCG@10"), ("recall_at_100", "Recall@100")):
         lines += [f"## {title}", "", "| variant | " + " | ".join(folders) + " | mean |"]
         lines.append("|---" * (len(folders) + 2) + "|")
@@ -85,6 +110,18 @@ def write_report(cells: dict, settings: dict) -> None:
     lines.append(
         "Documents per folder: " + ", ".join(f"{f} {docs[f]}{'*' if f in flagged else ''}" for f in folders)
     )
+    lines.append("")
+    sts = [f for f in STS if any(k.endswith(f"|{f}") for k in cells)]
+    if sts:
+        lines += ["## STS (Spearman x 100 of cosine similarity; no instruction)", ""]
+        lines += ["| variant | " + " | ".join(sts) + " |", "|---" * (len(sts) + 1) + "|"]
+        for v in names:
+            values = [cells.get(f"{v}|{f}", {}).get("spearman") for f in sts]
+            if any(x is not None for x in values):
+                lines.append(
+                    f"| {v} | " + " | ".join("–" if x is None else f"{100 * x:.1f}" for x in values) + " |"
+                )
+        lines.append("")
     (RESULTS / "ablation.md").write_text("\n".join(lines) + "\n")
     if rows:
         plot_comparison(rows, RESULTS / "ablation.png")
@@ -93,7 +130,9 @@ def write_report(cells: dict, settings: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="*", help="default: all")
-    parser.add_argument("--folders", nargs="*", default=FOLDERS)
+    parser.add_argument(
+        "--folders", nargs="*", default=[*FOLDERS, *STS], help="BEIR folders and/or sts-b, sick-r"
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--max-docs", type=int, default=1500)
     parser.add_argument("--max-doc-tokens", type=int, default=128)
@@ -108,7 +147,6 @@ def main() -> None:
     cells = json.loads(store.read_text()) if store.is_file() else {}
     settings = {
         "variants": list(table),
-        "folders": FOLDERS,
         "max_docs": args.max_docs,
         "max_doc_tokens": args.max_doc_tokens,
         "command": f"--max-docs {args.max_docs} --max-doc-tokens {args.max_doc_tokens}",
@@ -122,6 +160,16 @@ def main() -> None:
         system.label = name
         for folder in args.folders:
             start = time.perf_counter()
+            if folder in STS:
+                if hasattr(system, "model"):  # BM25 has no vectors to compare
+                    spearman = sts_spearman(system.model, DATA / STS[folder])
+                    cells[f"{name}|{folder}"] = {
+                        "spearman": spearman,
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }
+                    store.write_text(json.dumps(cells, indent=1) + "\n")
+                    write_report(cells, settings)
+                continue
             (row,) = evaluate([system], [load_task(DATA / folder)], output=None, max_docs=args.max_docs)
             cells[f"{name}|{folder}"] = {
                 "scores": row.scores,

@@ -1,0 +1,74 @@
+"""Turn `ragkit adapt` outputs into a built-in encoder: their LoRA adapters, in fp16, named after the base.
+
+    python benchmarks/package_encoder.py runs/smollm2-mntp runs/smollm2-mntp-supervised \
+        --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m
+
+Each run's `training/adapters/*` are copied in order as `adapters/<n>-<stage>/`, with
+`base_model_name_or_path` set to the built-in base name (not this machine's cache path) and the
+weights halved to fp16 (the size of the checkout and the wheel; the merged vectors agree to within
+rounding, which the script prints). `ragkit_config.json` gets mean pooling, bidirectional attention
+and the generic query instruction. An existing model card (README.md) is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ragkit import Encoder
+from ragkit.encoders.encoder import CONFIG_NAME, FORMAT_VERSION, EncoderConfig
+from ragkit.encoders.supervised import query_prompt
+from ragkit.eval.tasks import GENERIC_QUERY_INSTRUCTION
+
+
+def package(runs: list[Path], base: str, out: Path) -> list[Path]:
+    sources = [a for run in runs for a in sorted((run / "training" / "adapters").iterdir()) if a.is_dir()]
+    shutil.rmtree(out / "adapters", ignore_errors=True)
+    written = []
+    for i, source in enumerate(sources, start=1):
+        target = out / "adapters" / f"{i}-{source.name.split('-', 1)[1]}"
+        target.mkdir(parents=True)
+        config = json.loads((source / "adapter_config.json").read_text())
+        config["base_model_name_or_path"] = base
+        (target / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        weights = load_file(source / "adapter_model.safetensors")
+        save_file(
+            {k: v.to(torch.float16).contiguous() for k, v in weights.items()},
+            target / "adapter_model.safetensors",
+        )
+        written.append(target)
+    config = EncoderConfig(query_instruction=query_prompt(GENERIC_QUERY_INSTRUCTION))
+    saved = {k: v for k, v in asdict(config).items() if k not in ("source", "adapters")}
+    (out / CONFIG_NAME).write_text(json.dumps({"format_version": FORMAT_VERSION, **saved}, indent=2) + "\n")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="ragkit adapt outputs, in training order")
+    parser.add_argument("--base", required=True, help="the built-in model they were trained on")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args()
+    written = package(args.runs, args.base, args.out)
+    for path in written:
+        size = (path / "adapter_model.safetensors").stat().st_size / 2**20
+        print(f"{path}: {size:.1f} MB")
+
+    # The packaged adapters (fp16, merged on the base) against the last run's merged fp32 weights.
+    texts = ["The Nile is the longest river in Africa.", "Why does bread rise?", "Mars is a planet."]
+    ours = Encoder.load(args.base, adapters=[str(p) for p in written]).encode(texts)
+    reference = Encoder.load(args.runs[-1]).encode(texts)
+    print(f"cosine to the unpacked run's vectors: min {np.min(np.sum(ours * reference, axis=1)):.6f}")
+
+
+if __name__ == "__main__":
+    main()
