@@ -3,12 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-INSTRUCTION := "Given a question, retrieve a passage that answers it: "
-
 .PHONY: quickstart install test lint bench clean
 
 quickstart: install
-	$(BIN)/ragkit index examples/corpus --query-instruction $(INSTRUCTION)
+	$(BIN)/ragkit index examples/corpus
 	$(BIN)/ragkit query "how do plants make energy from sunlight?" -k 3
 
 install: $(VENV)/.installed

@@ -1,9 +1,9 @@
 """Retrieval-augmented generation with ragkit: retrieve chunks, put them in a prompt, let an LLM answer.
 
-    ragkit index examples/corpus --query-instruction "Given a question, retrieve a passage that answers it: "
+    ragkit index examples/corpus      # with the built-in encoder llm2vec-smollm2-135m
     python examples/rag.py "Why did the Bastille matter?"
 
-The generator here is SmolLM2-135M-Instruct, the same weights as the built-in encoder, so the example
+The generator here is SmolLM2-135M-Instruct, the model the built-in encoder was adapted from, so the example
 runs offline; any chat model (or API) slots in where `generate` is called.
 """
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ragkit.encoders.loading import DEFAULT_ENCODER
 from ragkit.errors import RagkitError
 
 app = typer.Typer(
@@ -40,7 +41,7 @@ def embed(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Also embed each line of this file.")
     ] = None,
-    model: Model = "smollm2-135m",
+    model: Model = DEFAULT_ENCODER,
     instruction: Annotated[str | None, typer.Option(help="Attended to but not pooled.")] = None,
     pooling: Pooling = None,
     causal: Causal = False,
@@ -105,7 +106,7 @@ IndexDir = Annotated[Path, typer.Option("--index", "-i", help="Index directory."
 def index(
     corpus: Annotated[Path, typer.Argument(help="Folder (or file) of documents.")],
     index_dir: IndexDir = Path("ragkit-index"),
-    model: Model = "smollm2-135m",
+    model: Model = DEFAULT_ENCODER,
     spec: Annotated[
         str | None,
         typer.Option(
@@ -131,7 +132,9 @@ def index(
     """Build or update a FAISS index of a folder; only new or changed files are embedded."""
     from ragkit import Encoder
     from ragkit.index import ChunkingConfig, Fields, Index
+    from ragkit.index.corpus import list_files
 
+    list_files(corpus)  # a wrong path fails now, not after seconds of model loading
     encoder = Encoder.load(model, pooling=pooling, bidirectional=False if causal else None, device=device)
     if document_instruction is not None:
         encoder.config.document_instruction = document_instruction
@@ -311,7 +314,8 @@ def eval_(
         typer.Option(
             "--model",
             "-m",
-            help="Encoder to score (ragkit model, sentence-transformers dir, all-minilm-l6-v2); repeatable.",
+            help="Encoder to score (ragkit model, sentence-transformers dir, all-minilm-l6-v2); repeatable. "
+            f"Default: {DEFAULT_ENCODER}, unless --bm25 or --index is given.",
         ),
     ] = None,
     bm25: Annotated[
@@ -364,7 +368,7 @@ def eval_(
         systems.append(BM25Search())
     if index_dir is not None:
         systems.append(IndexSearch(Retriever.load(index_dir, device=device)))
-    for name in model or ([] if systems else ["smollm2-135m"]):
+    for name in model or ([] if systems else [DEFAULT_ENCODER]):
         loaded = load_eval_model(
             name,
             device=device,
@@ -400,7 +404,7 @@ def info() -> None:
     import transformers
 
     from ragkit import __version__
-    from ragkit.encoders import BUILTIN_MODELS, VALIDATED_MODEL_TYPES
+    from ragkit.encoders import BUILTIN_ENCODERS, BUILTIN_MODELS, VALIDATED_MODEL_TYPES
     from ragkit.index import faiss_build
     from ragkit.paths import ragkit_home
 
@@ -409,7 +413,7 @@ def info() -> None:
     console.print(f"GPU: {gpu}")
     console.print(faiss_build().describe())
     console.print(f"cache: {ragkit_home()}")
-    console.print(f"built-in models: {', '.join(BUILTIN_MODELS)}")
+    console.print(f"built-in models: {', '.join(BUILTIN_MODELS)}; encoders: {', '.join(BUILTIN_ENCODERS)}")
     console.print(f"bidirectional attention validated for: {', '.join(sorted(VALIDATED_MODEL_TYPES))}")
 
 

@@ -19,7 +19,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ragkit.atomic import swap_into_place
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
-from ragkit.encoders.loading import load_model, load_tokenizer, quiet_transformers, resolve
+from ragkit.encoders.loading import (
+    BUILTIN_ENCODERS,
+    DEFAULT_ENCODER,
+    load_model,
+    load_tokenizer,
+    quiet_transformers,
+    resolve,
+)
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.errors import RagkitError
 from ragkit.progress import progress_bar
@@ -84,7 +91,7 @@ class Encoder:
     @classmethod
     def load(
         cls,
-        name_or_path: str | os.PathLike = "smollm2-135m",
+        name_or_path: str | os.PathLike = DEFAULT_ENCODER,
         *,
         pooling: PoolingMode | None = None,
         bidirectional: bool | None = None,
@@ -96,13 +103,16 @@ class Encoder:
     ) -> Encoder:
         """Load a built-in name, Hugging Face id, local directory, .gguf file or saved ragkit encoder.
 
+        "llm2vec-smollm2-135m" is ragkit's own adapted SmolLM2 (bidirectional + MNTP + supervised).
+
         An LLM2Vec-style adapter repo (e.g. "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp") is followed
         to its base model and merged; `adapters` (e.g. the matching "...-mntp-unsup-simcse") are merged
         on top in order. Options left as None come from the saved ragkit_config.json, else the defaults.
         """
         device = resolve_device(device)
         model, source = load_model(name_or_path, adapters=tuple(adapters), dtype=resolve_dtype(dtype, device))
-        local = Path(name_or_path).expanduser()
+        builtin = BUILTIN_ENCODERS.get(str(name_or_path))
+        local = builtin.directory if builtin else Path(name_or_path).expanduser()
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
         config = replace(
             (EncoderConfig.read(local) if local.is_dir() else None) or EncoderConfig(),

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +48,43 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     ),
 }
 
+
+@dataclass(frozen=True)
+class BuiltinEncoder:
+    """An adapted encoder that ships inside ragkit: LoRA adapters (a few MB) on a built-in base model.
+
+    Its directory holds ragkit_config.json, the model card and adapters/<n>-<stage>/, merged in order.
+    """
+
+    directory: Path
+    base: str  # a BUILTIN_MODELS name
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return tuple(str(p) for p in sorted((self.directory / "adapters").iterdir()) if p.is_dir())
+
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+BUILTIN_ENCODERS: dict[str, BuiltinEncoder] = {
+    "llm2vec-smollm2-135m": BuiltinEncoder(MODELS_DIR / "llm2vec-smollm2-135m", base="smollm2-135m"),
+}
+
+# What `ragkit embed / index / eval` and `Encoder.load()` use when no model is named: ragkit's adapted
+# SmolLM2, which beats the unadapted one on every folder of benchmarks/results/ablation.md.
+DEFAULT_ENCODER = "llm2vec-smollm2-135m"
+
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def resolve(name_or_path: str | os.PathLike) -> str:
-    """A local directory of Hugging Face weights, or a Hub id, for `name_or_path`."""
+    """A local directory of Hugging Face weights, or a Hub id, for `name_or_path`.
+
+    For a built-in encoder that is its base model; `load_model` adds the adapters.
+    """
     name = str(name_or_path)
+    if name in BUILTIN_ENCODERS:
+        return resolve(BUILTIN_ENCODERS[name].base)
     if name in BUILTIN_MODELS:
         return str(gguf_to_hf(BUILTIN_MODELS[name].locate(), cache_name=name))
     path = Path(name).expanduser()
@@ -65,7 +97,7 @@ def resolve(name_or_path: str | os.PathLike) -> str:
     if _HUB_ID.match(name) and not path.exists():
         return name
     raise RagkitError(
-        f"unknown model {name!r}: use a built-in name ({', '.join(BUILTIN_MODELS)}), "
+        f"unknown model {name!r}: use a built-in name ({', '.join([*BUILTIN_ENCODERS, *BUILTIN_MODELS])}), "
         "a Hugging Face id (org/name), a local model directory or a .gguf file"
     )
 
@@ -116,12 +148,14 @@ def load_model(
     """The base transformer with every LoRA adapter merged in, and the directory or id of its base weights.
 
     An adapter source (the LLM2Vec layout: an MNTP LoRA whose adapter_config names the base model) is
-    followed down to its base; its own adapter and then `adapters` are merged on top, in order.
+    followed down to its base; its own adapter and then `adapters` are merged on top, in order. A
+    built-in encoder is its base model plus the adapters it ships.
     `with_lm_head` returns the causal LM (for MNTP); adapters still go into its decoder, the part an
     encoder keeps, so the same adapter files serve both.
     """
     source = resolve(name_or_path)
-    chain: list[str] = []
+    builtin = BUILTIN_ENCODERS.get(str(name_or_path))
+    chain: list[str] = list(builtin.adapters) if builtin else []
     while (base := adapter_base(source)) is not None:
         chain.insert(0, source)
         source = resolve(base)
@@ -141,7 +175,9 @@ def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError) as e:
         raise RagkitError(f"could not load LoRA adapter {adapter!r}: {_first_line(e)}") from e
 
