@@ -113,7 +113,13 @@ def write_report(cells: dict, settings: dict) -> None:
     lines.append("")
     sts = [f for f in STS if any(k.endswith(f"|{f}") for k in cells)]
     if sts:
-        lines += ["## STS (Spearman x 100 of cosine similarity; no instruction)", ""]
+        lines += [
+            "## STS (Spearman x 100 of cosine similarity)",
+            "",
+            "Both sentences carry LLM2Vec's STS instruction (`Retrieve semantically similar text: `) "
+            "for the SmolLM2 variants; all-MiniLM-L6-v2 takes none.",
+            "",
+        ]
         lines += ["| variant | " + " | ".join(sts) + " |", "|---" * (len(sts) + 1) + "|"]
         for v in names:
             values = [cells.get(f"{v}|{f}", {}).get("spearman") for f in sts]

@@ -21,10 +21,10 @@ import bm25s
 import Stemmer
 
 from ragkit.eval.beir import read_beir
+from ragkit.eval.sts import STS_INSTRUCTION
 from ragkit.eval.tasks import mteb_instruction
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-STS_INSTRUCTION = "Retrieve semantically similar text"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

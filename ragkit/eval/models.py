@@ -107,14 +107,16 @@ class RagkitModel(_TextModel):
         self._fingerprint: str | None = None
 
     def instruction(self, task_metadata: TaskMetadata | None, prompt_type: PromptType | None) -> str | None:
+        """Queries, and both sides of a symmetric task (STS: no prompt type), carry the task's
+        instruction, as in LLM2Vec's MTEB runs; documents carry the encoder's document instruction."""
         config = self.model.config
-        if prompt_type != PromptType.query:
+        if prompt_type == PromptType.document:
             return config.document_instruction
         if self.task_instructions and task_metadata is not None:
             task_instruction = self.get_instruction(task_metadata, prompt_type)
-            if task_instruction:
+            if isinstance(task_instruction, str) and task_instruction:
                 return query_prompt(task_instruction)
-        return config.query_instruction
+        return config.query_instruction if prompt_type == PromptType.query else config.document_instruction
 
     def embed(
         self,

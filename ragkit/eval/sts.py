@@ -40,6 +40,10 @@ def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float], tuple
     return first, second, scores, (1.0, 5.0) if sick else (0.0, 5.0)
 
 
+# LLM2Vec's instruction for every STS task, on both sentences.
+STS_INSTRUCTION = "Retrieve semantically similar text"
+
+
 class LocalSTSTask(LocalTask, AbsTaskSTS):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
@@ -50,6 +54,7 @@ class LocalSTSTask(LocalTask, AbsTaskSTS):
             type="STS",
             main_score="cosine_spearman",
             eval_splits=["test"],
+            prompt=STS_INSTRUCTION,
         )
         super().__init__()
 

@@ -42,6 +42,16 @@ def test_queries_get_the_task_instruction_in_llm2vec_format_documents_none():
     )
 
 
+def test_both_sentences_of_an_sts_task_get_its_instruction(tmp_path):
+    from ragkit.eval.sts import LocalSTSTask
+
+    (tmp_path / "sts-test.csv").write_text("g\tf\t2012\t1\t5.0\tA cat.\tA cat sits.\n")
+    task = LocalSTSTask(tmp_path / "sts-test.csv")
+    encoder = tiny_encoder(query_instruction="Own instruction: ")
+    assert RagkitModel(encoder).instruction(task.metadata, None) == "Retrieve semantically similar text: "
+    assert RagkitModel(encoder, task_instructions=False).instruction(task.metadata, None) is None
+
+
 def test_mteb_encode_from_a_dataloader_matches_encoder_encode():
     from datasets import Dataset
     from torch.utils.data import DataLoader

@@ -29,8 +29,9 @@ def test_spearman_is_mtebs_and_equals_scipy_on_the_cosines(tmp_path):
     path = tmp_path / "sts-test.csv"
     path.write_text("".join("\t".join(r) + "\n" for r in rows))
     model = RagkitModel(tiny_encoder())
-    a = model.model.encode([r[5] for r in rows])
-    b = model.model.encode([r[6] for r in rows])
+    prompt = "Retrieve semantically similar text: "  # LLM2Vec's STS instruction, on both sentences
+    a = model.model.encode([r[5] for r in rows], instruction=prompt)
+    b = model.model.encode([r[6] for r in rows], instruction=prompt)
     expected = spearmanr(np.sum(a * b, axis=1), [float(r[4]) for r in rows]).statistic
     assert sts_spearman(model, path) == pytest.approx(expected, abs=1e-5)
 
