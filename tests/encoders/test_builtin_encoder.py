@@ -14,7 +14,8 @@ from scipy.stats import spearmanr
 
 from ragkit import Encoder
 from ragkit.encoders import BUILTIN_ENCODERS, EncoderConfig
-from ragkit.eval.sts import read_sts
+from ragkit.encoders.supervised import query_prompt
+from ragkit.eval.sts import STS_INSTRUCTION, read_sts
 
 NAME = "llm2vec-smollm2-135m"
 
@@ -52,9 +53,10 @@ def test_ranks_sentence_similarity_better_than_its_base(smollm2):
         pytest.skip(f"real data file {path} is absent (it is present in CI)")
     first, second, gold, _ = read_sts(path)
     first, second, gold = first[:300], second[:300], gold[:300]
+    prompt = query_prompt(STS_INSTRUCTION)  # how LLM2Vec scores STS, on both sentences
 
     def spearman(encoder: Encoder) -> float:
-        a, b = encoder.encode(first), encoder.encode(second)
+        a, b = encoder.encode(first, instruction=prompt), encoder.encode(second, instruction=prompt)
         return spearmanr(np.sum(a * b, axis=1), gold).statistic
 
     base, adapted = spearman(smollm2), spearman(Encoder.load(NAME))
