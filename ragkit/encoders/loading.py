@@ -51,7 +51,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 
 @dataclass(frozen=True)
 class BuiltinEncoder:
-    """An adapted encoder that ships inside ragkit: LoRA adapters (a few MB) on a built-in base model.
+    """An adapted encoder that ships inside ragkit: fp16 LoRA adapters on a built-in base model.
 
     Its directory holds ragkit_config.json, the model card and adapters/<n>-<stage>/, merged in order.
     """
