@@ -167,23 +167,18 @@ def main() -> None:
         for folder in args.folders:
             start = time.perf_counter()
             if folder in STS:
-                if hasattr(system, "model"):  # BM25 has no vectors to compare
-                    spearman = sts_spearman(system.model, DATA / STS[folder])
-                    cells[f"{name}|{folder}"] = {
-                        "spearman": spearman,
-                        "seconds": round(time.perf_counter() - start, 1),
-                    }
-                    store.write_text(json.dumps(cells, indent=1) + "\n")
-                    write_report(cells, settings)
-                continue
-            (row,) = evaluate([system], [load_task(DATA / folder)], output=None, max_docs=args.max_docs)
-            cells[f"{name}|{folder}"] = {
-                "scores": row.scores,
-                "queries": row.queries,
-                "documents": row.documents,
-                "seconds": round(time.perf_counter() - start, 1),
-                "subsample": row.subsample is not None,
-            }
+                if not hasattr(system, "model"):  # BM25 has no vectors to compare
+                    continue
+                cell = {"spearman": sts_spearman(system.model, DATA / STS[folder])}
+            else:
+                (row,) = evaluate([system], [load_task(DATA / folder)], output=None, max_docs=args.max_docs)
+                cell = {
+                    "scores": row.scores,
+                    "queries": row.queries,
+                    "documents": row.documents,
+                    "subsample": row.subsample is not None,
+                }
+            cells[f"{name}|{folder}"] = {**cell, "seconds": round(time.perf_counter() - start, 1)}
             store.write_text(json.dumps(cells, indent=1) + "\n")
             write_report(cells, settings)
         del system

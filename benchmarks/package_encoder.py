@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ragkit import Encoder
-from ragkit.encoders.encoder import CONFIG_NAME, FORMAT_VERSION, EncoderConfig
+from ragkit.encoders.encoder import EncoderConfig
 from ragkit.encoders.supervised import query_prompt
 from ragkit.eval.tasks import GENERIC_QUERY_INSTRUCTION
 
@@ -44,9 +43,7 @@ def package(runs: list[Path], base: str, out: Path) -> list[Path]:
             target / "adapter_model.safetensors",
         )
         written.append(target)
-    config = EncoderConfig(query_instruction=query_prompt(GENERIC_QUERY_INSTRUCTION))
-    saved = {k: v for k, v in asdict(config).items() if k not in ("source", "adapters")}
-    (out / CONFIG_NAME).write_text(json.dumps({"format_version": FORMAT_VERSION, **saved}, indent=2) + "\n")
+    EncoderConfig(query_instruction=query_prompt(GENERIC_QUERY_INSTRUCTION)).write(out)
     return written
 
 

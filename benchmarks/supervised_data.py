@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sys
@@ -21,7 +20,7 @@ import bm25s
 import Stemmer
 
 from ragkit.eval.beir import read_beir
-from ragkit.eval.sts import STS_INSTRUCTION
+from ragkit.eval.sts import STS_INSTRUCTION, read_sts
 from ragkit.eval.tasks import mteb_instruction
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -59,12 +58,12 @@ def scifact_rows() -> list[dict]:
 
 
 def stsb_rows() -> list[dict]:
-    rows = []
-    with (DATA / "sts" / "STSBenchmark" / "sts-train.csv").open(encoding="utf-8") as f:
-        for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-            if len(row) >= 7 and float(row[4]) >= 4.0:
-                rows.append({"query": row[5], "positive": row[6], "instruction": STS_INSTRUCTION})
-    return rows
+    first, second, scores, _ = read_sts(DATA / "sts" / "STSBenchmark" / "sts-train.csv")
+    return [
+        {"query": a, "positive": b, "instruction": STS_INSTRUCTION}
+        for a, b, score in zip(first, second, scores, strict=True)
+        if score >= 4.0
+    ]
 
 
 def main(out: str) -> None:

@@ -132,9 +132,9 @@ def index(
     """Build or update a FAISS index of a folder; only new or changed files are embedded."""
     from ragkit import Encoder
     from ragkit.index import ChunkingConfig, Fields, Index
-    from ragkit.index.corpus import list_files
+    from ragkit.index.corpus import check_corpus_path
 
-    list_files(corpus)  # a wrong path fails now, not after seconds of model loading
+    check_corpus_path(corpus)  # a wrong path fails now, not after seconds of model loading
     encoder = Encoder.load(model, pooling=pooling, bidirectional=False if causal else None, device=device)
     if document_instruction is not None:
         encoder.config.document_instruction = document_instruction

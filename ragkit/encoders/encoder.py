@@ -63,6 +63,11 @@ class EncoderConfig:
             raise RagkitError(f"{path} was written by a newer ragkit; upgrade ragkit to load it")
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
+    def write(self, directory: Path) -> None:
+        (directory / CONFIG_NAME).write_text(
+            json.dumps({"format_version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n"
+        )
+
 
 class Encoder:
     """Texts in, L2-normalised float32 vectors out.
@@ -247,10 +252,7 @@ class Encoder:
         with quiet_transformers():
             model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
-        saved = {**asdict(self.config), "adapters": []}  # they are merged into the saved weights
-        (tmp / CONFIG_NAME).write_text(
-            json.dumps({"format_version": FORMAT_VERSION, **saved}, indent=2) + "\n"
-        )
+        replace(self.config, adapters=[]).write(tmp)  # the adapters are merged into the saved weights
         (tmp / "README.md").write_text(_model_card(self))
         swap_into_place(tmp, directory)
         return directory

@@ -61,6 +61,10 @@ class BuiltinEncoder:
 
     @property
     def adapters(self) -> tuple[str, ...]:
+        if not (self.directory / "adapters").is_dir():
+            raise RagkitError(
+                f"the files of this built-in encoder are missing from {self.directory}; reinstall ragkit"
+            )
         return tuple(str(p) for p in sorted((self.directory / "adapters").iterdir()) if p.is_dir())
 
 

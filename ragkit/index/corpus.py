@@ -55,11 +55,16 @@ class ReadStats:
     empty_documents: int = 0
 
 
-def list_files(root: Path) -> list[CorpusFile]:
-    """Every file under `root` (a folder, recursively, or one file), sorted; hidden ones excluded."""
+def check_corpus_path(root: str | Path) -> Path:
     root = Path(root).expanduser()
     if not root.exists():
         raise RagkitError(f"corpus path {root} does not exist")
+    return root
+
+
+def list_files(root: Path) -> list[CorpusFile]:
+    """Every file under `root` (a folder, recursively, or one file), sorted; hidden ones excluded."""
+    root = check_corpus_path(root)
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     base = root.parent if root.is_file() else root
     files = []

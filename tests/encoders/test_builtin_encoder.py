@@ -12,8 +12,9 @@ from helpers import SHARED_DATA, requires_smollm2
 from safetensors.torch import load_file
 from scipy.stats import spearmanr
 
-from ragkit import Encoder
+from ragkit import Encoder, RagkitError
 from ragkit.encoders import BUILTIN_ENCODERS, EncoderConfig
+from ragkit.encoders.loading import BuiltinEncoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.eval.sts import STS_INSTRUCTION, read_sts
 
@@ -61,3 +62,9 @@ def test_ranks_sentence_similarity_better_than_its_base(smollm2):
 
     base, adapted = spearman(smollm2), spearman(Encoder.load(NAME))
     assert adapted > base + 0.1, (base, adapted)
+
+
+def test_missing_files_say_how_to_fix_it(tmp_path):
+    broken = BuiltinEncoder(tmp_path / "gone", base="smollm2-135m")
+    with pytest.raises(RagkitError, match=r"missing from .*gone; reinstall ragkit"):
+        _ = broken.adapters
