@@ -150,7 +150,6 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}: choose from {list(table)}")
     store = RESULTS / "ablation.json"
-    cells = json.loads(store.read_text()) if store.is_file() else {}
     settings = {
         "variants": list(table),
         "max_docs": args.max_docs,
@@ -178,7 +177,11 @@ def main() -> None:
                     "documents": row.documents,
                     "subsample": row.subsample is not None,
                 }
-            cells[f"{name}|{folder}"] = {**cell, "seconds": round(time.perf_counter() - start, 1)}
+            cell["seconds"] = round(time.perf_counter() - start, 1)
+            cells = (
+                json.loads(store.read_text()) if store.is_file() else {}
+            )  # another run may have added cells
+            cells[f"{name}|{folder}"] = cell
             store.write_text(json.dumps(cells, indent=1) + "\n")
             write_report(cells, settings)
         del system
