@@ -178,9 +178,8 @@ def main() -> None:
                     "subsample": row.subsample is not None,
                 }
             cell["seconds"] = round(time.perf_counter() - start, 1)
-            cells = (
-                json.loads(store.read_text()) if store.is_file() else {}
-            )  # another run may have added cells
+            # Read the file again: another run (another variant) may have added cells meanwhile.
+            cells = json.loads(store.read_text()) if store.is_file() else {}
             cells[f"{name}|{folder}"] = cell
             store.write_text(json.dumps(cells, indent=1) + "\n")
             write_report(cells, settings)
