@@ -4,6 +4,7 @@
     python benchmarks/ablation.py --variants bm25 bi --folders cranfield cisi
     python benchmarks/ablation.py --runs runs/                    # where `ragkit adapt` wrote the encoders
     python benchmarks/ablation.py --folders sts-b sick-r          # STS only (Spearman of cosines)
+    python benchmarks/ablation.py --report                        # rewrite the report, score nothing
 
 Adapted variants are `ragkit adapt` outputs under --runs (smollm2-mntp, smollm2-mntp-simcse; a
 missing one is skipped and named) and, for bi + MNTP + supervised, the built-in encoder
@@ -50,7 +51,11 @@ python benchmarks/package_encoder.py runs/smollm2-mntp runs/smollm2-mntp-supervi
   --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m
 ```
 
-Settings, losses and times: ragkit/models/llm2vec-smollm2-135m/README.md.
+SimCSE (`--preset cpu-small`): 200 steps of 64 Wikipedia sentences (up to 64 tokens), each read
+twice with attention dropout 0.3, in-batch negatives, scale 20, lr 3e-5; LoRA r 16 on the merged
+MNTP weights; loss 1.18 -> 0.54 (mean of the first and last 10 steps). The shipped encoder skips it,
+as the paper's supervised recipe does. MNTP and supervised settings, losses and times:
+ragkit/models/llm2vec-smollm2-135m/README.md.
 """
 
 
@@ -142,6 +147,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--max-docs", type=int, default=1500)
     parser.add_argument("--max-doc-tokens", type=int, default=128)
+    parser.add_argument(
+        "--report", action="store_true", help="only rewrite ablation.md/.png from ablation.json"
+    )
     args = parser.parse_args()
 
     table = variants(args.runs, args.max_doc_tokens)
@@ -156,7 +164,7 @@ def main() -> None:
         "max_doc_tokens": args.max_doc_tokens,
         "command": f"--max-docs {args.max_docs} --max-doc-tokens {args.max_doc_tokens}",
     }
-    for name in chosen:
+    for name in [] if args.report else chosen:
         spec = table[name]
         if "path" in spec and not spec["path"].exists():
             print(f"skip {name}: {spec['path']} not found (train it with ragkit adapt)")
@@ -185,6 +193,9 @@ def main() -> None:
             write_report(cells, settings)
         del system
         gc.collect()
+    if not store.is_file():
+        raise SystemExit(f"no scores yet in {store}: run without --report first")
+    write_report(json.loads(store.read_text()), settings)
     print((RESULTS / "ablation.md").read_text())
 
 
