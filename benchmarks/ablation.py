@@ -164,7 +164,12 @@ def main() -> None:
         "max_doc_tokens": args.max_doc_tokens,
         "command": f"--max-docs {args.max_docs} --max-doc-tokens {args.max_doc_tokens}",
     }
-    for name in [] if args.report else chosen:
+    if args.report:
+        if not store.is_file():
+            raise SystemExit(f"no scores yet in {store}: run without --report first")
+        write_report(json.loads(store.read_text()), settings)
+        chosen = []
+    for name in chosen:
         spec = table[name]
         if "path" in spec and not spec["path"].exists():
             print(f"skip {name}: {spec['path']} not found (train it with ragkit adapt)")
@@ -193,9 +198,6 @@ def main() -> None:
             write_report(cells, settings)
         del system
         gc.collect()
-    if not store.is_file():
-        raise SystemExit(f"no scores yet in {store}: run without --report first")
-    write_report(json.loads(store.read_text()), settings)
     print((RESULTS / "ablation.md").read_text())
 
 
