@@ -4,7 +4,9 @@
 
 Each configuration runs in its own process (so peak memory is its own): one warm-up step, then
 `--steps` timed optimizer steps on real text (../shared/data/text, else the pydoc topics). Rows
-that differ only in micro-batching (GradCache) or gradient checkpointing show what those cost.
+that differ only in micro-batching (GradCache) or gradient checkpointing show what those cost; the
+bf16 autocast rows show what mixed precision gains, and their losses (same seed, same batches) show
+whether it trains the same.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CPU_RUNS = [
     ("mntp", "mntp", dict(batch_size=8, max_length=128)),
     ("mntp + grad checkpointing", "mntp", dict(batch_size=8, max_length=128, gradient_checkpointing=True)),
+    ("mntp, bf16 autocast", "mntp", dict(batch_size=8, max_length=128, autocast="bf16")),
     ("simcse", "simcse", dict(batch_size=32, max_length=64)),
     ("supervised", "supervised", dict(batch_size=16, max_length=128, gradient_checkpointing=False)),
+    (
+        "supervised, bf16 autocast",
+        "supervised",
+        dict(batch_size=16, max_length=128, gradient_checkpointing=False, autocast="bf16"),
+    ),
     (
         "supervised + GradCache (chunks of 4)",
         "supervised",
@@ -58,50 +66,45 @@ def run_one(model: str, stage: str, settings: dict, steps: int, device: str) -> 
     """Runs in a child process: build the stage as `adapt` does, time `steps` steps after a warm-up."""
     import torch
 
-    from ragkit import Encoder, EncoderConfig
-    from ragkit.adapt.config import CONFIGS
+    from ragkit.adapt import STAGE_TYPES, training_stage
     from ragkit.adapt.distributed import World
-    from ragkit.adapt.lora import add_lora
-    from ragkit.adapt.pipeline import set_activation_checkpointing
-    from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
+    from ragkit.adapt.trainer import autocast
     from ragkit.encoders.loading import load_model, load_tokenizer, resolve
-    from ragkit.encoders.simcse import set_attention_dropout
 
-    config = CONFIGS[stage](**settings, steps=steps + 1, data=data_for(stage))
+    config = STAGE_TYPES[stage].config(**settings, steps=steps + 1, data=data_for(stage))
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    lm, _ = load_model(model, dtype=dtype, with_lm_head=stage == "mntp")
+    lm, _ = load_model(model, dtype=dtype, with_lm_head=STAGE_TYPES[stage].needs_lm_head)
     lm = lm.to(device)
-    decoder = lm.get_decoder() if stage == "mntp" else lm
-    if config.gradient_checkpointing:
-        set_activation_checkpointing(decoder, True)
-    if stage == "simcse":
-        set_attention_dropout(decoder, config.attention_dropout)
-    encoder = Encoder(decoder, load_tokenizer(resolve(model)), EncoderConfig(max_length=config.max_length))
-    encoder.model = add_lora(decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed)
-    if stage == "mntp":
-        built = MNTPStage(encoder, lm.get_output_embeddings(), config, World())
-    else:
-        built = (SimCSEStage if stage == "simcse" else SupervisedStage)(encoder, config, World())
-    params = [p for p in encoder.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr)
-    encoder.model.train()
+    with training_stage(stage, lm, load_tokenizer(resolve(model)), config, World()) as (built, peft_model):
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr)
+        peft_model.train()
+        losses = []
 
-    def step(i: int) -> int:
-        optimizer.zero_grad()
-        _, tokens = built.step(i)
-        optimizer.step()
-        return tokens
+        def step(i: int) -> int:
+            torch.manual_seed(i)
+            optimizer.zero_grad()
+            with autocast(config, torch.device(device)):
+                loss, tokens = built.step(i)
+            optimizer.step()
+            losses.append(loss)
+            return tokens
 
-    step(0)  # warm-up
-    _reset_peak(device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    tokens = sum(step(i) for i in range(1, steps + 1))
-    if device == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"tokens_per_s": tokens / seconds, "s_per_step": seconds / steps, "peak_gib": _peak_gib(device)}
+        step(0)  # warm-up
+        _reset_peak(device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        tokens = sum(step(i) for i in range(1, steps + 1))
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return {
+        "tokens_per_s": tokens / seconds,
+        "s_per_step": seconds / steps,
+        "peak_gib": _peak_gib(device),
+        "losses": [round(x, 4) for x in losses],
+    }
 
 
 def _reset_peak(device: str) -> None:
@@ -146,7 +149,7 @@ def main() -> None:
     runs = GPU_RUNS if device == "cuda" else CPU_RUNS
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     table = Table(title=f"adapt speed: {args.model}, {name}, {args.steps} timed steps after 1 warm-up")
-    for column in ("configuration", "settings", "tokens/s", "s/step", "peak memory GiB"):
+    for column in ("configuration", "settings", "tokens/s", "s/step", "peak memory GiB", "losses"):
         table.add_column(column, justify="left" if column in ("configuration", "settings") else "right")
     for label, stage, settings in runs:
         job = json.dumps({"stage": stage, "settings": settings, "device": device})
@@ -160,7 +163,8 @@ def main() -> None:
         r = json.loads(child.stdout.strip().splitlines()[-1])
         shown = ", ".join(f"{k}={v}" for k, v in settings.items())
         table.add_row(
-            label, shown, f"{r['tokens_per_s']:,.0f}", f"{r['s_per_step']:.2f}", f"{r['peak_gib']:.2f}"
+            label, shown, f"{r['tokens_per_s']:,.0f}", f"{r['s_per_step']:.2f}", f"{r['peak_gib']:.2f}",
+            " ".join(f"{x:.3f}" for x in r["losses"]),
         )
         print(f"{label}: {r}", file=sys.stderr)
     Console().print(table)

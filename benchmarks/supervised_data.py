@@ -1,16 +1,21 @@
 """Public (query, positive, hard negative) rows for `ragkit adapt --stages supervised`, from ../shared/data.
 
-    python benchmarks/supervised_data.py runs/supervised-data
+    python benchmarks/supervised_data.py runs/supervised-data [--dev runs/squad-dev]
     ragkit adapt --model runs/smollm2-mntp --stages supervised --supervised-data runs/supervised-data ...
 
 - SciFact train qrels (never the test split the ablation scores): claim -> cited abstract, with the
   best BM25-ranked abstract that is not cited as the hard negative.
 - SNLI subsets: written as they are; ragkit turns them into (premise, entailed, contradicted).
 - STS-B train pairs scored 4 or more: in-batch negatives only.
+- SQuAD v1.1 train questions -> paragraph, with a same-article paragraph as the hard negative, written
+  as squad.jsonl.gz so that it gets LLM2Vec's E5 instruction for SQuAD. Its last DEV_ROWS rows (the last
+  articles, alphabetically) are held out as a BEIR folder (`--dev`): the dev split that chooses training
+  steps and settings, since every shared BEIR folder is a split we report.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -24,6 +29,7 @@ from ragkit.eval.sts import STS_INSTRUCTION, read_sts
 from ragkit.eval.tasks import mteb_instruction
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEV_ROWS = 2000
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -66,9 +72,39 @@ def stsb_rows() -> list[dict]:
     ]
 
 
-def main(out: str) -> None:
+def squad_rows() -> tuple[list[dict], list[dict]]:
+    """(train, dev): SQuAD rows in article order, the last DEV_ROWS held out."""
+    with gzip.open(DATA / "train" / "squad_v1.1_train.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    dev = rows[-DEV_ROWS:]
+    dev_paragraphs = {r["positive"] for r in dev}
+    train = [r for r in rows[:-DEV_ROWS] if r["positive"] not in dev_paragraphs]
+    return train, dev
+
+
+def write_beir(folder: Path, rows: list[dict]) -> None:
+    """Dev rows as a BEIR folder: every distinct paragraph is a document, each question a query."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    paragraphs = list(dict.fromkeys(r["positive"] for r in rows))
+    doc_ids = {p: f"p{i}" for i, p in enumerate(paragraphs)}
+    with gzip.open(folder / "corpus.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"_id": doc_ids[p], "title": "", "text": p}) + "\n" for p in paragraphs)
+    queries = [{"_id": f"q{i}", "text": r["query"]} for i, r in enumerate(rows)]
+    write_jsonl(folder / "queries.jsonl", queries)
+    qrels = "".join(f"q{i}\t{doc_ids[r['positive']]}\t1\n" for i, r in enumerate(rows))
+    (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    print(f"{folder}: {len(paragraphs)} documents, {len(rows)} queries (dev split)")
+
+
+def main(out: str, dev: str | None = None) -> None:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    train, dev_rows = squad_rows()
+    with gzip.open(folder / "squad.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in train)
+    print(f"{folder / 'squad.jsonl.gz'}: {len(train)} rows")
+    if dev:
+        write_beir(Path(dev), dev_rows)
     write_jsonl(folder / "scifact_train.jsonl", scifact_rows())
     write_jsonl(folder / "stsb_train.jsonl", stsb_rows())
     for path in sorted((DATA / "nli" / "snli_1.0_subset").glob("*.jsonl")):
@@ -77,6 +113,7 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--dev"):
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(args[0], args[2] if len(args) == 3 else None)

@@ -1,19 +1,13 @@
 """LLM2Vec training: MNTP, unsupervised SimCSE and supervised contrastive stages with LoRA."""
 
-from ragkit.adapt.config import (
-    PRESETS,
-    STAGES,
-    MNTPConfig,
-    SimCSEConfig,
-    StageConfig,
-    SupervisedConfig,
-    stage_configs,
-)
+from ragkit.adapt.config import PRESETS, MNTPConfig, SimCSEConfig, StageConfig, SupervisedConfig
 from ragkit.adapt.pipeline import AdaptReport, adapt
+from ragkit.adapt.registry import STAGE_TYPES, STAGES, stage_configs, training_stage
 
 __all__ = [
     "PRESETS",
     "STAGES",
+    "STAGE_TYPES",
     "AdaptReport",
     "MNTPConfig",
     "SimCSEConfig",
@@ -21,4 +15,5 @@ __all__ = [
     "SupervisedConfig",
     "adapt",
     "stage_configs",
+    "training_stage",
 ]

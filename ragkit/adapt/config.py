@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ragkit.errors import RagkitError
 
@@ -15,7 +16,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-STAGES: tuple[str, ...] = ("mntp", "simcse", "supervised")  # the only order they may run in
+AUTOCAST_DTYPES: dict[str | None, torch.dtype | None] = {None: None, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -36,6 +37,7 @@ class StageConfig:
     seed: int = 42
     checkpoint_every: int = 100
     gradient_checkpointing: bool = False
+    autocast: str | None = None  # "bf16": bf16 matmuls over fp32 weights (AVX-512 bf16 / AMX CPUs, GPUs)
     data: str | None = None  # file, folder, Hub dataset id or built-in name; None: the stage's default
 
     def check(self, stage: str) -> None:
@@ -58,6 +60,10 @@ class StageConfig:
         need(self.lora_r >= 1, f"lora_r must be at least 1, got {self.lora_r}")
         need(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         need(self.checkpoint_every >= 1, f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+        need(
+            self.autocast in AUTOCAST_DTYPES,
+            f"autocast must be one of {', '.join(map(str, AUTOCAST_DTYPES))}, got {self.autocast!r}",
+        )
 
     @property
     def micro(self) -> int:
@@ -117,12 +123,6 @@ class SupervisedConfig(StageConfig):
             raise RagkitError(f"supervised: negatives must be 0 or more, got {self.negatives}")
 
 
-CONFIGS: dict[str, type[StageConfig]] = {
-    "mntp": MNTPConfig,
-    "simcse": SimCSEConfig,
-    "supervised": SupervisedConfig,
-}
-
 # Overrides of the paper's defaults, per stage. `paper` is the recipe as published.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
@@ -171,50 +171,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def stage_configs(
-    stages: list[str],
-    preset: str = "paper",
-    file: str | Path | None = None,
-    data: dict[str, str] | None = None,
-    **overrides: Any,
-) -> dict[str, StageConfig]:
-    """Defaults, then the preset, then the TOML file's [stage] tables, then `data` (stage -> source)
-    and `overrides` (every stage; None values ignored)."""
-    check_stages(stages)
-    if preset not in PRESETS:
-        raise RagkitError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-    from_file = _read_toml(Path(file)) if file else {}
-    configs = {}
-    for stage in stages:
-        cls = CONFIGS[stage]
-        values = {**PRESETS[preset].get(stage, {}), **from_file.get(stage, {})}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if data and data.get(stage):
-            values["data"] = data[stage]
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise RagkitError(f"{stage}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        hints = typing.get_type_hints(cls)
-        for key, value in values.items():
-            _check_type(stage, key, value, hints[key])
-        configs[stage] = cls(**values)
-        configs[stage].check(stage)
-    return configs
-
-
-def check_stages(stages: list[str]) -> None:
-    if not stages:
-        raise RagkitError(f"no stages given: use some of {','.join(STAGES)}, in that order")
-    for stage in stages:
-        if stage not in STAGES:
-            raise RagkitError(f"unknown stage {stage!r}: use some of {','.join(STAGES)}, in that order")
-    if len(set(stages)) != len(stages):
-        raise RagkitError(f"stage listed twice in {','.join(stages)}")
-    if [s for s in STAGES if s in stages] != stages:
-        raise RagkitError(f"stages out of order: {','.join(stages)}; they run as {','.join(STAGES)}")
-
-
-def _check_type(stage: str, key: str, value: Any, hint: Any) -> None:
+def check_type(stage: str, key: str, value: Any, hint: Any) -> None:
     """A TOML value of the wrong type (steps = "a") is a one-line error, not a TypeError later."""
     allowed = typing.get_args(hint) or (hint,)
     names = " or ".join("none" if t is type(None) else t.__name__ for t in allowed)
@@ -224,7 +181,7 @@ def _check_type(stage: str, key: str, value: Any, hint: Any) -> None:
         raise RagkitError(f"{stage}: {key} must be {names}, got {value!r}")
 
 
-def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+def read_toml(path: Path, stages: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """An adapt.toml: one table per stage, e.g. [mntp] steps = 500."""
     try:
         data = tomllib.loads(path.read_text())
@@ -233,6 +190,6 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
     except tomllib.TOMLDecodeError as e:
         raise RagkitError(f"{path}: invalid TOML: {e}") from None
     for key, value in data.items():
-        if key not in STAGES or not isinstance(value, dict):
-            raise RagkitError(f"{path}: unknown table [{key}]; use [{'], ['.join(STAGES)}]")
+        if key not in stages or not isinstance(value, dict):
+            raise RagkitError(f"{path}: unknown table [{key}]; use [{'], ['.join(stages)}]")
     return data

@@ -10,15 +10,15 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ragkit.corpus import Fields, ReadStats, list_files, read_documents
 from ragkit.encoders.supervised import DEFAULT_INSTRUCTION, E5_INSTRUCTIONS, Example
-from ragkit.errors import RagkitError
-from ragkit.index.corpus import inner_suffix
+from ragkit.errors import RagkitError, first_line
+from ragkit.io import TEXT_SUFFIXES, inner_suffix, is_hub_id, open_text, read_json_lines
 
 HUB_TEXTS: dict[str, tuple[str, str | None, dict]] = {
     "wikitext-103": ("Salesforce/wikitext", "wikitext-103-raw-v1", {}),
@@ -28,7 +28,6 @@ HUB_TEXTS: dict[str, tuple[str, str | None, dict]] = {
         {"data_files": "hf://datasets/princeton-nlp/datasets-for-simcse/wiki1m_for_simcse.txt"},
     ),
 }
-TEXT_SUFFIXES = {".txt", ".raw", ".text"}
 JSON_SUFFIXES = {".jsonl", ".json"}
 # A sentence ends at . ! ? before a capital or digit, except after common abbreviations.
 _SENTENCE_END = re.compile(
@@ -47,7 +46,7 @@ def read_texts(source: str) -> Iterator[str]:
         yield from _folder_texts(path)
     elif path.is_file():
         yield from _file_texts(path)
-    elif source in HUB_TEXTS or _looks_like_hub_id(source):
+    elif source in HUB_TEXTS or is_hub_id(source, config=True):
         yield from _hub_texts(source)
     else:
         raise RagkitError(
@@ -82,7 +81,7 @@ def read_examples(source: str, instruction: str | None = None, negatives: int = 
         examples = [e for f in files for e in _file_examples(f, instruction, negatives)]
     elif path.is_file():
         examples = _file_examples(path, instruction, negatives)
-    elif _looks_like_hub_id(source):
+    elif is_hub_id(source, config=True):
         rows = ((i + 1, row) for i, row in enumerate(_hub_dataset(source)))
         examples = _examples(rows, source, instruction or DEFAULT_INSTRUCTION, negatives)
     else:
@@ -126,29 +125,19 @@ def _examples(rows, where: str, instruction: str, negatives: int) -> list[Exampl
     return examples
 
 
-def _open_text(path: Path, errors: str = "strict"):
-    """A text file, gunzipped on the fly when it ends in .gz."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    return opener(path, "rt", encoding="utf-8", errors=errors)
-
-
 def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open_text(path) as f:
-        if inner_suffix(path) == ".json" and f.read(1) == "[":
-            f.seek(0)
-            yield from enumerate(json.load(f), start=1)
-            return
-        f.seek(0)
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RagkitError(f"{path}:{i}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise RagkitError(f"{path}:{i}: expected a JSON object")
-            yield i, row
+    """JSON lines, or a .json file holding one array of objects."""
+    if inner_suffix(path) == ".json":
+        with open_text(path) as f:
+            if f.read(1) == "[":
+                f.seek(0)
+                try:
+                    rows = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise RagkitError(f"{path}: invalid JSON ({e.msg})") from None
+                yield from ((i, row) for i, row in enumerate(rows, start=1) if isinstance(row, dict))
+                return
+    yield from read_json_lines(path)
 
 
 def _file_texts(path: Path) -> Iterator[str]:
@@ -163,19 +152,17 @@ def _file_texts(path: Path) -> Iterator[str]:
             else:
                 raise RagkitError(f"{path}:{i}: expected a 'text' string or a 'paragraphs' list")
     elif suffix in TEXT_SUFFIXES or suffix == "":
-        with _open_text(path, errors="replace") as f:
+        with open_text(path, errors="replace") as f:
             yield from (line.strip() for line in f if line.strip())
     else:
         raise RagkitError(f"{path}: unsupported training file; use .txt (a passage per line) or .jsonl")
 
 
 def _folder_texts(root: Path) -> Iterator[str]:
-    from ragkit.index.corpus import Fields, ReadStats, list_files, read_documents
-
     stats = ReadStats()
     for file in list_files(root):
         for doc in read_documents(file, Fields(), stats):
-            yield f"{doc.title}\n{doc.text}" if doc.title and doc.title not in doc.text[:200] else doc.text
+            yield doc.embedding_text()
 
 
 def _hub_dataset(source: str):
@@ -186,9 +173,8 @@ def _hub_dataset(source: str):
     try:
         return datasets.load_dataset(name, config, split="train", **kwargs)
     except Exception as e:  # datasets raises many types for "not reachable" / "not found"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RagkitError(
-            f"could not load dataset {source!r} ({first}); offline, pass a local file or folder "
+            f"could not load dataset {source!r} ({first_line(e)}); offline, pass a local file or folder "
             "(or --preset cpu-smoke, which trains on built-in text)"
         ) from e
 
@@ -230,7 +216,3 @@ def _pydoc_sections() -> Iterator[tuple[str, str]]:
 def _split_config(source: str) -> tuple[str, str | None]:
     name, _, config = source.partition(":")
     return name, config or None
-
-
-def _looks_like_hub_id(source: str) -> bool:
-    return re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", source) is not None and not Path(source).exists()

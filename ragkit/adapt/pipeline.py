@@ -17,24 +17,15 @@ from pathlib import Path
 
 import torch
 
-from ragkit.adapt.config import (
-    MNTPConfig,
-    SimCSEConfig,
-    StageConfig,
-    SupervisedConfig,
-    check_stages,
-    stage_configs,
-)
+from ragkit.adapt.config import StageConfig
 from ragkit.adapt.distributed import World, barrier, init_world
-from ragkit.adapt.lora import add_lora
-from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
+from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_configs, training_stage
 from ragkit.adapt.trainer import StageResult, read_log, train, write_log
-from ragkit.atomic import swap_into_place
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.encoder import Encoder, EncoderConfig
 from ragkit.encoders.loading import load_model, load_tokenizer, resolve
-from ragkit.encoders.simcse import set_attention_dropout
 from ragkit.errors import RagkitError
+from ragkit.io import atomic_path, atomic_write_text, swap_into_place
 
 PLAN_NAME = "plan.json"
 
@@ -78,99 +69,68 @@ def adapt(
     if world.main:
         _start_or_resume(workdir, plan, restart)
     barrier(world)
+    run = _Run(
+        model, out, workdir, world, device, dtype, attn_implementation, show_progress, allow_unvalidated
+    )
     try:
-        return _run(
-            model,
-            out,
-            configs,
-            workdir,
-            world,
-            device,
-            dtype,
-            attn_implementation,
-            show_progress,
-            allow_unvalidated,
-        )
+        return _run(run, configs)
     except RagkitError:
         if world.main and not _has_progress(workdir):
             shutil.rmtree(workdir, ignore_errors=True)  # bad input found before any training: leave nothing
         raise
 
 
-def _run(
-    model, out, configs, workdir, world, device, dtype, attn_implementation, show_progress, allow_unvalidated
-) -> AdaptReport:
-    stage_dirs = {name: workdir / f"{i + 1}-{name}" for i, name in enumerate(configs)}
+@dataclass
+class _Run:
+    """What every stage of one `adapt` call shares."""
+
+    model: str
+    out: Path
+    workdir: Path
+    world: World
+    device: torch.device
+    dtype: torch.dtype
+    attn_implementation: str | None
+    show_progress: bool
+    allow_unvalidated: bool
+
+
+def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
+    stage_dirs = {name: run.workdir / f"{i + 1}-{name}" for i, name in enumerate(configs)}
     done = [name for name in configs if (stage_dirs[name] / "adapter").is_dir()]
-    report = AdaptReport(out, skipped=done)
+    report = AdaptReport(run.out, skipped=done)
     pending = [name for name in configs if name not in done]
-    adapters = tuple(str(stage_dirs[name] / "adapter") for name in done)
-    with_head = bool(pending) and pending[0] == "mntp"
     lm, source = load_model(
-        model, adapters=adapters, dtype=dtype, with_lm_head=with_head, attn_implementation=attn_implementation
+        run.model,
+        adapters=tuple(str(stage_dirs[name] / "adapter") for name in done),
+        dtype=run.dtype,
+        with_lm_head=bool(pending) and STAGE_TYPES[pending[0]].needs_lm_head,
+        attn_implementation=run.attn_implementation,
     )
-    lm = lm.to(device)
-    decoder = lm.get_decoder() if with_head else lm
-    tokenizer = load_tokenizer(resolve(model), source)
-    encoder = Encoder(
-        decoder, tokenizer, EncoderConfig(source=str(model)), allow_unvalidated=allow_unvalidated
-    )
+    lm = lm.to(run.device)
+    tokenizer = load_tokenizer(resolve(run.model), source)
 
     for name in pending:
-        config = configs[name]
-        stage_dir = stage_dirs[name]
+        config, stage_dir = configs[name], stage_dirs[name]
         stage_dir.mkdir(parents=True, exist_ok=True)
-        encoder.config.max_length = config.max_length
-        if config.gradient_checkpointing:
-            set_activation_checkpointing(decoder, True)
-        dropout = decoder.config.attention_dropout if hasattr(decoder.config, "attention_dropout") else 0.0
-        if isinstance(config, SimCSEConfig):
-            set_attention_dropout(decoder, config.attention_dropout)
-        peft_model = add_lora(decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed)
-        encoder.model = peft_model
-        stage = _build_stage(name, encoder, lm, config, world)
-        report.stages.append(train(stage, peft_model, config, stage_dir, world, show_progress))
-        if world.main:
-            _save_adapter(peft_model, stage_dir / "adapter")
-        barrier(world)
-        decoder = peft_model.merge_and_unload()
-        if isinstance(config, SimCSEConfig):
-            set_attention_dropout(decoder, dropout)  # the saved config keeps the model's own value
-        if config.gradient_checkpointing:
-            set_activation_checkpointing(decoder, False)
-        encoder.model = decoder
+        with training_stage(
+            name, lm, tokenizer, config, run.world, allow_unvalidated=run.allow_unvalidated
+        ) as (stage, peft_model):
+            report.stages.append(train(stage, peft_model, config, stage_dir, run.world, run.show_progress))
+            if run.world.main:
+                _save_adapter(peft_model, stage_dir / "adapter")
+            barrier(run.world)
+            peft_model.merge_and_unload()  # into the decoder, in place: the next stage starts from it
         (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
 
-    if world.main:
-        encoder.model = decoder.eval()
-        encoder.config = EncoderConfig(source=str(model))
-        _finish(encoder, workdir, configs, stage_dirs, out)
-    barrier(world)
+    if run.world.main:
+        decoder = decoder_of(lm).eval()
+        encoder = Encoder(
+            decoder, tokenizer, EncoderConfig(source=str(run.model)), allow_unvalidated=run.allow_unvalidated
+        )
+        _finish(encoder, run.workdir, configs, stage_dirs, run.out)
+    barrier(run.world)
     return report
-
-
-def set_activation_checkpointing(model, enabled: bool) -> None:
-    """Recompute layer activations in backward (less memory, ~45% slower); transformers >= 5.x renamed
-    gradient checkpointing to activation checkpointing, and the old name warns."""
-    if hasattr(model, "activation_checkpointing_enable"):
-        if enabled:
-            model.activation_checkpointing_enable({"use_reentrant": False})
-        else:
-            model.activation_checkpointing_disable()
-    elif enabled:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_disable()
-
-
-def _build_stage(name: str, encoder: Encoder, lm, config: StageConfig, world: World):
-    if isinstance(config, MNTPConfig):
-        return MNTPStage(encoder, lm.get_output_embeddings(), config, world)
-    if isinstance(config, SimCSEConfig):
-        return SimCSEStage(encoder, config, world)
-    if isinstance(config, SupervisedConfig):
-        return SupervisedStage(encoder, config, world)
-    raise RagkitError(f"unknown stage {name!r}")
 
 
 def _check_resumable(workdir: Path, plan: dict) -> None:
@@ -193,9 +153,7 @@ def _start_or_resume(workdir: Path, plan: dict, restart: bool) -> None:
     if path.is_file() and _has_progress(workdir):
         return
     workdir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{PLAN_NAME}.tmp")
-    tmp.write_text(json.dumps(plan, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(plan, indent=2) + "\n")
 
 
 def _has_progress(workdir: Path) -> bool:
@@ -217,10 +175,8 @@ def _first_difference(old: dict, new: dict) -> str:
 
 
 def _save_adapter(peft_model, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    swap_into_place(tmp, path)
+    with atomic_path(path) as tmp:
+        peft_model.save_pretrained(tmp)
 
 
 def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str, Path], out: Path) -> None:

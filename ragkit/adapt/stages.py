@@ -59,7 +59,11 @@ class MNTPStage:
 
     name = "mntp"
 
-    def __init__(self, encoder: Encoder, lm_head: torch.nn.Module, config: MNTPConfig, world: World) -> None:
+    def __init__(
+        self, encoder: Encoder, config: MNTPConfig, world: World, lm_head: torch.nn.Module | None = None
+    ) -> None:
+        if lm_head is None:
+            raise RagkitError("mntp needs the model's LM head: load the model with with_lm_head=True")
         self.encoder, self.lm_head, self.config, self.world = encoder, lm_head, config, world
         tok = encoder.tokenizer
         self.mask_id = mask_token_id(tok)
@@ -139,7 +143,7 @@ class SimCSEStage:
 
     name = "simcse"
 
-    def __init__(self, encoder: Encoder, config: SimCSEConfig, world: World) -> None:
+    def __init__(self, encoder: Encoder, config: SimCSEConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
         sentences = list(dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text)))
         self.ids, self.prompt_length = encoder.token_ids(sentences)
@@ -164,7 +168,7 @@ class SupervisedStage:
 
     name = "supervised"
 
-    def __init__(self, encoder: Encoder, config: SupervisedConfig, world: World) -> None:
+    def __init__(self, encoder: Encoder, config: SupervisedConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
         examples = read_examples(config.data, config.instruction, config.negatives)
         self.negatives, self.dropped = config.negatives, 0

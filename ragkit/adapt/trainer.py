@@ -5,7 +5,6 @@ checkpoints that make a killed run resumable, a CSV log and a progress bar.
 from __future__ import annotations
 
 import csv
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,10 @@ from typing import Protocol
 
 import torch
 
-from ragkit.adapt.config import StageConfig
+from ragkit.adapt.config import AUTOCAST_DTYPES, StageConfig
 from ragkit.adapt.distributed import World, average_gradients, barrier, mean, step_seed
 from ragkit.adapt.lora import adapter_state, load_adapter_state
+from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
 LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
@@ -80,7 +80,8 @@ def train(
             torch.manual_seed(step_seed(config.seed, step, world))
             optimizer.zero_grad(set_to_none=True)
             t0 = time.perf_counter()
-            loss, tokens = stage.step(step)
+            with autocast(config, params[0].device):
+                loss, tokens = stage.step(step)
             average_gradients(params, world)
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
@@ -124,6 +125,12 @@ def train(
     )
 
 
+def autocast(config: StageConfig, device: torch.device):
+    """Mixed precision for the forward passes; losses and LoRA weights stay fp32."""
+    dtype = AUTOCAST_DTYPES[config.autocast]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def _linear_schedule(warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -135,15 +142,14 @@ def _linear_schedule(warmup: int, total: int):
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, step: int) -> None:
     """One file, written to a temporary name and renamed: a kill mid-write keeps the previous one."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     state = {
         "adapter": adapter_state(model),
         "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(),
         "step": step,
     }
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def read_log(path: Path, upto: int | None = None) -> list[dict]:

@@ -131,8 +131,8 @@ def index(
 ) -> None:
     """Build or update a FAISS index of a folder; only new or changed files are embedded."""
     from ragkit import Encoder
+    from ragkit.corpus import check_corpus_path
     from ragkit.index import ChunkingConfig, Fields, Index
-    from ragkit.index.corpus import check_corpus_path
 
     check_corpus_path(corpus)  # a wrong path fails now, not after seconds of model loading
     encoder = Encoder.load(model, pooling=pooling, bidirectional=False if causal else None, device=device)

@@ -1,13 +1,13 @@
 """`Encoder`: a decoder LLM used as a bidirectional, mean-pooled text encoder (LLM2Vec).
 
-The same object serves adapt (training reuses `tokenize` + `embed`), index, query and eval.
+The same object serves adapt (training reuses `token_ids`, `pad` and `embed`), index, query, eval.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ragkit.atomic import swap_into_place
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
 from ragkit.encoders.loading import (
@@ -29,6 +28,7 @@ from ragkit.encoders.loading import (
 )
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.errors import RagkitError
+from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
 CONFIG_NAME = "ragkit_config.json"
@@ -96,7 +96,7 @@ class Encoder:
     @classmethod
     def load(
         cls,
-        name_or_path: str | os.PathLike = DEFAULT_ENCODER,
+        name_or_path: str | os.PathLike | EncoderConfig = DEFAULT_ENCODER,
         *,
         pooling: PoolingMode | None = None,
         bidirectional: bool | None = None,
@@ -113,20 +113,45 @@ class Encoder:
         An LLM2Vec-style adapter repo (e.g. "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp") is followed
         to its base model and merged; `adapters` (e.g. the matching "...-mntp-unsup-simcse") are merged
         on top in order. Options left as None come from the saved ragkit_config.json, else the defaults.
+
+        An `EncoderConfig` (an index manifest's, say) loads its `source` and `adapters` with all of its
+        settings, instructions included: `Encoder.load(IndexManifest.read(dir).encoder_config())`.
         """
+        saved: EncoderConfig | None = None
+        if isinstance(name_or_path, EncoderConfig):
+            saved, name_or_path = name_or_path, name_or_path.source
+            adapters = [*saved.adapters, *adapters]
+        if not str(name_or_path):
+            raise RagkitError("name_or_path is empty: give a model name, Hub id, directory or .gguf file")
         device = resolve_device(device)
         model, source = load_model(name_or_path, adapters=tuple(adapters), dtype=resolve_dtype(dtype, device))
         builtin = BUILTIN_ENCODERS.get(str(name_or_path))
         local = builtin.directory if builtin else Path(name_or_path).expanduser()
+        if saved is None:
+            saved = (EncoderConfig.read(local) if local.is_dir() else None) or EncoderConfig()
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
         config = replace(
-            (EncoderConfig.read(local) if local.is_dir() else None) or EncoderConfig(),
+            saved,
             source=_absolute(name_or_path),
             adapters=[_absolute(a) for a in adapters],
             **{key: value for key, value in overrides.items() if value is not None},
         )
         tokenizer = load_tokenizer(resolve(name_or_path), source)
         return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
+
+    def fingerprint(self) -> dict:
+        """What identifies the vectors this encoder produces: its source, architecture and config
+        (pooling, instructions, adapters, ...), with a hash of them. Index manifests record it."""
+        config = asdict(self.config)
+        described = {
+            "source": config.pop("source"),
+            "model_type": self.model.config.model_type,
+            "dim": self.dim,
+            "num_hidden_layers": self.model.config.num_hidden_layers,
+            "config": config,
+        }
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+        return {**described, "config_hash": digest}
 
     @property
     def dim(self) -> int:
@@ -137,9 +162,11 @@ class Encoder:
         return next(self.model.parameters()).device
 
     def tokenize(self, texts: Sequence[str], instruction: str | None = None) -> dict[str, torch.Tensor]:
-        """Padded `input_ids`, `attention_mask` and `prompt_lengths` (tokens before the text) for a batch."""
-        ids, prompt_length = self.token_ids(texts, instruction)
-        return self.pad(ids, prompt_length)
+        """One padded batch, as sentence-transformers' `tokenize`: `input_ids`, `attention_mask` and
+        `prompt_lengths` (tokens before the text), ready for `embed`. `encode` and training build their
+        batches from `token_ids` and `pad` instead, to sort and split by length first."""
+        texts = _check_texts(texts, "texts")
+        return self.pad(*self.token_ids(texts, instruction))
 
     def token_ids(
         self, texts: Sequence[str], instruction: str | None = None, max_length: int | None = None
@@ -158,6 +185,8 @@ class Encoder:
                 f"the instruction takes {len(prompt)} tokens, max_length is {max_length}; "
                 "shorten it or raise max_length"
             )
+        if not texts:  # tokenizers fail on an empty batch
+            return [], int(self._adds_bos) + len(prompt)
         encoded = tok(list(texts), add_special_tokens=True, truncation=True, max_length=room)["input_ids"]
         head = int(self._adds_bos)
         # An empty text on a tokenizer without BOS still needs one token.
@@ -203,7 +232,9 @@ class Encoder:
 
         `max_length` truncates harder than the encoder's own limit (a document-length cap for eval).
         """
-        texts = _check_texts(texts)
+        texts = _check_texts(texts, "texts")
+        if instruction is not None:
+            instruction = _check_texts([instruction], "instruction")[0]
         if batch_size < 1:
             raise RagkitError(f"batch_size must be at least 1, got {batch_size}")
         if not texts:
@@ -241,20 +272,22 @@ class Encoder:
         return self.encode(documents, instruction=instruction, **kwargs)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write merged weights, tokenizer and ragkit_config.json; replaces `directory` atomically."""
+        """Write merged weights, tokenizer and ragkit_config.json; replaces `directory` atomically.
+
+        A PEFT model (mid-training) is saved with its adapters merged into a copy; this encoder keeps
+        its own model, adapters and all.
+        """
         directory = Path(directory)
         model = self.model
-        if hasattr(model, "merge_and_unload"):  # a PEFT model in training: save the merged weights
-            model = model.merge_and_unload()
-            self.model = model
-        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        with quiet_transformers():
-            model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        replace(self.config, adapters=[]).write(tmp)  # the adapters are merged into the saved weights
-        (tmp / "README.md").write_text(_model_card(self))
-        swap_into_place(tmp, directory)
+        if hasattr(model, "merge_and_unload"):
+            model = _merged_copy(model)
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            with quiet_transformers():
+                model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            replace(self.config, adapters=[]).write(tmp)  # the adapters are merged into the saved weights
+            (tmp / "README.md").write_text(_model_card(self))
         return directory
 
     def __repr__(self) -> str:
@@ -271,15 +304,31 @@ def _absolute(name_or_path: str | os.PathLike) -> str:
     return str(path.resolve()) if path.exists() else str(name_or_path)
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def _merged_copy(peft_model) -> PreTrainedModel:
+    """The base model with the adapters merged in, leaving `peft_model` as it was."""
+    import copy
+
+    return copy.deepcopy(peft_model).merge_and_unload()
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    """Strings only, and strings the tokenizer can take: lone surrogates (bytes decoded with
+    `surrogateescape`) are refused with the position, instead of the tokenizer's TypeError."""
     if texts is None:
-        raise RagkitError("texts is None; pass a list of strings")
+        raise RagkitError(f"{name} is None; pass a list of strings")
     if isinstance(texts, str):
-        return [texts]
+        texts = [texts]
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise RagkitError(f"texts[{i}] is {type(text).__name__}, not str; every text must be a string")
+            raise RagkitError(f"{name}[{i}] is {type(text).__name__}, not str; every text must be a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise RagkitError(
+                f"{name}[{i}] holds a lone surrogate {text[e.start]!r} at character {e.start}, not valid "
+                "Unicode; decode its bytes with errors='replace'"
+            ) from None
     return texts
 
 

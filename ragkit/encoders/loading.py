@@ -7,8 +7,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import re
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,8 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 from transformers.utils import find_adapter_config_file
 from transformers.utils import logging as hf_logging
 
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, first_line
+from ragkit.io import atomic_path, is_hub_id
 from ragkit.paths import ragkit_home
 
 
@@ -78,8 +77,6 @@ BUILTIN_ENCODERS: dict[str, BuiltinEncoder] = {
 # SmolLM2, which beats the unadapted one on every folder of benchmarks/results/ablation.md.
 DEFAULT_ENCODER = "llm2vec-smollm2-135m"
 
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
 
 def resolve(name_or_path: str | os.PathLike) -> str:
     """A local directory of Hugging Face weights, or a Hub id, for `name_or_path`.
@@ -98,7 +95,7 @@ def resolve(name_or_path: str | os.PathLike) -> str:
         return str(gguf_to_hf(path))
     if path.is_dir():
         return str(path)
-    if _HUB_ID.match(name) and not path.exists():
+    if is_hub_id(name):
         return name
     raise RagkitError(
         f"unknown model {name!r}: use a built-in name ({', '.join([*BUILTIN_ENCODERS, *BUILTIN_MODELS])}), "
@@ -122,14 +119,11 @@ def gguf_to_hf(gguf: Path, cache_name: str | None = None) -> Path:
         # transformers refuses to save a GGUF-quantized model; the weights are already dequantized.
         model.hf_quantizer = None
         del model.config.quantization_config
-        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        try:
-            tmp.rename(out)  # atomic: a concurrent or interrupted conversion never leaves half a model
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
+        # Atomic: a concurrent or interrupted conversion never leaves half a model; if another process
+        # finished first, its copy is kept.
+        with atomic_path(out, replace=False) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     return out
 
 
@@ -168,7 +162,7 @@ def load_model(
         try:
             model = auto.from_pretrained(source, dtype=dtype, attn_implementation=attn_implementation)
         except OSError as e:
-            raise RagkitError(f"could not load model {source!r}: {_first_line(e)}") from e
+            raise RagkitError(f"could not load model {source!r}: {first_line(e)}") from e
         decoder = model.get_decoder() if with_lm_head else model
         for adapter in (*chain, *adapters):
             merge_adapter(decoder, adapter)  # merges in place
@@ -183,7 +177,7 @@ def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
             warnings.simplefilter("ignore", FutureWarning)
             return PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError) as e:
-        raise RagkitError(f"could not load LoRA adapter {adapter!r}: {_first_line(e)}") from e
+        raise RagkitError(f"could not load LoRA adapter {adapter!r}: {first_line(e)}") from e
 
 
 def load_tokenizer(*sources: str):
@@ -197,7 +191,7 @@ def load_tokenizer(*sources: str):
             return AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as e:
             error = e
-    raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {_first_line(error)}") from error
+    raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {first_line(error)}") from error
 
 
 @contextlib.contextmanager
@@ -210,8 +204,3 @@ def quiet_transformers():
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -6,13 +6,12 @@ over silently dropped rows is a wrong number that looks right.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ragkit.errors import RagkitError
+from ragkit.io import open_text, read_json_lines
 
 
 @dataclass
@@ -47,7 +46,7 @@ def read_beir(folder: str | Path, split: str | None = None) -> BeirSplit:
 
     corpus_file, queries_file = _find(folder, "corpus"), _find(folder, "queries")
     corpus, seen = [], set()
-    for line_no, record in _json_lines(corpus_file):
+    for line_no, record in read_json_lines(corpus_file):
         doc_id, text = (
             _field(record, "_id", corpus_file, line_no),
             _field(record, "text", corpus_file, line_no),
@@ -58,7 +57,7 @@ def read_beir(folder: str | Path, split: str | None = None) -> BeirSplit:
         corpus.append({"id": doc_id, "title": str(record.get("title") or ""), "text": text})
     all_queries = {
         _field(r, "_id", queries_file, n): _field(r, "text", queries_file, n)
-        for n, r in _json_lines(queries_file)
+        for n, r in read_json_lines(queries_file)
     }
     qrels_file = folder / "qrels" / f"{split}.tsv"
     if not qrels_file.is_file():
@@ -77,27 +76,12 @@ def _find(folder: Path, stem: str) -> Path:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
-        with (
-            gzip.open(path, "rt", encoding="utf-8")
-            if path.suffix == ".gz"
-            else path.open(encoding="utf-8") as f
-        ):
+        with open_text(path) as f:
             for line_no, line in enumerate(f, 1):
                 if line.strip():
                     yield line_no, line
     except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise RagkitError(f"{path}: cannot read it ({e})") from e
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    for line_no, line in _lines(path):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RagkitError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
-        if not isinstance(record, dict):
-            raise RagkitError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
-        yield line_no, record
+        raise RagkitError(f"{path}: cannot read it ({e})") from None
 
 
 def _field(record: dict, name: str, path: Path, line_no: int) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from mteb.models.model_meta import ModelMeta
 
-from ragkit.eval.search import query_texts
+from ragkit.eval.search import document_texts, query_texts
 
 
 class BM25Search:
@@ -36,8 +36,7 @@ class BM25Search:
     def index(self, corpus, *, task_metadata, hf_split: str, hf_subset: str, **kwargs: Any) -> None:
         import bm25s
 
-        titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
-        texts = [f"{title}\n{text}" for title, text in zip(titles, corpus["text"], strict=True)]
+        texts = document_texts(corpus)
         self.doc_ids = list(corpus["id"])
         tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, show_progress=False)
         self.retriever = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")

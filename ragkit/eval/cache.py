@@ -7,12 +7,12 @@ interrupted run resumes from the last finished block, and a changed document mis
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ragkit.io import atomic_path
 from ragkit.paths import ragkit_home
 
 BLOCK = 256  # also the progress bar's step
@@ -45,9 +45,8 @@ def cached_embeddings(
             vectors, hit = np.load(path), True
         else:
             vectors, hit = np.ascontiguousarray(embed(block), dtype=np.float32), False
-            tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npy")
-            np.save(tmp, vectors)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                np.save(tmp, vectors)
         parts.append(vectors)
         on_block(len(block), hit)
     if not parts:

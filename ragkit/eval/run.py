@@ -13,7 +13,7 @@ import mteb
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from rich.console import Console
 
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, first_line
 from ragkit.eval.tasks import Subsample, subsample
 
 METRICS = {"ndcg_at_10": "nDCG@10", "mrr_at_10": "MRR@10", "recall_at_100": "R@100", "map_at_100": "MAP@100"}
@@ -65,7 +65,7 @@ def evaluate(
         except RagkitError:
             raise
         except Exception as e:  # the Hub unreachable, a dataset gone: say which task and why
-            reason = f"{type(e).__name__}: {e}".splitlines()[0]
+            reason = f"{type(e).__name__}: {first_line(e)}"
             raise RagkitError(
                 f"could not load task {name}: {reason}; offline, pass a local BEIR folder instead"
             ) from e

@@ -13,6 +13,7 @@ import numpy as np
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.types import PromptType
 
+from ragkit.corpus import document_text
 from ragkit.errors import RagkitError
 from ragkit.eval.cache import cached_embeddings
 from ragkit.eval.models import RagkitModel
@@ -23,13 +24,10 @@ from ragkit.progress import progress_bar
 
 
 def document_texts(corpus) -> list[str]:
-    """A document as mteb shows it to a model: title and text joined by a space."""
+    """A task's documents as ragkit embeds every document (`document_text`), so that scoring an
+    encoder here and scoring an index built by `ragkit index` see the same texts."""
     titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
-    texts = corpus["text"]
-    return [
-        f"{title} {text}".strip() if title else text.strip()
-        for title, text in zip(titles, texts, strict=True)
-    ]
+    return [document_text(title or "", text) for title, text in zip(titles, corpus["text"], strict=True)]
 
 
 def query_texts(queries) -> list[str]:

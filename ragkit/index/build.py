@@ -16,22 +16,17 @@ from pathlib import Path
 
 import faiss
 
-from ragkit.atomic import swap_into_place
+from ragkit.corpus import CorpusFile, Fields, ReadStats, list_files, read_documents
 from ragkit.encoders import Encoder
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
-from ragkit.index.corpus import CorpusFile, Fields, ReadStats, list_files, read_documents
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_build import faiss_build
 from ragkit.index.faiss_index import build_index, default_search_params, resolve_spec
-from ragkit.index.manifest import (
-    FORMAT_VERSION,
-    INDEX_FILE,
-    encoder_fingerprint,
-    read_manifest,
-    write_manifest,
-)
+from ragkit.index.lock import writer_lock
+from ragkit.index.manifest import INDEX_FILE, IndexManifest
 from ragkit.index.transform import Transform
+from ragkit.io import swap_into_place
 from ragkit.progress import progress_bar
 
 EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
@@ -107,15 +102,51 @@ class Index:
         batch_size: int = 32,
         show_progress: bool = True,
     ) -> BuildReport:
-        """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time."""
+        """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time.
+
+        One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
+        naming the first one's PID, while searches of the current index go on.
+        """
+        index_dir = Path(index_dir)
+        with writer_lock(index_dir):
+            return Index._build(
+                corpus,
+                encoder,
+                index_dir,
+                spec=spec,
+                pca=pca,
+                whiten=whiten,
+                dim=dim,
+                chunking=chunking or ChunkingConfig(),
+                fields=fields or Fields(),
+                rebuild=rebuild,
+                batch_size=batch_size,
+                show_progress=show_progress,
+            )
+
+    @staticmethod
+    def _build(
+        corpus: str | Path,
+        encoder: Encoder,
+        index_dir: Path,
+        *,
+        spec: str | None,
+        pca: int | None,
+        whiten: bool,
+        dim: int | None,
+        chunking: ChunkingConfig,
+        fields: Fields,
+        rebuild: bool,
+        batch_size: int,
+        show_progress: bool,
+    ) -> BuildReport:
         start = time.perf_counter()
-        index_dir, chunking, fields = Path(index_dir), chunking or ChunkingConfig(), fields or Fields()
         Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
         files = list_files(Path(corpus))
         if not files:
             raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
         params = {
-            "encoder": encoder_fingerprint(encoder),
+            "encoder": encoder.fingerprint(),
             "chunking": asdict(chunking),
             "fields": asdict(fields),
         }
@@ -153,22 +184,18 @@ class Index:
             store.close()
 
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_manifest(
-            work,
-            {
-                "format_version": FORMAT_VERSION,
-                "created": previous["created"] if previous else now,
-                "updated": now,
-                "corpus": str(Path(corpus).resolve()),
-                **params,
-                "transform": report.transform,
-                "index": {"spec": spec, "factory": factory, "metric": "inner_product"},
-                "search_params": default_search_params(factory),
-                "counts": {**report.counts, "vectors": len(reduced)},
-                "bytes_per_vector": _bytes_per_vector(work / INDEX_FILE, len(reduced)),
-                "faiss": report.faiss,
-            },
-        )
+        IndexManifest(
+            **params,
+            created=previous.created if previous else now,
+            updated=now,
+            corpus=str(Path(corpus).resolve()),
+            transform=report.transform,
+            index={"spec": spec, "factory": factory, "metric": "inner_product"},
+            search_params=default_search_params(factory),
+            counts={**report.counts, "vectors": len(reduced)},
+            bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, len(reduced)),
+            faiss=report.faiss,
+        ).write(work)
         (work / PARAMS_FILE).unlink()
         swap_into_place(work, index_dir)
         report.seconds = time.perf_counter() - start
@@ -183,23 +210,23 @@ def _count_changes(report: BuildReport, old: dict[str, str], new: dict[str, str]
     report.unchanged = sum(1 for path, h in new.items() if old.get(path) == h)
 
 
-def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> dict | None:
+def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexManifest | None:
     """The existing index's manifest, after checking that it was made the same way."""
     if not index_dir.exists():
         return None
     if rebuild:  # only its creation date matters, and a corrupt index is what --rebuild is for
         try:
-            return read_manifest(index_dir)
+            return IndexManifest.read(index_dir)
         except RagkitError:
             return None
-    manifest = read_manifest(index_dir)
-    was, now = manifest["encoder"], params["encoder"]
+    manifest = IndexManifest.read(index_dir)
+    was, now = manifest.encoder, params["encoder"]
     if was["config_hash"] != now["config_hash"]:
         raise RagkitError(
             f"{index_dir} was built with encoder {was['source']!r} ({was['config_hash']}), not "
             f"{now['source']!r} ({now['config_hash']}); use that encoder, another --index, or --rebuild"
         )
-    if manifest["chunking"] != params["chunking"] or manifest.get("fields") != params["fields"]:
+    if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
         raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use --rebuild")
     return manifest
 

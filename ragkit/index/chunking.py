@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from ragkit.corpus import Document, document_text
 from ragkit.errors import RagkitError
-from ragkit.index.corpus import Document
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Chunk:
 
     def embedding_text(self) -> str:
         """What the encoder sees: the title (when the document has one) above the chunk."""
-        return f"{self.title}\n{self.text}" if self.title else self.text
+        return document_text(self.title, self.text)
 
 
 def chunk_document(doc: Document, tokenizer: PreTrainedTokenizerBase, config: ChunkingConfig) -> list[Chunk]:

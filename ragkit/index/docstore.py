@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk
 
 DOCSTORE_FILE = "docstore.sqlite"
@@ -43,23 +45,59 @@ CREATE INDEX IF NOT EXISTS chunks_position ON chunks (position);
 
 
 class Docstore:
+    """Chunks and files of one index in SQLite.
+
+    A read-only docstore (what `Retriever` opens) gives each thread its own connection, so a web
+    server's thread pool can search one `Retriever`; a writable one belongs to the thread that opened it.
+    A missing or damaged file is a one-line `RagkitError` that says to rebuild.
+    """
+
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        self.db = sqlite3.connect(uri, uri=True)
+        self.path, self.readonly = Path(path), readonly
+        if readonly and not self.path.is_file():
+            raise RagkitError(
+                f"{self.path} is missing; rebuild the index with `ragkit index CORPUS --rebuild`"
+            )
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         if not readonly:
-            self.db.executescript(SCHEMA)
+            with self._guard():
+                self.db.executescript(SCHEMA)
+        else:
+            self.counts()  # fail now, with the one-line error, if the file is not a docstore
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            uri = f"file:{self.path}?mode=ro" if self.readonly else f"file:{self.path}"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _guard(self):
+        return _DatabaseErrors(self.path)
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     def file_hashes(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT path, content_hash FROM files"))
+        with self._guard():
+            return dict(self.db.execute("SELECT path, content_hash FROM files"))
 
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ):
         """Store one file's chunks and vectors, replacing any earlier version, in one transaction."""
-        with self.db:
+        with self._guard(), self.db:
             self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
             self.db.executemany(
                 "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, embedding) "
@@ -72,15 +110,16 @@ class Docstore:
             self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (path, content_hash, documents))
 
     def remove_files(self, paths: Iterable[str]) -> None:
-        with self.db:
+        with self._guard(), self.db:
             for path in paths:
                 self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
                 self.db.execute("DELETE FROM files WHERE path = ?", (path,))
 
     def all_vectors(self, dim: int) -> np.ndarray:
         """Every vector, in (path, chunk_no) order, and record that order as each chunk's index position."""
-        rows = list(self.db.execute("SELECT id, embedding FROM chunks ORDER BY path, chunk_no"))
-        with self.db:
+        with self._guard():
+            rows = list(self.db.execute("SELECT id, embedding FROM chunks ORDER BY path, chunk_no"))
+        with self._guard(), self.db:
             self.db.executemany(
                 "UPDATE chunks SET position = ? WHERE id = ?", [(i, r[0]) for i, r in enumerate(rows)]
             )
@@ -91,12 +130,13 @@ class Docstore:
     def chunks_at(self, positions: Iterable[int]) -> Iterator[dict]:
         """Chunk records by index position, in the order asked."""
         positions = [int(p) for p in positions]
-        marks = ",".join("?" * len(positions))
+        # One bound parameter (a JSON array), however many positions: no "too many SQL variables".
         query = (
             "SELECT position, id, path, doc_id, title, text, start, end, metadata FROM chunks "
-            f"WHERE position IN ({marks})"
+            "WHERE position IN (SELECT value FROM json_each(?))"
         )
-        found = {row[0]: row for row in self.db.execute(query, positions)}
+        with self._guard():
+            found = {row[0]: row for row in self.db.execute(query, (json.dumps(positions),))}
         for p in positions:
             if p in found:
                 _, chunk_id, path, doc_id, title, text, start, end, metadata = found[p]
@@ -113,16 +153,36 @@ class Docstore:
 
     def doc_ids_by_position(self) -> list[str]:
         """The document id of every indexed chunk, in index order."""
-        return [
-            d
-            for (d,) in self.db.execute(
-                "SELECT doc_id FROM chunks WHERE position IS NOT NULL ORDER BY position"
-            )
-        ]
+        with self._guard():
+            rows = self.db.execute("SELECT doc_id FROM chunks WHERE position IS NOT NULL ORDER BY position")
+            return [d for (d,) in rows]
 
     def counts(self) -> dict[str, int]:
-        files, documents = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files"
-        ).fetchone()
-        (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        with self._guard():
+            files, documents = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files"
+            ).fetchone()
+            (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
         return {"files": files, "documents": documents, "chunks": chunks}
+
+
+class _DatabaseErrors:
+    """SQLite's errors on a damaged or locked docstore, as one line that says what to do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if isinstance(error, sqlite3.OperationalError) and "readonly" in str(error):
+            raise RagkitError(
+                f"{self.path} cannot be written ({error}): is another `ragkit index` updating this index? "
+                "Wait for it to finish, then run again"
+            ) from error
+        if isinstance(error, sqlite3.DatabaseError):
+            raise RagkitError(
+                f"{self.path} is damaged or not a ragkit docstore ({error}); rebuild the index with --rebuild"
+            ) from error
+        return False

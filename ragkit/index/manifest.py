@@ -1,52 +1,78 @@
-"""manifest.json: what an index directory holds and how it was made."""
+"""manifest.json: what an index directory holds and how it was made, as one typed record."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from ragkit.encoders import Encoder
+from ragkit.encoders import EncoderConfig
 from ragkit.errors import RagkitError
+from ragkit.io import atomic_write_text
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.faiss"
 
 
-def encoder_fingerprint(encoder: Encoder) -> dict:
-    """Identifies the vectors an encoder produces: its source, architecture and pooling settings."""
-    config = asdict(encoder.config)
-    described = {
-        "source": config.pop("source"),
-        "model_type": encoder.model.config.model_type,
-        "dim": encoder.dim,
-        "num_hidden_layers": encoder.model.config.num_hidden_layers,
-        "config": config,
-    }
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
-    return {**described, "config_hash": digest}
+@dataclass
+class IndexManifest:
+    """Everything `Retriever.load` and an incremental `ragkit index` need to know about an index.
 
+    `encoder` is the encoder's fingerprint (`Encoder.fingerprint()`): its source, architecture and
+    full config (instructions and adapters included), and a hash of them.
+    """
 
-def read_manifest(index_dir: Path) -> dict:
-    path = Path(index_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise RagkitError(
-            f"no index at {index_dir}: build one with `ragkit index CORPUS --index {index_dir}`"
+    encoder: dict[str, Any]
+    chunking: dict[str, Any]
+    fields: dict[str, Any] = field(default_factory=dict)
+    corpus: str = ""
+    created: str = ""
+    updated: str = ""
+    transform: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    index: dict[str, Any] = field(default_factory=dict)  # spec, faiss factory string, metric
+    search_params: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    bytes_per_vector: float = 0.0
+    faiss: str = ""  # which faiss build wrote it
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def config_hash(self) -> str:
+        return self.encoder["config_hash"]
+
+    def encoder_config(self) -> EncoderConfig:
+        """The config to load the index's encoder with: `Encoder.load(manifest.encoder_config())`."""
+        recorded = self.encoder["config"]
+        known = {f.name for f in fields(EncoderConfig)}
+        return EncoderConfig(
+            source=self.encoder["source"], **{k: v for k, v in recorded.items() if k in known}
         )
-    try:
-        manifest = json.loads(path.read_text())
-        version = manifest["format_version"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise RagkitError(f"{path} is corrupt; rebuild the index with `ragkit index CORPUS --rebuild`") from e
-    if version != FORMAT_VERSION:
-        action = "upgrade ragkit" if version > FORMAT_VERSION else "rebuild it with --rebuild"
-        raise RagkitError(
-            f"index format {version} at {index_dir} is not this ragkit's ({FORMAT_VERSION}); {action}"
-        )
-    return manifest
 
+    @classmethod
+    def read(cls, index_dir: str | Path) -> IndexManifest:
+        path = Path(index_dir) / MANIFEST_FILE
+        if not path.is_file():
+            raise RagkitError(
+                f"no index at {index_dir}: build one with `ragkit index CORPUS --index {index_dir}`"
+            )
+        try:
+            data = json.loads(path.read_text())
+            version = data["format_version"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise RagkitError(
+                f"{path} is corrupt; rebuild the index with `ragkit index CORPUS --rebuild`"
+            ) from e
+        if version != FORMAT_VERSION:
+            action = "upgrade ragkit" if version > FORMAT_VERSION else "rebuild it with --rebuild"
+            raise RagkitError(
+                f"index format {version} at {index_dir} is not this ragkit's ({FORMAT_VERSION}); {action}"
+            )
+        try:
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        except TypeError as e:  # a required field missing
+            raise RagkitError(f"{path} is incomplete; rebuild the index with --rebuild") from e
 
-def write_manifest(index_dir: Path, manifest: dict) -> None:
-    (Path(index_dir) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    def write(self, index_dir: str | Path) -> None:
+        atomic_write_text(Path(index_dir) / MANIFEST_FILE, json.dumps(asdict(self), indent=2) + "\n")

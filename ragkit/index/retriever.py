@@ -14,7 +14,7 @@ from ragkit.encoders import Encoder
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search
-from ragkit.index.manifest import INDEX_FILE, encoder_fingerprint, read_manifest
+from ragkit.index.manifest import INDEX_FILE, IndexManifest
 from ragkit.index.transform import Transform
 
 
@@ -32,7 +32,15 @@ class Hit:
 
 
 class Retriever:
-    def __init__(self, index_dir: Path, encoder: Encoder, manifest: dict, search_params: dict | None = None):
+    """Search one index directory: the way a RAG app retrieves context.
+
+    Build it with `Retriever.load(dir)`. `search` may be called from many threads at once (each
+    thread reads the docstore through its own connection; faiss searches are read-only).
+    """
+
+    def __init__(
+        self, index_dir: Path, encoder: Encoder, manifest: IndexManifest, search_params: dict | None = None
+    ):
         self.index_dir, self.encoder, self.manifest = Path(index_dir), encoder, manifest
         try:
             index = faiss.read_index(str(self.index_dir / INDEX_FILE))
@@ -40,8 +48,8 @@ class Retriever:
             raise RagkitError(
                 f"{self.index_dir / INDEX_FILE} is missing or corrupt; rebuild with --rebuild"
             ) from e
-        self.index = prepare_for_search(index, {**manifest["search_params"], **(search_params or {})})
-        self.transform = Transform.load(self.index_dir, manifest["transform"])
+        self.index = prepare_for_search(index, {**manifest.search_params, **(search_params or {})})
+        self.transform = Transform.load(self.index_dir, manifest.transform)
         self.store = Docstore(self.index_dir / DOCSTORE_FILE, readonly=True)
 
     @classmethod
@@ -54,24 +62,13 @@ class Retriever:
         search_params: dict | None = None,
     ) -> Retriever:
         """Open an index; its encoder is loaded from the manifest unless a matching one is given."""
-        manifest = read_manifest(Path(index_dir))
-        recorded = manifest["encoder"]
+        manifest = IndexManifest.read(index_dir)
         if encoder is None:
-            settings = recorded["config"]
-            encoder = Encoder.load(
-                recorded["source"],
-                pooling=settings["pooling"],
-                bidirectional=settings["bidirectional"],
-                max_length=settings["max_length"],
-                adapters=settings["adapters"],
-                device=device,
-            )
-            encoder.config.query_instruction = settings["query_instruction"]
-            encoder.config.document_instruction = settings["document_instruction"]
-        if encoder_fingerprint(encoder)["config_hash"] != recorded["config_hash"]:
+            encoder = Encoder.load(manifest.encoder_config(), device=device)
+        if encoder.fingerprint()["config_hash"] != manifest.config_hash:
             raise RagkitError(
-                f"this encoder does not match the one {index_dir} was built with ({recorded['source']!r}); "
-                "query with that encoder or rebuild the index"
+                f"this encoder does not match the one {index_dir} was built with "
+                f"({manifest.encoder['source']!r}); query with that encoder or rebuild the index"
             )
         return cls(Path(index_dir), encoder, manifest, search_params)
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import SHARED_DATA, requires_shared_data
 
 from ragkit import RagkitError
-from ragkit.adapt.config import stage_configs
+from ragkit.adapt import stage_configs
 from ragkit.adapt.data import read_examples, read_texts, split_sentences
 
 

@@ -9,6 +9,7 @@ from ragkit import Encoder, EncoderConfig
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, SupervisedConfig
 from ragkit.adapt.distributed import World
 from ragkit.adapt.lora import add_lora
+from ragkit.adapt.registry import STAGE_TYPES, training_stage
 from ragkit.adapt.stages import MNTPStage, Sampler, SimCSEStage, SupervisedStage, token_blocks
 from ragkit.encoders.loading import load_model, load_tokenizer
 
@@ -68,7 +69,7 @@ def test_mntp_loss_falls(tmp_path):
     text.write_text("\n".join(TRAIN_SENTENCES))
     config = MNTPConfig(data=str(text), batch_size=4, micro_batch_size=2, max_length=24, mask_ratio=0.3)
     encoder.model = add_lora(encoder.model, 8, 16, 0.0, seed=0)
-    stage = MNTPStage(encoder, lm.get_output_embeddings(), config, World())
+    stage = MNTPStage(encoder, config, World(), lm.get_output_embeddings())
     assert _falls(_train(stage, encoder.model, 25, lr=3e-2))
 
 
@@ -85,7 +86,7 @@ def test_mntp_micro_batches_give_the_full_batch_gradient(tmp_path):
             for name, p in model.named_parameters():
                 if "lora_B" in name:
                     p.normal_(0, 0.1)
-        MNTPStage(encoder, lm.get_output_embeddings(), config, World()).step(0)
+        MNTPStage(encoder, config, World(), lm.get_output_embeddings()).step(0)
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
     assert grads[0].abs().max() > 0
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
@@ -120,3 +121,36 @@ def test_supervised_loss_falls_with_instructions_and_hard_negatives(tmp_path):
     instruction = encoder.tokenizer("Find the sentence: ", add_special_tokens=False)["input_ids"]
     assert ids[1 : 1 + len(instruction)] == instruction and prompt == 1 + len(instruction)  # after BOS
     assert _falls(_train(stage, encoder.model, 25, lr=1e-2))
+
+
+def test_training_stage_applies_the_stage_settings_and_restores_them(tmp_path):
+    path = tiny_decoder_dir(tmp_path / "lm")
+    lm, _ = load_model(str(path))
+    tokenizer = load_tokenizer(str(path))
+    (tmp_path / "s.txt").write_text("\n".join(TRAIN_SENTENCES))
+    config = SimCSEConfig(
+        data=str(tmp_path / "s.txt"),
+        batch_size=8,
+        max_length=24,
+        attention_dropout=0.3,
+        gradient_checkpointing=True,
+    )
+    assert lm.config.attention_dropout == 0.0 and not lm.is_gradient_checkpointing
+    with training_stage("simcse", lm, tokenizer, config, World()) as (stage, peft_model):
+        assert isinstance(stage, SimCSEStage) and stage.encoder.config.max_length == 24
+        assert lm.config.attention_dropout == 0.3 and lm.is_gradient_checkpointing
+        assert not lm.config.is_causal  # trains bidirectionally
+        assert any(p.requires_grad for p in peft_model.parameters())
+    assert lm.config.attention_dropout == 0.0 and not lm.is_gradient_checkpointing
+    assert all(m.attention_dropout == 0.0 for m in lm.modules() if hasattr(m, "attention_dropout"))
+
+
+def test_every_stage_type_builds_from_the_one_table(tmp_path):
+    path = tiny_decoder_dir(tmp_path / "lm")
+    (tmp_path / "s.txt").write_text("\n".join(TRAIN_SENTENCES))
+    for name, kind in STAGE_TYPES.items():
+        lm, _ = load_model(str(path), with_lm_head=kind.needs_lm_head)
+        config = kind.config(data="pydoc" if name == "supervised" else str(tmp_path / "s.txt"), batch_size=4)
+        config.max_length = 64
+        with training_stage(name, lm, load_tokenizer(str(path)), config, World()) as (stage, _):
+            assert isinstance(stage, kind.stage) and stage.step(0)[1] > 0

@@ -69,7 +69,7 @@ def test_a_malformed_folder_is_a_one_line_error_naming_file_and_line(tmp_path):
     assert (
         result.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"error: {folder / 'queries.jsonl'}:2: not valid JSON")
+        .startswith(f"error: {folder / 'queries.jsonl'}:2: invalid JSON")
     )
 
 

@@ -47,7 +47,7 @@ def _break(folder, file, lines):
         (lambda f: (f / "queries.jsonl").unlink(), "has no queries.jsonl or queries.jsonl.gz"),
         (
             lambda f: _break(f, "corpus.jsonl", ['{"_id": "d1", "text": "a"}\n', '{"_id": "d2", "text": \n']),
-            "corpus.jsonl:2: not valid JSON",
+            "corpus.jsonl:2: invalid JSON",
         ),
         (
             lambda f: _break(

@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import shared_folder, tiny_encoder, write_beir
 
+from ragkit.corpus import document_text
 from ragkit.eval import DenseSearch, IndexSearch, RagkitModel, evaluate, load_task
 from ragkit.eval.tasks import subsample
 from ragkit.index import Index, Retriever
@@ -56,9 +57,7 @@ def test_a_document_length_cap_changes_vectors_and_cache_key(beir_dir):
     full.index(corpus, task_metadata=task.metadata, hf_split="test", hf_subset="default")
     capped.index(corpus, task_metadata=task.metadata, hf_split="test", hf_subset="default")
     assert capped.cached_documents == 0  # a different key, not the uncapped vectors
-    expected = model.model.encode(
-        [d["text"] if not d["title"] else f"{d['title']} {d['text']}" for d in corpus], max_length=4
-    )
+    expected = model.model.encode([document_text(d["title"], d["text"]) for d in corpus], max_length=4)
     np.testing.assert_allclose(capped.faiss_index.reconstruct_n(0, len(corpus)), expected, atol=1e-6)
 
 

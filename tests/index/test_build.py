@@ -9,6 +9,7 @@ import pytest
 from helpers import tiny_encoder
 
 from ragkit import RagkitError
+from ragkit.corpus import document_text
 from ragkit.index import ChunkingConfig, Index, Retriever
 
 CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
@@ -37,7 +38,7 @@ def corpus(tmp_path, cranfield):
 
 def as_embedded(hit) -> str:
     """The text a chunk was embedded as (its document's title above it)."""
-    return f"{hit.title}\n{hit.text}" if hit.title else hit.text
+    return document_text(hit.title, hit.text)
 
 
 def build(corpus, encoder, index_dir, **options):

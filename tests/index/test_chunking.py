@@ -6,8 +6,8 @@ import pytest
 from helpers import SENTENCES, tiny_tokenizer
 
 from ragkit import RagkitError
+from ragkit.corpus import Document
 from ragkit.index.chunking import ChunkingConfig, chunk_document
-from ragkit.index.corpus import Document
 
 TEXT = " ".join(SENTENCES * 3)
 

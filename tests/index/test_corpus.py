@@ -9,7 +9,7 @@ import pytest
 from helpers import SHARED_DATA, requires_shared_data
 
 from ragkit import RagkitError
-from ragkit.index.corpus import Fields, ReadStats, list_files, read_documents
+from ragkit.corpus import Fields, ReadStats, list_files, read_documents
 
 
 def read_all(root, fields=None):
@@ -69,7 +69,7 @@ def test_binary_unsupported_and_broken_files_are_skipped_and_counted(tmp_path):
     assert set(docs) == {"good.txt", "latin1.txt"}
     assert docs["latin1.txt"][1].text == "caf\ufffd"
     assert stats.replaced_decoding == 1
-    assert stats.skipped == {"binary": 1, "unsupported type": 2, "unreadable (JSONDecodeError)": 1}
+    assert stats.skipped == {"binary": 1, "unsupported type": 2, "unreadable (invalid JSON)": 1}
 
 
 def test_pdf_without_pypdf_is_skipped_with_a_hint(tmp_path, monkeypatch):

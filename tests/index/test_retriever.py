@@ -9,6 +9,7 @@ import pytest
 from helpers import tiny_encoder
 
 from ragkit import Encoder, RagkitError
+from ragkit.corpus import document_text
 from ragkit.index import ChunkingConfig, Index, Retriever
 
 
@@ -40,7 +41,7 @@ def test_loads_its_encoder_from_the_manifest_with_the_query_instruction(built):
     expected = Retriever.load(index_dir, encoder=encoder).search("capital city", k=4)
     assert [h.chunk_id for h in ours] == [h.chunk_id for h in expected]
     query = encoder.encode(["capital city"], instruction="Find: ")[0]
-    stored = encoder.encode_documents([f"{h.title}\n{h.text}" if h.title else h.text for h in ours])
+    stored = encoder.encode_documents([document_text(h.title, h.text) for h in ours])
     np.testing.assert_allclose([h.score for h in ours], stored @ query, atol=1e-5)
     assert [h.score for h in ours] == sorted((h.score for h in ours), reverse=True)
 

@@ -16,20 +16,13 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from ragkit.corpus.document import Document
 from ragkit.errors import RagkitError
+from ragkit.io import TEXT_SUFFIXES, inner_suffix, json_lines
 
-TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".jsonl", ".json"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | {".csv", ".pdf"}
-
-
-@dataclass
-class Document:
-    doc_id: str
-    text: str
-    title: str = ""
-    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -76,14 +69,6 @@ def list_files(root: Path) -> list[CorpusFile]:
     return files
 
 
-def inner_suffix(path: Path) -> str:
-    """The lowercase suffix under any .gz (".jsonl" for "corpus.jsonl.gz"); "" if there is none."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
 def file_format(path: Path) -> str | None:
     """The inner suffix, or None when ragkit cannot read it."""
     suffix = inner_suffix(path)
@@ -97,26 +82,59 @@ def read_documents(file: CorpusFile, fields: Fields, stats: ReadStats) -> list[D
         stats.skipped["unsupported type"] += 1
         return []
     try:
-        raw = file.path.read_bytes()
-        if file.path.suffix.lower() == ".gz":
-            raw = gzip.decompress(raw)
+        raw = _read_bytes(file.path)
         if fmt == ".pdf":
             return _pdf(raw, file, stats)
-        if b"\x00" in raw[:8192]:
+        if _is_binary(raw):
             stats.skipped["binary"] += 1
             return []
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", errors="replace")
-            stats.replaced_decoding += 1
+        text, replaced = _decode(raw)
+        stats.replaced_decoding += replaced
         docs = _parse(fmt, text, file, fields)
-    except (OSError, EOFError, gzip.BadGzipFile, json.JSONDecodeError, csv.Error, ValueError) as e:
+    except RagkitError:  # a bad JSON line
+        stats.skipped["unreadable (invalid JSON)"] += 1
+        return []
+    except (OSError, EOFError, gzip.BadGzipFile, csv.Error, ValueError) as e:
         stats.skipped[f"unreadable ({type(e).__name__})"] += 1
         return []
     kept = [d for d in docs if d.text.strip() or d.title.strip()]
     stats.empty_documents += len(docs) - len(kept)
     return kept
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The non-blank lines of a text file (gzipped or not), stripped: one text each (`ragkit embed -f`).
+
+    Read as `ragkit index` reads a file: a binary file is refused rather than embedded as garbage.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise RagkitError(f"{path} is not a file")
+    try:
+        raw = _read_bytes(path)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise RagkitError(f"{path}: cannot read it ({type(e).__name__})") from None
+    if _is_binary(raw):
+        raise RagkitError(f"{path} is a binary file, not text with one text per line")
+    text, _ = _decode(raw)
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if path.suffix.lower() == ".gz" else raw
+
+
+def _is_binary(raw: bytes) -> bool:
+    return b"\x00" in raw[:8192]
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """UTF-8 text, and whether invalid bytes had to be replaced."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
 
 
 def _parse(fmt: str, text: str, file: CorpusFile, fields: Fields) -> list[Document]:
@@ -128,9 +146,12 @@ def _parse(fmt: str, text: str, file: CorpusFile, fields: Fields) -> list[Docume
         parser.feed(text)
         return [Document(file.relpath, parser.text(), parser.title.strip())]
     if fmt == ".jsonl":
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        records = [value for _, value in json_lines(text.splitlines(), file.relpath, objects=False)]
     elif fmt == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RagkitError(f"{file.relpath}: invalid JSON ({e.msg})") from None
         records = data if isinstance(data, list) else [data]
     else:  # .csv
         records = list(csv.DictReader(io.StringIO(text)))

@@ -1,0 +1,165 @@
+"""The one table of LLM2Vec stages (name -> config, stage class, needs the LM head), the configs a run
+gets from names, preset, TOML file and flags, and `training_stage`, which sets a stage up on a model
+exactly as `adapt` does: the pipeline, the speed benchmark and the tests all use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ragkit.adapt.config import (
+    PRESETS,
+    MNTPConfig,
+    SimCSEConfig,
+    StageConfig,
+    SupervisedConfig,
+    check_type,
+    read_toml,
+)
+from ragkit.adapt.distributed import World
+from ragkit.adapt.lora import add_lora
+from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
+from ragkit.adapt.trainer import Stage
+from ragkit.encoders.encoder import Encoder, EncoderConfig
+from ragkit.encoders.simcse import set_attention_dropout
+from ragkit.errors import RagkitError
+
+
+@dataclass(frozen=True)
+class StageType:
+    config: type[StageConfig]
+    stage: Callable[..., Stage]  # (encoder, config, world, lm_head) -> Stage
+    needs_lm_head: bool = False
+
+
+# The only order stages may run in is this table's.
+STAGE_TYPES: dict[str, StageType] = {
+    "mntp": StageType(MNTPConfig, MNTPStage, needs_lm_head=True),
+    "simcse": StageType(SimCSEConfig, SimCSEStage),
+    "supervised": StageType(SupervisedConfig, SupervisedStage),
+}
+
+
+def decoder_of(lm: torch.nn.Module) -> torch.nn.Module:
+    """The transformer an encoder keeps: `lm` itself, or the decoder inside a causal LM."""
+    return lm.get_decoder() if lm.get_output_embeddings() is not None else lm
+
+
+@contextlib.contextmanager
+def training_stage(
+    name: str,
+    lm: torch.nn.Module,
+    tokenizer,
+    config: StageConfig,
+    world: World,
+    *,
+    allow_unvalidated: bool = False,
+) -> Iterator[tuple[Stage, torch.nn.Module]]:
+    """Stage `name` ready to train on `lm` (a causal LM when the stage needs the LM head): yields the
+    stage and the LoRA-wrapped decoder whose trainable weights it trains.
+
+    While the block runs, the decoder trains with the stage's settings: bidirectional attention, its
+    max length, activation checkpointing if asked, SimCSE's attention dropout. On exit those settings
+    are restored; the LoRA stays in place until the caller merges (`merge_and_unload`) or drops it.
+    """
+    kind = STAGE_TYPES[name]
+    decoder = decoder_of(lm)
+    lm_head = lm.get_output_embeddings() if kind.needs_lm_head else None
+    if kind.needs_lm_head and lm_head is None:
+        raise RagkitError(f"{name} needs the model's LM head: load it with with_lm_head=True")
+    with training_settings(decoder, config):
+        encoder = Encoder(
+            decoder,
+            tokenizer,
+            EncoderConfig(max_length=config.max_length),
+            allow_unvalidated=allow_unvalidated,
+        )
+        encoder.model = add_lora(decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed)
+        yield kind.stage(encoder, config, world, lm_head), encoder.model
+
+
+@contextlib.contextmanager
+def training_settings(decoder: torch.nn.Module, config: StageConfig) -> Iterator[None]:
+    """Activation checkpointing and SimCSE's attention dropout on `decoder` while a stage trains; the
+    model's own settings come back afterwards (a saved encoder keeps its config's dropout)."""
+    dropout = getattr(decoder.config, "attention_dropout", None)
+    simcse = isinstance(config, SimCSEConfig)
+    if config.gradient_checkpointing:
+        set_activation_checkpointing(decoder, True)
+    if simcse:
+        set_attention_dropout(decoder, config.attention_dropout)
+    try:
+        yield
+    finally:
+        if simcse:
+            set_attention_dropout(decoder, dropout or 0.0)
+        if config.gradient_checkpointing:
+            set_activation_checkpointing(decoder, False)
+
+
+def set_activation_checkpointing(model, enabled: bool) -> None:
+    """Recompute layer activations in backward (less memory, ~45% slower); transformers >= 5.x renamed
+    gradient checkpointing to activation checkpointing, and the old name warns."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if enabled:
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif enabled:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
+STAGES: tuple[str, ...] = tuple(STAGE_TYPES)
+
+
+def stage_configs(
+    stages: list[str],
+    preset: str = "paper",
+    file: str | Path | None = None,
+    data: dict[str, str] | None = None,
+    **overrides: Any,
+) -> dict[str, StageConfig]:
+    """Defaults, then the preset, then the TOML file's [stage] tables, then `data` (stage -> source)
+    and `overrides` (every stage; None values ignored)."""
+    check_stages(stages)
+    if preset not in PRESETS:
+        raise RagkitError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    from_file = read_toml(Path(file), STAGES) if file else {}
+    configs = {}
+    for stage in stages:
+        cls = STAGE_TYPES[stage].config
+        values = {**PRESETS[preset].get(stage, {}), **from_file.get(stage, {})}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if data and data.get(stage):
+            values["data"] = data[stage]
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise RagkitError(f"{stage}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            check_type(stage, key, value, hints[key])
+        configs[stage] = cls(**values)
+        configs[stage].check(stage)
+    return configs
+
+
+def check_stages(stages: list[str]) -> None:
+    if not stages:
+        raise RagkitError(f"no stages given: use some of {','.join(STAGES)}, in that order")
+    for stage in stages:
+        if stage not in STAGES:
+            raise RagkitError(f"unknown stage {stage!r}: use some of {','.join(STAGES)}, in that order")
+    if len(set(stages)) != len(stages):
+        raise RagkitError(f"stage listed twice in {','.join(stages)}")
+    if [s for s in STAGES if s in stages] != stages:
+        raise RagkitError(f"stages out of order: {','.join(stages)}; they run as {','.join(STAGES)}")

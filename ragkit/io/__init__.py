@@ -1,0 +1,23 @@
+"""Reading and writing files, once for every package above: text and JSON lines, atomic writes."""
+
+from ragkit.io.atomic import atomic_path, atomic_write_text, swap_into_place
+from ragkit.io.files import (
+    TEXT_SUFFIXES,
+    inner_suffix,
+    is_hub_id,
+    json_lines,
+    open_text,
+    read_json_lines,
+)
+
+__all__ = [
+    "TEXT_SUFFIXES",
+    "atomic_path",
+    "atomic_write_text",
+    "inner_suffix",
+    "is_hub_id",
+    "json_lines",
+    "open_text",
+    "read_json_lines",
+    "swap_into_place",
+]
