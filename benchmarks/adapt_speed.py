@@ -163,7 +163,11 @@ def main() -> None:
         r = json.loads(child.stdout.strip().splitlines()[-1])
         shown = ", ".join(f"{k}={v}" for k, v in settings.items())
         table.add_row(
-            label, shown, f"{r['tokens_per_s']:,.0f}", f"{r['s_per_step']:.2f}", f"{r['peak_gib']:.2f}",
+            label,
+            shown,
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['s_per_step']:.2f}",
+            f"{r['peak_gib']:.2f}",
             " ".join(f"{x:.3f}" for x in r["losses"]),
         )
         print(f"{label}: {r}", file=sys.stderr)
