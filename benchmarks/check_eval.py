@@ -47,16 +47,18 @@ def pytrec_scores(qrels: dict, run: dict) -> dict[str, float]:
 def main(results: str, *folders: str) -> None:
     by_name = {Path(f).resolve().name: Path(f) for f in folders}
     summary = json.loads((Path(results) / "summary.json").read_text())
-    print(f"{'task':<16}{'system':<20}{'metric':<15}{'ragkit':>10}{'pytrec_eval':>13}{'diff':>10}")
-    for row in summary:
-        if not row["predictions_file"] or row["task"] not in by_name:
-            continue
+    rows = [r for r in summary if r["predictions_file"] and r["task"] in by_name]
+    width = (
+        max([len("system"), *(len(r["system"]) for r in rows)]) + 2
+    )  # a long name never runs into the next column
+    print(f"{'task':<16}{'system':<{width}}{'metric':<15}{'ragkit':>10}{'pytrec_eval':>13}{'diff':>10}")
+    for row in rows:
         qrels = read_qrels(by_name[row["task"]] / "qrels" / f"{row['split']}.tsv")
         predictions = json.loads(Path(row["predictions_file"]).read_text())
         run = predictions["default"][row["split"]]
         for metric, value in pytrec_scores(qrels, run).items():
             ours = row["scores"][metric]
-            name = f"{row['task']:<16}{row['system']:<20}{metric:<15}"
+            name = f"{row['task']:<16}{row['system']:<{width}}{metric:<15}"
             print(f"{name}{ours:>10.5f}{value:>13.5f}{ours - value:>10.1e}")
 
 

@@ -26,7 +26,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     except RuntimeError as e:
         raise RagkitError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RagkitError("device cuda was asked for, but torch sees no GPU; use --device cpu")
+        raise RagkitError("device cuda was asked for, but torch sees no GPU; use `device` cpu")
     return device
 
 

@@ -175,7 +175,7 @@ def _hub_dataset(source: str):
     except Exception as e:  # datasets raises many types for "not reachable" / "not found"
         raise RagkitError(
             f"could not load dataset {source!r} ({first_line(e)}); offline, pass a local file or folder "
-            "(or --preset cpu-smoke, which trains on built-in text)"
+            "(or `preset` cpu-smoke, which trains on built-in text)"
         ) from e
 
 

@@ -40,4 +40,4 @@ def load_adapter_state(model, state: dict[str, torch.Tensor]) -> None:
 
     result = set_peft_model_state_dict(model, state)
     if getattr(result, "unexpected_keys", None):
-        raise RagkitError("the checkpoint does not match this model's LoRA; rerun with --restart")
+        raise RagkitError("the checkpoint does not match this model's LoRA; rerun with `restart`")

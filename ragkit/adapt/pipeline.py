@@ -141,7 +141,7 @@ def _check_resumable(workdir: Path, plan: dict) -> None:
             what = _first_difference(previous, plan)
             raise RagkitError(
                 f"{workdir} holds an unfinished run with other settings ({what}); rerun with the "
-                "same settings to resume it, or add --restart to discard it"
+                "same settings to resume it, or add `restart` to discard it"
             )
 
 

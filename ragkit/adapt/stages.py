@@ -32,7 +32,7 @@ class Sampler:
         if distinct and n < config.batch_size:
             raise RagkitError(
                 f"{stage}: {n} training examples, fewer than batch_size {config.batch_size}; "
-                "give more data or a smaller --batch-size"
+                "give more data or a smaller `batch_size`"
             )
         if n == 0:
             raise RagkitError(f"{stage}: no training data")
@@ -133,7 +133,7 @@ def token_blocks(texts: Iterable[str], tokenizer, length: int, wanted: int) -> t
     if not blocks:
         raise RagkitError(
             f"mntp: the training text holds fewer than {body} tokens, not one block of max_length "
-            f"{length}; give more text or a smaller --max-length"
+            f"{length}; give more text or a smaller `max_length`"
         )
     return torch.tensor(blocks[:wanted], dtype=torch.long)
 

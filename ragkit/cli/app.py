@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ragkit.encoders.loading import DEFAULT_ENCODER
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, for_flags
 
 app = typer.Typer(
     help="Decoder LLMs as text encoders (LLM2Vec), and retrieval on top of them.",
@@ -21,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+# Redirected to a file, tables keep their natural width instead of rich's default 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 240)
 errors = Console(stderr=True)
 
 Model = Annotated[
@@ -55,12 +57,13 @@ def embed(
     import numpy as np
 
     from ragkit import Encoder
+    from ragkit.corpus import read_lines
 
     texts = list(texts or [])
     if file is not None:
-        if not file.is_file():
+        if not file.exists():
             raise RagkitError(f"--file {file} does not exist")
-        texts += [line.strip() for line in file.read_text(errors="replace").splitlines() if line.strip()]
+        texts += read_lines(file)  # as `ragkit index` reads files: a binary one is refused
     if not texts:
         raise RagkitError("nothing to embed: give texts as arguments or --file with one text per line")
 
@@ -133,8 +136,10 @@ def index(
     from ragkit import Encoder
     from ragkit.corpus import check_corpus_path
     from ragkit.index import ChunkingConfig, Fields, Index
+    from ragkit.index.transform import Transform
 
-    check_corpus_path(corpus)  # a wrong path fails now, not after seconds of model loading
+    check_corpus_path(corpus)  # a wrong path or option fails now, not after seconds of model loading
+    Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
     encoder = Encoder.load(model, pooling=pooling, bidirectional=False if causal else None, device=device)
     if document_instruction is not None:
         encoder.config.document_instruction = document_instruction
@@ -210,7 +215,7 @@ def adapt(
         str, typer.Option(help="paper (the published recipe), cpu-small or cpu-smoke.")
     ] = "paper",
     config: Annotated[
-        Path | None, typer.Option(help="TOML with a table per stage, e.g. [mntp] steps = 500.")
+        Path | None, typer.Option(help="TOML with a table per stage, e.g. \\[mntp] steps = 500.")
     ] = None,
     corpus: Annotated[
         Path | None, typer.Option(help="Your own documents as MNTP and SimCSE data (domain adaptation).")
@@ -417,12 +422,24 @@ def info() -> None:
     console.print(f"bidirectional attention validated for: {', '.join(sorted(VALIDATED_MODEL_TYPES))}")
 
 
+def cli_flags() -> dict[str, str]:
+    """Python parameter name -> its long CLI flag, over every command (`index_dir` -> "--index")."""
+    flags: dict[str, str] = {}
+    for command in typer.main.get_command(app).commands.values():
+        for param in command.params:
+            long = [opt for opt in param.opts if opt.startswith("--")]
+            if long and param.name:
+                flags.setdefault(param.name, long[0])
+    return flags
+
+
 def main() -> None:
-    """Entry point: user errors are one line on stderr, never a traceback."""
+    """Entry point: user errors are one line on stderr, never a traceback; parameters named as flags."""
     try:
         app()
     except RagkitError as e:
-        errors.print(f"[red]error:[/] {e}", soft_wrap=True, highlight=False)
+        message = escape(for_flags(str(e), cli_flags()))
+        errors.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         errors.print("interrupted")

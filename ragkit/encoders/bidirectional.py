@@ -28,6 +28,6 @@ def set_bidirectional(
         raise RagkitError(
             f"bidirectional attention is not validated for model type {model_type!r} "
             f"(validated: {', '.join(sorted(VALIDATED_MODEL_TYPES))}); "
-            "pass allow_unvalidated=True (CLI: --allow-unvalidated) to try it anyway"
+            "pass `allow_unvalidated` to try it anyway"
         )
     model.config.is_causal = not enabled

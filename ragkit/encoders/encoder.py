@@ -165,7 +165,7 @@ class Encoder:
         """One padded batch, as sentence-transformers' `tokenize`: `input_ids`, `attention_mask` and
         `prompt_lengths` (tokens before the text), ready for `embed`. `encode` and training build their
         batches from `token_ids` and `pad` instead, to sort and split by length first."""
-        texts = _check_texts(texts, "texts")
+        texts = check_texts(texts, "texts")
         return self.pad(*self.token_ids(texts, instruction))
 
     def token_ids(
@@ -232,9 +232,9 @@ class Encoder:
 
         `max_length` truncates harder than the encoder's own limit (a document-length cap for eval).
         """
-        texts = _check_texts(texts, "texts")
+        texts = check_texts(texts, "texts")
         if instruction is not None:
-            instruction = _check_texts([instruction], "instruction")[0]
+            instruction = check_texts([instruction], "instruction")[0]
         if batch_size < 1:
             raise RagkitError(f"batch_size must be at least 1, got {batch_size}")
         if not texts:
@@ -268,6 +268,8 @@ class Encoder:
         )
 
     def encode_documents(self, documents: Sequence[str], **kwargs) -> np.ndarray:
+        """Documents carry the document-side instruction, usually none (LLM2Vec embeds them plain, so
+        one index serves every task); pass them through `document_text` when they have titles."""
         instruction = kwargs.pop("instruction", self.config.document_instruction)
         return self.encode(documents, instruction=instruction, **kwargs)
 
@@ -311,7 +313,7 @@ def _merged_copy(peft_model) -> PreTrainedModel:
     return copy.deepcopy(peft_model).merge_and_unload()
 
 
-def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+def check_texts(texts: Sequence[str], name: str) -> list[str]:
     """Strings only, and strings the tokenizer can take: lone surrogates (bytes decoded with
     `surrogateescape`) are refused with the position, instead of the tokenizer's TypeError."""
     if texts is None:

@@ -114,8 +114,13 @@ def gguf_to_hf(gguf: Path, cache_name: str | None = None) -> Path:
 
     status = Console(stderr=True).status(f"Converting {gguf.name} to safetensors (once, cached in {out})")
     with status, quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except (OSError, ValueError, KeyError) as e:
+            raise RagkitError(f"could not read {gguf} as a GGUF model: {first_line(e)}") from None
         # transformers refuses to save a GGUF-quantized model; the weights are already dequantized.
         model.hf_quantizer = None
         del model.config.quantization_config
@@ -161,7 +166,7 @@ def load_model(
     with quiet_transformers():
         try:
             model = auto.from_pretrained(source, dtype=dtype, attn_implementation=attn_implementation)
-        except OSError as e:
+        except (OSError, ValueError, KeyError) as e:  # missing files, no model_type, unknown architecture
             raise RagkitError(f"could not load model {source!r}: {first_line(e)}") from e
         decoder = model.get_decoder() if with_lm_head else model
         for adapter in (*chain, *adapters):

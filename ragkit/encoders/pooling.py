@@ -12,6 +12,8 @@ from typing import Literal, get_args
 
 import torch
 
+from ragkit.errors import RagkitError
+
 PoolingMode = Literal["mean", "weighted_mean", "last_token"]
 POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
 
@@ -49,6 +51,6 @@ def pool(
         last = mask.long().cumsum(-1).argmax(-1)  # first position holding the row's final count
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     else:
-        raise ValueError(f"unknown pooling mode {mode!r}; choose one of {', '.join(POOLING_MODES)}")
+        raise RagkitError(f"unknown pooling {mode!r}: use one of {', '.join(POOLING_MODES)}")
     weights = weights / weights.sum(-1, keepdim=True)
     return torch.einsum("bs,bsd->bd", weights, hidden)

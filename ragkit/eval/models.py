@@ -20,7 +20,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
 from ragkit.encoders import Encoder
-from ragkit.encoders.loading import BuiltinModel
+from ragkit.encoders.loading import BuiltinModel, quiet_transformers
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
 
@@ -159,14 +159,16 @@ class SentenceTransformerModel(_TextModel):
         if not (path / "modules.json").is_file():
             raise RagkitError(f"{path} is not a sentence-transformers model directory (no modules.json)")
         self.path = path.resolve()
-        self.model = SentenceTransformer(str(self.path), device=device)
+        with quiet_transformers():  # no "Loading weights" bars under ragkit's own progress
+            self.model = SentenceTransformer(str(self.path), device=device)
         for module in self.model:
             config = getattr(module, "modality_config", None)
             if isinstance(config, dict):
                 config.pop("message", None)
         self.batch_size = batch_size
         self.label = label or self.path.name
-        dim = self.model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
+        dim = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
         self.mteb_model_meta = _meta(
             f"sentence-transformers/{self.label}",
             "local",

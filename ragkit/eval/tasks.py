@@ -161,6 +161,8 @@ def subsample(task: AbsTaskRetrieval, max_docs: int, seed: int = 0) -> dict[str,
             room = max(max_docs - len(keep), 0)
             extra = np.random.default_rng(seed).choice(others, min(room, len(others)), replace=False)
             rows = sorted(keep + extra.tolist())
+            if len(rows) == len(ids):  # every document is judged: nothing was cut, the scores are full ones
+                continue
             data["corpus"] = corpus.select(rows)
             done[f"{subset}/{split}"] = Subsample(len(rows), len(ids), len(keep))
     return done

@@ -86,6 +86,12 @@ class BuildReport:
 
 
 class Index:
+    """Builds and updates index directories; `Retriever` searches them.
+
+    `Index.build(corpus, encoder, "my-index")` reads a folder, chunks and embeds what changed since the
+    last build, and swaps the finished index in atomically (see the module docstring).
+    """
+
     @staticmethod
     def build(
         corpus: str | Path,
@@ -224,10 +230,10 @@ def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMan
     if was["config_hash"] != now["config_hash"]:
         raise RagkitError(
             f"{index_dir} was built with encoder {was['source']!r} ({was['config_hash']}), not "
-            f"{now['source']!r} ({now['config_hash']}); use that encoder, another --index, or --rebuild"
+            f"{now['source']!r} ({now['config_hash']}); use that encoder, another `index_dir`, or `rebuild`"
         )
     if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
-        raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use --rebuild")
+        raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
     return manifest
 
 

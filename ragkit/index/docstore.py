@@ -183,6 +183,6 @@ class _DatabaseErrors:
             ) from error
         if isinstance(error, sqlite3.DatabaseError):
             raise RagkitError(
-                f"{self.path} is damaged or not a ragkit docstore ({error}); rebuild the index with --rebuild"
+                f"{self.path} is damaged or not a ragkit docstore ({error}); rebuild the index with `rebuild`"
             ) from error
         return False

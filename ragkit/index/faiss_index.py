@@ -58,7 +58,7 @@ def resolve_spec(spec: str | None, n: int, d: int) -> str:
     if ivf and n < 39 * int(ivf.group(1)):
         raise RagkitError(
             f"{factory} needs at least {39 * int(ivf.group(1))} vectors to train, the corpus has {n}; "
-            "use --spec flat or fewer IVF lists"
+            "use `spec` flat or fewer IVF lists"
         )
     return factory
 

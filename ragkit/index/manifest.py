@@ -65,14 +65,14 @@ class IndexManifest:
                 f"{path} is corrupt; rebuild the index with `ragkit index CORPUS --rebuild`"
             ) from e
         if version != FORMAT_VERSION:
-            action = "upgrade ragkit" if version > FORMAT_VERSION else "rebuild it with --rebuild"
+            action = "upgrade ragkit" if version > FORMAT_VERSION else "rebuild it with `rebuild`"
             raise RagkitError(
                 f"index format {version} at {index_dir} is not this ragkit's ({FORMAT_VERSION}); {action}"
             )
         try:
             return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
         except TypeError as e:  # a required field missing
-            raise RagkitError(f"{path} is incomplete; rebuild the index with --rebuild") from e
+            raise RagkitError(f"{path} is incomplete; rebuild the index with `rebuild`") from e
 
     def write(self, index_dir: str | Path) -> None:
         atomic_write_text(Path(index_dir) / MANIFEST_FILE, json.dumps(asdict(self), indent=2) + "\n")

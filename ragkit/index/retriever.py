@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 
 from ragkit.encoders import Encoder
+from ragkit.encoders.encoder import check_texts
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search
@@ -46,7 +47,7 @@ class Retriever:
             index = faiss.read_index(str(self.index_dir / INDEX_FILE))
         except RuntimeError as e:
             raise RagkitError(
-                f"{self.index_dir / INDEX_FILE} is missing or corrupt; rebuild with --rebuild"
+                f"{self.index_dir / INDEX_FILE} is missing or corrupt; rebuild with `rebuild`"
             ) from e
         self.index = prepare_for_search(index, {**manifest.search_params, **(search_params or {})})
         self.transform = Transform.load(self.index_dir, manifest.transform)
@@ -78,12 +79,14 @@ class Retriever:
         """Top-k chunks for one query (a list of Hits) or for each of several (a list of lists).
 
         `filter` keeps hits whose `path`, or metadata field, matches a glob: {"path": "docs/*.md"}.
+        When a filter is selective, the search widens until k matching hits are found or the index
+        is exhausted, so a filter never returns fewer hits than exist.
         """
-        if k < 1:
-            raise RagkitError(f"k must be at least 1, got {k}")
-        queries = [query] if isinstance(query, str) else list(query)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise RagkitError(f"`k` must be a whole number of at least 1, got {k!r}")
+        filter = _check_filter(filter)
+        queries = check_texts(query, "query")
         vectors = self.embed_queries(queries)
-        filter = filter or {}
         total = self.index.ntotal
         fetch = min(10 * k if filter else k, total)  # filters drop hits: fetch more up front
         scores, positions = self.index.search(vectors, fetch)  # one batched search for all queries
@@ -108,6 +111,20 @@ class Retriever:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _check_filter(filter) -> dict[str, str]:
+    if filter is None:
+        return {}
+    if not isinstance(filter, dict):
+        raise RagkitError(
+            "`filter` must be a dict of field -> glob, e.g. {'path': 'docs/*.md'}, "
+            f"got {type(filter).__name__}"
+        )
+    for key, pattern in filter.items():
+        if not isinstance(key, str) or not isinstance(pattern, str):
+            raise RagkitError(f"`filter` maps field names to glob strings; got {key!r}: {pattern!r}")
+    return filter
 
 
 def _matches(hit: Hit, filter: dict[str, str]) -> bool:

@@ -32,15 +32,15 @@ class Transform:
     pca: faiss.LinearTransform | None = None
 
     @staticmethod
-    def check_options(d: int, *, pca: int | None, dim: int | None, whiten: bool) -> None:
-        """Refuse impossible options before anything is embedded."""
+    def check_options(d: int | None, *, pca: int | None, dim: int | None, whiten: bool) -> None:
+        """Refuse impossible options before anything is embedded (`d` None: before the encoder is known)."""
         if pca is not None and dim is not None:
-            raise RagkitError("choose one of --pca and --dim, not both")
+            raise RagkitError("choose one of `pca` and `dim`, not both")
         target = pca or dim
-        if target is not None and not 0 < target <= d:
+        if target is not None and not 0 < target <= (d or target):
             raise RagkitError(f"the reduced dimension must be between 1 and the encoder's {d}, got {target}")
         if whiten and pca is None:
-            raise RagkitError("--whiten applies to --pca only")
+            raise RagkitError("`whiten` applies to `pca` only")
 
     @classmethod
     def fit(

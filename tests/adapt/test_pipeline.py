@@ -126,7 +126,7 @@ def test_a_rerun_with_other_settings_is_refused_until_restart(base, data, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         adapt(str(base), out, _configs(data), show_progress=False)
     monkeypatch.undo()
-    with pytest.raises(RagkitError, match=r"other settings \(mntp.steps 4 vs 5\).*--restart"):
+    with pytest.raises(RagkitError, match=r"other settings \(mntp.steps 4 vs 5\).*`restart`"):
         adapt(str(base), out, _configs(data, steps=5), show_progress=False)
     adapt(str(base), out, _configs(data, steps=5), restart=True, show_progress=False)
     assert Encoder.load(out).dim == 32

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -71,6 +73,13 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
         (["eval", "--bm25", "--task", "SciFakt"], "error: unknown task 'SciFakt': did you mean SciFact"),
         (["eval", "--bm25", "--task", "/no/such/beir"], "error: task folder /no/such/beir does not exist"),
         (["eval", "--index", "/no/such/index", "--task", "SciFact"], "error: no index at /no/such/index"),
+        (["embed", "--file", sys.executable], f"error: {sys.executable} is a binary file"),
+        # Library errors name Python parameters; the CLI shows the flags.
+        (
+            ["index", "README.md", "--pca", "8", "--dim", "8"],
+            "error: choose one of --pca and --dim, not both",
+        ),
+        (["index", "README.md", "--whiten"], "error: --whiten applies to --pca only"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message):
@@ -113,3 +122,24 @@ def test_index_then_query_prints_json_hits_from_the_api(model_dir, tmp_path):
 def test_a_bad_filter_is_a_user_error(model_dir, tmp_path):
     result = CliRunner().invoke(app, ["query", "x", "--index", str(tmp_path), "--filter", "nokey"])
     assert isinstance(result.exception, RagkitError) and "KEY=GLOB" in str(result.exception)
+
+
+def test_adapt_help_shows_the_config_example_whole():
+    result = run_ragkit("adapt", "--help")
+    assert "[mntp] steps = 500" in " ".join(result.stdout.replace("│", " ").split())  # before: "e.g.  steps"
+
+
+def test_a_second_index_run_on_the_same_index_is_refused_in_one_line(model_dir, tmp_path):
+    from ragkit.index.lock import writer_lock
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("some text")
+    with writer_lock(tmp_path / "idx"):  # a first `ragkit index` still running
+        result = run_ragkit(
+            "index", str(tmp_path / "docs"), "--index", str(tmp_path / "idx"), "-m", str(model_dir)
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: index {tmp_path / 'idx'} is being updated by PID {os.getpid()}; wait for it to finish, "
+        "then run again"
+    )

@@ -88,3 +88,12 @@ def test_an_index_built_by_ragkit_index_is_scored_through_the_retriever(tmp_path
     assert result.exit_code == 0, result.output
     (row,) = json.loads((out / "summary.json").read_text())
     assert row["system"] == "index:idx" and row["documents"] == 6 and row["queries"] == 3
+
+
+def test_a_redirected_run_prints_whole_tables_and_plain_progress(tmp_path):
+    folder = write_beir(tmp_path / "a-local-task-folder-with-a-rather-long-name-that-tables-must-keep")
+    result = run_ragkit("eval", "--bm25", "--task", str(folder), "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "nDCG@10" in line and "MRR@10" in line)
+    assert header.rstrip().endswith("docs")  # before: cut at 80 columns, the last columns dropped
+    assert any(folder.name in line and "bm25" in line for line in result.stdout.splitlines())

@@ -163,3 +163,23 @@ def test_smollm2_default_shape_and_meaning(smollm2):
         ["The cat sleeps on the sofa.", "A kitten is napping on the couch.", "Stock prices fell."]
     )
     assert v[0] @ v[1] > v[0] @ v[2]
+
+
+@pytest.mark.parametrize("text", ["\udcff", b"caf\xe9 au lait".decode("utf-8", "surrogateescape")])
+def test_lone_surrogates_are_a_one_line_error_naming_the_text(encoder, text):
+    with pytest.raises(RagkitError, match=r"texts\[1\] holds a lone surrogate"):  # before: TypeError
+        encoder.encode(["fine", text])
+    with pytest.raises(RagkitError, match="instruction"):
+        encoder.encode(["fine"], instruction=text)
+
+
+def test_save_of_a_model_in_training_keeps_its_adapters(tmp_path):
+    from ragkit.adapt.lora import add_lora
+
+    encoder = tiny_encoder("llama")
+    peft_model = encoder.model = add_lora(encoder.model, 4, 8, 0.0, seed=0)
+    before = encoder.encode(SENTENCES)
+    encoder.save(tmp_path / "enc")
+    assert encoder.model is peft_model  # before: silently replaced by the merged model
+    assert any("lora_A" in name for name, _ in encoder.model.named_parameters())
+    np.testing.assert_allclose(Encoder.load(tmp_path / "enc").encode(SENTENCES), before, atol=1e-5)

@@ -162,3 +162,19 @@ def test_adapters_are_recorded_for_reloading_and_cleared_once_merged_and_saved(t
     saved = Encoder.load("saved")
     assert saved.config.adapters == []
     np.testing.assert_allclose(saved.encode(SENTENCES), encoder.encode(SENTENCES), atol=1e-6)
+
+
+def test_a_gguf_that_is_not_gguf_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGKIT_HOME", str(tmp_path / "home"))
+    fake = tmp_path / "model.gguf"
+    fake.write_text("not a gguf file")
+    with pytest.raises(
+        RagkitError, match=r"could not read .*model.gguf as a GGUF model"
+    ):  # before: ValueError
+        Encoder.load(fake)
+
+
+def test_a_directory_whose_config_has_no_model_type_is_a_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 8}))
+    with pytest.raises(RagkitError, match=r"could not load model .*model_type"):  # before: ValueError
+        Encoder.load(tmp_path)

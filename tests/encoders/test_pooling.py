@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import SENTENCES, tiny_encoder
 
+from ragkit import RagkitError
 from ragkit.encoders.pooling import pool, pooled_mask
 
 RIGHT = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
@@ -45,7 +46,7 @@ def test_mean_weighted_mean_and_last_token():
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="unknown pooling"):
+    with pytest.raises(RagkitError, match="unknown pooling"):
         pool(torch.zeros(1, 2, 3), torch.ones(1, 2), mode="max")
 
 

@@ -110,3 +110,40 @@ def test_index_search_refuses_an_index_of_another_corpus(beir_dir, tmp_path):
     search = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder))
     with pytest.raises(RagkitError, match=r"6 of the task's 6 documents .* are not in the index"):
         evaluate([search], [load_task(beir_dir)], output=None)
+
+
+def test_eval_of_an_index_equals_eval_of_the_encoder_on_a_titled_corpus(tmp_path):
+    """SciFact's documents have titles: both paths embed `document_text(title, text)`, so the scores agree.
+
+    Before, `ragkit index` embedded "title\\ntext" and `ragkit eval -m` "title text".
+    """
+    from ragkit.eval.beir import read_beir
+
+    data = read_beir(shared_folder("scifact"))
+    queries = list(data.queries)[:20]
+    judged = {doc for q in queries for doc in data.qrels[q]}
+    docs = [d for d in data.corpus if d["id"] in judged] + [d for d in data.corpus if d["id"] not in judged][
+        :60
+    ]
+    assert all(d["title"] for d in docs)
+    folder = write_beir(
+        tmp_path / "scifact",
+        corpus=[{"_id": d["id"], "title": d["title"], "text": d["text"]} for d in docs],
+        queries=[{"_id": q, "text": data.queries[q]} for q in queries],
+        qrels=[(q, doc, grade) for q in queries for doc, grade in data.qrels[q].items()],
+    )
+    encoder = tiny_encoder()
+    encoder.config.max_length = 128  # both paths truncate the same embedded text
+    Index.build(
+        folder / "corpus.jsonl",
+        encoder,
+        tmp_path / "idx",
+        spec="flat",
+        chunking=ChunkingConfig(100_000, 0),  # one chunk per document
+        show_progress=False,
+    )
+    indexed = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder))
+    dense = DenseSearch(RagkitModel(encoder, task_instructions=False), show_progress=False, cache=False)
+    by_index, by_dense = evaluate([indexed, dense], [load_task(folder)], output=None)
+    assert by_index.scores == pytest.approx(by_dense.scores, abs=1e-6)
+    assert by_index.ndcg_at_10 > 0  # a real ranking, not two empty ones

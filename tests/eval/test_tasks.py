@@ -85,3 +85,12 @@ def test_subsample_fills_up_with_a_seeded_sample(tmp_path):
     assert picks[0] == sorted(picks[0], key=lambda d: int(d[1:]))  # corpus order is kept
     task = load_task(folder)
     assert subsample(task, max_docs=1000) == {}  # small enough already
+
+
+def test_max_docs_below_the_judged_count_of_an_all_judged_corpus_cuts_nothing_and_flags_nothing(tmp_path):
+    corpus = CORPUS[:5]
+    qrels = [("q1", d["_id"], 1) for d in corpus]
+    folder = write_beir(tmp_path / "judged", corpus=corpus, qrels=qrels)
+    task = load_task(folder)
+    assert subsample(task, max_docs=3, seed=0) == {}  # before: flagged "subsampled: 5 of 5 documents"
+    assert len(task.dataset["default"]["test"]["corpus"]) == 5

@@ -143,7 +143,7 @@ def test_an_error_while_indexing_leaves_the_old_index(corpus, encoder, tmp_path,
 def test_another_encoder_is_refused_unless_rebuilding(corpus, encoder, tmp_path):
     build(corpus, encoder, tmp_path / "idx")
     other = tiny_encoder("qwen2")
-    with pytest.raises(RagkitError, match=r"was built with encoder 'llama'.*--rebuild"):
+    with pytest.raises(RagkitError, match=r"was built with encoder 'llama'.*`rebuild`"):
         build(corpus, other, tmp_path / "idx")
     with pytest.raises(RagkitError, match="does not match"):
         Retriever.load(tmp_path / "idx", encoder=other)

@@ -94,5 +94,112 @@ def test_filtered_search_still_returns_k_hits_when_they_exist(built):
 
 
 def test_k_must_be_positive(built):
-    with pytest.raises(RagkitError, match="k must be at least 1"):
+    with pytest.raises(RagkitError, match="`k` must be a whole number of at least 1"):
         Retriever.load(built[0]).search("x", k=0)
+
+
+def test_a_retriever_answers_from_many_threads_at_once(built):
+    index_dir, encoder = built
+    retriever = Retriever.load(index_dir, encoder=encoder)
+    expected = [h.chunk_id for h in retriever.search("capital city", k=3)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:  # before: sqlite3.ProgrammingError from every other thread
+        answers = list(
+            pool.map(lambda _: [h.chunk_id for h in retriever.search("capital city", k=3)], range(32))
+        )
+    assert answers == [expected] * 32
+    retriever.close()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
+def test_a_missing_or_damaged_docstore_is_a_one_line_rebuild_error(built, tmp_path, damage):
+    import shutil
+
+    index_dir, encoder = built
+    copy = tmp_path / "idx"
+    shutil.copytree(index_dir, copy)
+    store = copy / "docstore.sqlite"
+    if damage == "missing":
+        store.unlink()
+    elif damage == "truncated":
+        store.write_bytes(store.read_bytes()[:1000])
+    else:
+        store.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(RagkitError, match="rebuild") as error:
+        Retriever.load(copy, encoder=encoder).search("capital", k=2)
+    assert "\n" not in str(error.value)
+
+
+def test_chunk_lookup_binds_one_sql_variable_however_many_candidates(built):
+    from ragkit.index.docstore import Docstore
+
+    index_dir, _ = built
+    store = Docstore(index_dir / "docstore.sqlite", readonly=True)
+    positions = list(range(300_000))  # a selective filter widening to a large index asks for this many
+    found = list(store.chunks_at(positions))  # before: "too many SQL variables"
+    assert [c["chunk_id"] for c in found] and len(found) == store.counts()["chunks"]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": "5"}, "`k` must be a whole number"),
+        ({"k": 2.5}, "`k` must be a whole number"),
+        ({"k": 0}, "`k` must be a whole number"),
+        ({"filter": {"path": 5}}, "`filter` maps field names to glob strings"),
+        ({"filter": "path=*.md"}, "`filter` must be a dict"),
+    ],
+)
+def test_bad_search_arguments_are_one_line_errors_naming_the_argument(built, kwargs, message):
+    index_dir, encoder = built
+    retriever = Retriever.load(index_dir, encoder=encoder)
+    with pytest.raises(RagkitError, match=message):
+        retriever.search("capital", **kwargs)
+
+
+@pytest.mark.parametrize("query", ["\udcff", b"caf\xff".decode("utf-8", "surrogateescape")])
+def test_a_query_with_lone_surrogates_is_a_one_line_error(built, query):
+    index_dir, encoder = built
+    with pytest.raises(RagkitError, match=r"query\[0\] holds a lone surrogate"):
+        Retriever.load(index_dir, encoder=encoder).search(query, k=2)
+
+
+def test_the_manifest_is_typed_and_loads_the_encoder_in_one_call(built):
+    from ragkit.index.manifest import IndexManifest
+
+    index_dir, encoder = built
+    manifest = IndexManifest.read(index_dir)
+    assert manifest.config_hash == encoder.fingerprint()["config_hash"]
+    config = manifest.encoder_config()
+    assert config.query_instruction == "Find: " and config.source == encoder.config.source
+    loaded = Encoder.load(config)
+    assert loaded.fingerprint() == encoder.fingerprint()
+
+
+def test_a_manifest_written_by_the_previous_ragkit_still_loads(built, tmp_path):
+    """Manifests from before IndexManifest were plain dicts written field by field; some lack `fields`."""
+    import shutil
+
+    index_dir, encoder = built
+    copy = tmp_path / "idx"
+    shutil.copytree(index_dir, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    old_order = [
+        "format_version",
+        "created",
+        "updated",
+        "corpus",
+        "encoder",
+        "chunking",
+        "transform",
+        "index",
+    ]
+    old = {key: data[key] for key in old_order}
+    old.update(search_params=data["search_params"], counts=data["counts"], bytes_per_vector=1.0, faiss="x")
+    (copy / "manifest.json").write_text(json.dumps(old, indent=2))
+    hits = Retriever.load(copy, encoder=encoder).search("capital city", k=2)
+    assert [h.chunk_id for h in hits] == [
+        h.chunk_id for h in Retriever.load(index_dir).search("capital city", k=2)
+    ]
