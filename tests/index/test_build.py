@@ -227,3 +227,28 @@ def test_an_interrupted_first_build_resumes(corpus, encoder, tmp_path, monkeypat
     report = build(corpus, encoder, tmp_path / "idx")
     assert 0 < report.resumed < 35 and report.added == 35
     assert report.counts == build(corpus, encoder, tmp_path / "full").counts
+
+
+def test_a_killed_writer_leaves_no_stuck_lock(corpus, encoder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ragkit.index.lock import writer_lock\n"
+            "with writer_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)",
+            str(tmp_path / "idx"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RagkitError, match=f"is being updated by PID {holder.pid}; wait for it"):
+        build(corpus, encoder, tmp_path / "idx")
+    os.kill(holder.pid, signal.SIGKILL)  # a crash mid-build
+    holder.wait()
+    assert build(corpus, encoder, tmp_path / "idx").added > 0
