@@ -113,99 +113,74 @@ class Index:
         One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
         naming the first one's PID, while searches of the current index go on.
         """
-        index_dir = Path(index_dir)
+        index_dir, chunking, fields = Path(index_dir), chunking or ChunkingConfig(), fields or Fields()
         with writer_lock(index_dir):
-            return Index._build(
-                corpus,
-                encoder,
-                index_dir,
-                spec=spec,
-                pca=pca,
-                whiten=whiten,
-                dim=dim,
-                chunking=chunking or ChunkingConfig(),
-                fields=fields or Fields(),
-                rebuild=rebuild,
-                batch_size=batch_size,
-                show_progress=show_progress,
+            start = time.perf_counter()
+            Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
+            files = list_files(Path(corpus))
+            if not files:
+                raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
+            params = {
+                "encoder": encoder.fingerprint(),
+                "chunking": asdict(chunking),
+                "fields": asdict(fields),
+            }
+            params = json.loads(json.dumps(params))  # as the manifest holds them (tuples become lists)
+            previous = _previous_manifest(index_dir, params, rebuild)
+            report = BuildReport(index_dir, faiss=faiss_build().describe())
+
+            work = index_dir.with_name(f"{index_dir.name}.building")
+            _prepare_workdir(
+                work, index_dir, params, resume=not rebuild, copy_previous=bool(previous) and not rebuild
             )
-
-    @staticmethod
-    def _build(
-        corpus: str | Path,
-        encoder: Encoder,
-        index_dir: Path,
-        *,
-        spec: str | None,
-        pca: int | None,
-        whiten: bool,
-        dim: int | None,
-        chunking: ChunkingConfig,
-        fields: Fields,
-        rebuild: bool,
-        batch_size: int,
-        show_progress: bool,
-    ) -> BuildReport:
-        start = time.perf_counter()
-        Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
-        files = list_files(Path(corpus))
-        if not files:
-            raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
-        params = {
-            "encoder": encoder.fingerprint(),
-            "chunking": asdict(chunking),
-            "fields": asdict(fields),
-        }
-        params = json.loads(json.dumps(params))  # as the manifest holds them (tuples become lists)
-        previous = _previous_manifest(index_dir, params, rebuild)
-        report = BuildReport(index_dir, faiss=faiss_build().describe())
-
-        work = index_dir.with_name(f"{index_dir.name}.building")
-        _prepare_workdir(
-            work, index_dir, params, resume=not rebuild, copy_previous=bool(previous) and not rebuild
-        )
-        store = Docstore(work / DOCSTORE_FILE)
-        try:
-            old = _file_hashes(index_dir) if previous and not rebuild else {}  # a rebuild adds all
-            done = store.file_hashes()
-            current = {f.relpath for f in files}
-            report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
-            todo = [f for f in files if done.get(f.relpath) != f.content_hash]
-            _embed_files(todo, encoder, store, chunking, fields, report, batch_size, show_progress)
-            store.remove_files(done.keys() - current)
-            _count_changes(report, old, store.file_hashes())
-
-            vectors = store.all_vectors(encoder.dim)
-            if len(vectors) == 0:
-                raise RagkitError(
-                    f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
+            store = Docstore(work / DOCSTORE_FILE)
+            try:
+                old = _file_hashes(index_dir) if previous and not rebuild else {}  # a rebuild adds all
+                done = store.file_hashes()
+                current = {f.relpath for f in files}
+                report.resumed = sum(
+                    done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files
                 )
-            transform = Transform.fit(vectors, pca=pca, dim=dim, whiten=whiten)
-            reduced = transform.apply(vectors)
-            factory = resolve_spec(spec, len(reduced), transform.dim_out)
-            faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
-            transform.save(work)
-            report.counts, report.factory, report.transform = store.counts(), factory, transform.describe()
-        finally:
-            store.close()
+                todo = [f for f in files if done.get(f.relpath) != f.content_hash]
+                _embed_files(todo, encoder, store, chunking, fields, report, batch_size, show_progress)
+                store.remove_files(done.keys() - current)
+                _count_changes(report, old, store.file_hashes())
 
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        IndexManifest(
-            **params,
-            created=previous.created if previous else now,
-            updated=now,
-            corpus=str(Path(corpus).resolve()),
-            transform=report.transform,
-            index={"spec": spec, "factory": factory, "metric": "inner_product"},
-            search_params=default_search_params(factory),
-            counts={**report.counts, "vectors": len(reduced)},
-            bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, len(reduced)),
-            faiss=report.faiss,
-        ).write(work)
-        (work / PARAMS_FILE).unlink()
-        swap_into_place(work, index_dir)
-        report.seconds = time.perf_counter() - start
-        return report
+                vectors = store.all_vectors(encoder.dim)
+                if len(vectors) == 0:
+                    raise RagkitError(
+                        f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
+                    )
+                transform = Transform.fit(vectors, pca=pca, dim=dim, whiten=whiten)
+                reduced = transform.apply(vectors)
+                factory = resolve_spec(spec, len(reduced), transform.dim_out)
+                faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
+                transform.save(work)
+                report.counts, report.factory, report.transform = (
+                    store.counts(),
+                    factory,
+                    transform.describe(),
+                )
+            finally:
+                store.close()
+
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            IndexManifest(
+                **params,
+                created=previous.created if previous else now,
+                updated=now,
+                corpus=str(Path(corpus).resolve()),
+                transform=report.transform,
+                index={"spec": spec, "factory": factory, "metric": "inner_product"},
+                search_params=default_search_params(factory),
+                counts={**report.counts, "vectors": len(reduced)},
+                bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, len(reduced)),
+                faiss=report.faiss,
+            ).write(work)
+            (work / PARAMS_FILE).unlink()
+            swap_into_place(work, index_dir)
+            report.seconds = time.perf_counter() - start
+            return report
 
 
 def _count_changes(report: BuildReport, old: dict[str, str], new: dict[str, str]) -> None:
