@@ -70,7 +70,7 @@ def test_whitening_changes_the_vectors(lsa_vectors):
         ({"pca": 8, "dim": 8}, "not both"),
         ({"pca": 500}, "between 1 and"),
         ({"dim": 0}, "between 1 and"),
-        ({"dim": 8, "whiten": True}, "--pca only"),
+        ({"dim": 8, "whiten": True}, "`pca` only"),
     ],
 )
 def test_bad_options_are_refused(options, message):
