@@ -66,9 +66,10 @@ def training_stage(
     """Stage `name` ready to train on `lm` (a causal LM when the stage needs the LM head): yields the
     stage and the LoRA-wrapped decoder whose trainable weights it trains.
 
-    While the block runs, the decoder trains with the stage's settings: bidirectional attention, its
-    max length, activation checkpointing if asked, SimCSE's attention dropout. On exit those settings
-    are restored; the LoRA stays in place until the caller merges (`merge_and_unload`) or drops it.
+    The stage's encoder is a fresh one (bidirectional, the stage's max length), so nothing shared is
+    mutated. While the block runs, the decoder has activation checkpointing if asked and SimCSE's
+    attention dropout; on exit both are restored. The LoRA stays in place until the caller merges
+    it (`merge_and_unload`) or drops the model.
     """
     kind = STAGE_TYPES[name]
     decoder = decoder_of(lm)
