@@ -47,8 +47,8 @@ CREATE INDEX IF NOT EXISTS chunks_position ON chunks (position);
 class Docstore:
     """Chunks and files of one index in SQLite.
 
-    A read-only docstore (what `Retriever` opens) gives each thread its own connection, so a web
-    server's thread pool can search one `Retriever`; a writable one belongs to the thread that opened it.
+    Each thread gets its own connection, so a web server's thread pool can search one `Retriever`;
+    writes come from the one thread of a build.
     A missing or damaged file is a one-line `RagkitError` that says to rebuild.
     """
 
