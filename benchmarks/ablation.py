@@ -76,6 +76,7 @@ def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
         "bi": dense(MODEL),
         "bi + MNTP": adapted("smollm2-mntp"),
         "bi + MNTP + SimCSE": adapted("smollm2-mntp-simcse"),
+        "bi + MNTP + supervised, release 0.1 (SciFact + SNLI)": adapted("smollm2-mntp-supervised"),
         "bi + MNTP + supervised": dense("llm2vec-smollm2-135m"),
     }
 

@@ -3,7 +3,7 @@
     python benchmarks/package_encoder.py runs/smollm2-mntp runs/smollm2-mntp-supervised \
         --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m
 
-Each run's `training/adapters/*` are copied in order as `adapters/<n>-<stage>/`, with
+Each run's `training/adapters/*` (or an adapter folder given as is) are copied in order as `adapters/<n>-<stage>/`, with
 `base_model_name_or_path` set to the built-in base name (not this machine's cache path) and the
 weights halved to fp16 (the size of the checkout and the wheel; the merged vectors agree to within
 rounding, which the script prints). `ragkit_config.json` gets mean pooling, bidirectional attention
@@ -27,8 +27,17 @@ from ragkit.encoders.supervised import query_prompt
 from ragkit.eval.tasks import GENERIC_QUERY_INSTRUCTION
 
 
+def adapter_dirs(run: Path) -> list[Path]:
+    """A LoRA adapter folder itself, or every adapter a `ragkit adapt` output trained, in order."""
+    if (run / "adapter_config.json").is_file():
+        return [run]
+    return [a for a in sorted((run / "training" / "adapters").iterdir()) if a.is_dir()]
+
+
 def package(runs: list[Path], base: str, out: Path) -> list[Path]:
-    sources = [a for run in runs for a in sorted((run / "training" / "adapters").iterdir()) if a.is_dir()]
+    sources = [a for run in runs for a in adapter_dirs(run)]
+    if any(out in source.parents for source in sources):
+        raise SystemExit(f"copy the adapters out of {out} first: it is rewritten")
     shutil.rmtree(out / "adapters", ignore_errors=True)
     written = []
     for i, source in enumerate(sources, start=1):
@@ -51,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="ragkit adapt outputs, in training order")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, help="ragkit adapt outputs or adapter folders, in training order"
+    )
     parser.add_argument("--base", required=True, help="the built-in model they were trained on")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()

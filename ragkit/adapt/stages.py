@@ -146,12 +146,12 @@ class SimCSEStage:
     def __init__(self, encoder: Encoder, config: SimCSEConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
         sentences = list(dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text)))
-        self.ids, self.prompt_length = encoder.token_ids(sentences)
+        self.ids, self.prompt_lengths = encoder.token_ids(sentences)
         self.sampler = Sampler(len(self.ids), config, world, self.name, distinct=True)
 
     def step(self, step: int) -> tuple[float, int]:
         rows = self.sampler.rows(step)
-        side = Side([self.ids[i] for i in rows], [self.prompt_length] * len(rows))
+        side = Side([self.ids[i] for i in rows], [self.prompt_lengths[i] for i in rows])
         offset = self.world.rank * len(rows)
 
         def loss_fn(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -179,26 +179,29 @@ class SupervisedStage:
                 examples = with_negatives
             else:
                 self.negatives = 0  # no hard negatives at all: in-batch negatives only
+        # (ids, prompt length) per text: queries carry their dataset's instruction, documents none.
         self.queries: list[tuple[list[int], int]] = [([], 0)] * len(examples)
         by_instruction: dict[str, list[int]] = {}
         for i, e in enumerate(examples):
             by_instruction.setdefault(e.instruction, []).append(i)
         for instruction, rows in by_instruction.items():
-            ids, prompt = encoder.token_ids([examples[i].query for i in rows], query_prompt(instruction))
-            for i, row_ids in zip(rows, ids, strict=True):
+            ids, prompts = encoder.token_ids([examples[i].query for i in rows], query_prompt(instruction))
+            for i, row_ids, prompt in zip(rows, ids, prompts, strict=True):
                 self.queries[i] = (row_ids, prompt)
-        self.positives, self.doc_prompt = encoder.token_ids([e.positive for e in examples])
-        self.hard = [encoder.token_ids(e.negatives[: self.negatives])[0] for e in examples]
+        self.positives = list(zip(*encoder.token_ids([e.positive for e in examples]), strict=True))
+        self.hard = [
+            list(zip(*encoder.token_ids(e.negatives[: self.negatives]), strict=True)) for e in examples
+        ]
         self.sampler = Sampler(len(examples), config, world, self.name, distinct=True)
 
     def step(self, step: int) -> tuple[float, int]:
         rows = self.sampler.rows(step)
-        queries = Side([self.queries[i][0] for i in rows], [self.queries[i][1] for i in rows])
-        positives = Side([self.positives[i] for i in rows], [self.doc_prompt] * len(rows))
-        negative_ids = [ids for i in rows for ids in self.hard[i]]
-        sides = [queries, positives] + (
-            [Side(negative_ids, [self.doc_prompt] * len(negative_ids))] if negative_ids else []
-        )
+        negatives = [text for i in rows for text in self.hard[i]]
+        sides = [
+            _side([self.queries[i] for i in rows]),
+            _side([self.positives[i] for i in rows]),
+            *([_side(negatives)] if negatives else []),
+        ]
         offset = self.world.rank * len(rows)
 
         def loss_fn(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None) -> torch.Tensor:
@@ -209,6 +212,11 @@ class SupervisedStage:
             self.encoder, sides, loss_fn, **_chunking(self.config, self.encoder, self.world)
         )
         return loss, sum(len(ids) for side in sides for ids in side.ids)
+
+
+def _side(texts: list[tuple[list[int], int]]) -> Side:
+    """(ids, prompt length) pairs as one side of a contrastive batch."""
+    return Side([ids for ids, _ in texts], [prompt for _, prompt in texts])
 
 
 def _chunking(config: StageConfig, encoder: Encoder, world: World) -> dict:

@@ -30,10 +30,28 @@ Model = Annotated[
     str, typer.Option("--model", "-m", help="Built-in name, Hugging Face id, model directory or .gguf file.")
 ]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda if available).")]
-Pooling = Annotated[str | None, typer.Option(help="mean, weighted_mean or last_token.")]
+Pooling = Annotated[str | None, typer.Option(help="mean, weighted_mean, last_token or eos_token.")]
 Causal = Annotated[bool, typer.Option("--causal", help="Keep the causal mask (no LLM2Vec step 1).")]
 Dtype = Annotated[
     str | None, typer.Option(help="float32, bfloat16, ... (default: fp32 on CPU, bf16 on GPU).")
+]
+MaxLength = Annotated[int | None, typer.Option(min=2, help="Tokens per text; longer texts are truncated.")]
+AttnImplementation = Annotated[str | None, typer.Option(help="sdpa (default), eager or flash_attention_2.")]
+AllowUnvalidated = Annotated[
+    bool, typer.Option(help="Use a model type whose bidirectional attention is not validated here.")
+]
+InputFormat = Annotated[
+    str | None,
+    typer.Option(
+        help="ragkit, or llm2vec: texts formatted as the reference llm2vec does (the default for "
+        "published LLM2Vec checkpoints)."
+    ),
+]
+Template = Annotated[
+    str | None,
+    typer.Option(
+        help="Prompt around each text: llama-3-instruct, qwen2-instruct, ... or a string with {text}."
+    ),
 ]
 
 
@@ -47,11 +65,15 @@ def embed(
     instruction: Annotated[str | None, typer.Option(help="Attended to but not pooled.")] = None,
     pooling: Pooling = None,
     causal: Causal = False,
-    max_length: Annotated[int | None, typer.Option(help="Longer texts are truncated.")] = None,
+    max_length: MaxLength = None,
+    input_format: InputFormat = None,
+    template: Template = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     out: Annotated[Path | None, typer.Option(help="Save the (n, dim) float32 matrix as .npy.")] = None,
     device: Device = None,
     dtype: Dtype = None,
+    attn_implementation: AttnImplementation = None,
+    allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
     """Embed texts and print their cosine-similarity matrix."""
     import numpy as np
@@ -72,8 +94,12 @@ def embed(
         pooling=pooling,
         bidirectional=False if causal else None,
         max_length=max_length,
+        input_format=input_format,
+        template=template,
         device=device,
         dtype=dtype,
+        attn_implementation=attn_implementation,
+        allow_unvalidated=allow_unvalidated,
     )
     start = time.perf_counter()
     vectors = encoder.encode(texts, instruction=instruction, batch_size=batch_size)
@@ -128,9 +154,15 @@ def index(
     query_instruction: Annotated[str | None, typer.Option(help="Instruction stored for queries.")] = None,
     pooling: Pooling = None,
     causal: Causal = False,
+    max_length: MaxLength = None,
+    input_format: InputFormat = None,
+    template: Template = None,
     rebuild: Annotated[bool, typer.Option(help="Embed everything again, replacing the index.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: Device = None,
+    dtype: Dtype = None,
+    attn_implementation: AttnImplementation = None,
+    allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
     """Build or update a FAISS index of a folder; only new or changed files are embedded."""
     from ragkit import Encoder
@@ -140,7 +172,18 @@ def index(
 
     check_corpus_path(corpus)  # a wrong path or option fails now, not after seconds of model loading
     Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
-    encoder = Encoder.load(model, pooling=pooling, bidirectional=False if causal else None, device=device)
+    encoder = Encoder.load(
+        model,
+        pooling=pooling,
+        bidirectional=False if causal else None,
+        max_length=max_length,
+        input_format=input_format,
+        template=template,
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        allow_unvalidated=allow_unvalidated,
+    )
     if document_instruction is not None:
         encoder.config.document_instruction = document_instruction
     if query_instruction is not None:
@@ -172,8 +215,13 @@ def query(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     device: Device = None,
+    dtype: Dtype = None,
+    attn_implementation: AttnImplementation = None,
+    allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
-    """Search an index and print the best chunks."""
+    """Search an index and print the best chunks.
+
+    The index's encoder is loaded as it was built (format, instructions, max length included)."""
     import json
     from dataclasses import asdict
 
@@ -185,7 +233,13 @@ def query(
         if not sep or not key:
             raise RagkitError(f"--filter {item!r} is not KEY=GLOB, e.g. --filter 'path=docs/*.md'")
         conditions[key] = pattern
-    retriever = Retriever.load(index_dir, device=device)
+    retriever = Retriever.load(
+        index_dir,
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        allow_unvalidated=allow_unvalidated,
+    )
     hits = retriever.search(text, k=k, filter=conditions)
     if json_output:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
@@ -349,6 +403,9 @@ def eval_(
     ] = None,
     pooling: Pooling = None,
     causal: Causal = False,
+    max_length: MaxLength = None,
+    input_format: InputFormat = None,
+    template: Template = None,
     cache: Annotated[bool, typer.Option(help="Reuse corpus embeddings from earlier runs.")] = True,
     save_predictions: Annotated[
         bool, typer.Option(help="Also save each system's rankings (top 1000 per query) as JSON.")
@@ -359,6 +416,8 @@ def eval_(
     ),
     device: Device = None,
     dtype: Dtype = None,
+    attn_implementation: AttnImplementation = None,
+    allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
     """Score encoders, BM25 or an index on retrieval tasks with mteb's metrics (nDCG@10, ...)."""
     from ragkit.eval import DenseSearch, IndexSearch, evaluate, load_task
@@ -372,7 +431,14 @@ def eval_(
     if bm25:
         systems.append(BM25Search())
     if index_dir is not None:
-        systems.append(IndexSearch(Retriever.load(index_dir, device=device)))
+        retriever = Retriever.load(
+            index_dir,
+            device=device,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            allow_unvalidated=allow_unvalidated,
+        )
+        systems.append(IndexSearch(retriever))
     for name in model or ([] if systems else [DEFAULT_ENCODER]):
         loaded = load_eval_model(
             name,
@@ -381,7 +447,12 @@ def eval_(
             task_instructions=task_instructions,
             pooling=pooling,
             bidirectional=False if causal else None,
+            max_length=max_length,
+            input_format=input_format,
+            template=template,
             dtype=dtype,
+            attn_implementation=attn_implementation,
+            allow_unvalidated=allow_unvalidated,
         )
         systems.append(
             DenseSearch(loaded, spec=spec, pca=pca, dim=dim, max_doc_tokens=max_doc_tokens, cache=cache)

@@ -18,6 +18,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
+from ragkit.encoders.formatting import (
+    INPUT_FORMATS,
+    LLM2VEC_DOC_MAX_LENGTH,
+    TEXT_SLOT,
+    InputFormat,
+    InstructionJoin,
+    TextFormatter,
+    check_join,
+    reference_template,
+    resolve_template,
+)
 from ragkit.encoders.loading import (
     BUILTIN_ENCODERS,
     DEFAULT_ENCODER,
@@ -32,7 +43,10 @@ from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
 CONFIG_NAME = "ragkit_config.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: an input format other than ragkit's (version 1 files are written otherwise)
+# The input format's settings, at ragkit's defaults; a config that keeps them all is written (and
+# fingerprinted) exactly as before they existed, so older encoders and indexes stay valid.
+_RAGKIT_FORMAT = {"template": TEXT_SLOT, "instruction_join": "separate", "doc_max_length": None}
 
 
 @dataclass
@@ -46,12 +60,31 @@ class EncoderConfig:
     document_instruction: str | None = None
     source: str = ""  # what the weights were loaded from, for index manifests
     adapters: list[str] = field(default_factory=list)  # LoRA adapters merged on top of `source`
+    # The input format (ragkit/encoders/formatting.py): where the text goes in a prompt, how an
+    # instruction joins it, and llm2vec's word cap; `Encoder.load(input_format="llm2vec")` sets all three.
+    template: str = TEXT_SLOT
+    instruction_join: InstructionJoin = "separate"
+    doc_max_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
             raise RagkitError(f"unknown pooling {self.pooling!r}: use one of {', '.join(POOLING_MODES)}")
         if self.max_length < 2:
             raise RagkitError(f"max_length must be at least 2, got {self.max_length}")
+        self.template = resolve_template(self.template)
+        check_join(self.instruction_join)
+        if self.doc_max_length is not None and self.doc_max_length < 1:
+            raise RagkitError(f"doc_max_length must be at least 1, got {self.doc_max_length}")
+
+    @property
+    def format_version(self) -> int:
+        """1 unless the input format is not ragkit's: older ragkits then refuse the file instead
+        of embedding in the wrong format."""
+        return 1 if all(getattr(self, k) == v for k, v in _RAGKIT_FORMAT.items()) else FORMAT_VERSION
+
+    def as_dict(self) -> dict:
+        """Every setting, the input format's only where it differs from ragkit's."""
+        return {k: v for k, v in asdict(self).items() if not (k in _RAGKIT_FORMAT and v == _RAGKIT_FORMAT[k])}
 
     @classmethod
     def read(cls, directory: Path) -> EncoderConfig | None:
@@ -65,7 +98,7 @@ class EncoderConfig:
 
     def write(self, directory: Path) -> None:
         (directory / CONFIG_NAME).write_text(
-            json.dumps({"format_version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n"
+            json.dumps({"format_version": self.format_version, **self.as_dict()}, indent=2) + "\n"
         )
 
 
@@ -90,8 +123,6 @@ class Encoder:
         if self.tokenizer.pad_token is None:  # decoders often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         set_bidirectional(model, self.config.bidirectional, allow_unvalidated=allow_unvalidated)
-        probe = tokenizer("x", add_special_tokens=True)["input_ids"]
-        self._adds_bos = tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id]
 
     @classmethod
     def load(
@@ -104,6 +135,9 @@ class Encoder:
         device: str | torch.device | None = None,
         max_length: int | None = None,
         adapters: Sequence[str] = (),
+        input_format: InputFormat | None = None,
+        template: str | None = None,
+        attn_implementation: str | None = None,
         allow_unvalidated: bool = False,
     ) -> Encoder:
         """Load a built-in name, Hugging Face id, local directory, .gguf file or saved ragkit encoder.
@@ -116,7 +150,20 @@ class Encoder:
 
         An `EncoderConfig` (an index manifest's, say) loads its `source` and `adapters` with all of its
         settings, instructions included: `Encoder.load(IndexManifest.read(dir).encoder_config())`.
+
+        `input_format` "llm2vec" formats texts as the reference llm2vec does (instruction joined as
+        text, its user-turn template for the base models it names, its 400-word cap), so published
+        LLM2Vec checkpoints give its vectors; it is the default for them (an adapter chain without a
+        ragkit_config.json). "ragkit" is ragkit's own format (ragkit/encoders/formatting.py).
+        `template` (a `TEMPLATES` name or a string with a "{text}" slot) overrides the template.
+        `attn_implementation`: "sdpa" (transformers' default), "eager", "flash_attention_2", ...
         """
+        if input_format is not None and input_format not in INPUT_FORMATS:
+            raise RagkitError(
+                f"unknown `input_format` {input_format!r}: use one of {', '.join(INPUT_FORMATS)}"
+            )
+        if template is not None:
+            resolve_template(template)  # a bad template fails before the model loads
         saved: EncoderConfig | None = None
         if isinstance(name_or_path, EncoderConfig):
             saved, name_or_path = name_or_path, name_or_path.source
@@ -124,11 +171,19 @@ class Encoder:
         if not str(name_or_path):
             raise RagkitError("name_or_path is empty: give a model name, Hub id, directory or .gguf file")
         device = resolve_device(device)
-        model, source = load_model(name_or_path, adapters=tuple(adapters), dtype=resolve_dtype(dtype, device))
+        model, source = load_model(
+            name_or_path,
+            adapters=tuple(adapters),
+            dtype=resolve_dtype(dtype, device),
+            attn_implementation=attn_implementation,
+        )
         builtin = BUILTIN_ENCODERS.get(str(name_or_path))
         local = builtin.directory if builtin else Path(name_or_path).expanduser()
         if saved is None:
-            saved = (EncoderConfig.read(local) if local.is_dir() else None) or EncoderConfig()
+            saved = EncoderConfig.read(local) if local.is_dir() else None
+            if saved is None and source != resolve(name_or_path):  # an LLM2Vec adapter chain
+                input_format = input_format or "llm2vec"
+            saved = saved or EncoderConfig()
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
         config = replace(
             saved,
@@ -136,13 +191,23 @@ class Encoder:
             adapters=[_absolute(a) for a in adapters],
             **{key: value for key, value in overrides.items() if value is not None},
         )
+        if input_format == "llm2vec":
+            config.template = reference_template(source, model.config.model_type, config.pooling)
+            config.instruction_join, config.doc_max_length = "llm2vec", LLM2VEC_DOC_MAX_LENGTH
+        elif input_format == "ragkit":
+            config.template, config.instruction_join, config.doc_max_length = TEXT_SLOT, "separate", None
+        if template is not None:
+            config.template = resolve_template(template)
         tokenizer = load_tokenizer(resolve(name_or_path), source)
         return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
 
     def fingerprint(self) -> dict:
         """What identifies the vectors this encoder produces: its source, architecture and config
         (pooling, instructions, adapters, ...), with a hash of them. Index manifests record it."""
-        config = asdict(self.config)
+        config = self.config.as_dict()
+        digests = [_adapter_digest(a) for a in self.config.adapters]
+        if any(digests):  # the same adapter folder with new weights must not pass for the old one
+            config["adapter_digests"] = digests
         described = {
             "source": config.pop("source"),
             "model_type": self.model.config.model_type,
@@ -170,33 +235,28 @@ class Encoder:
 
     def token_ids(
         self, texts: Sequence[str], instruction: str | None = None, max_length: int | None = None
-    ) -> tuple[list[list[int]], int]:
-        """Unpadded ids of [BOS] + instruction + text for each text, and the prompt length they share.
+    ) -> tuple[list[list[int]], list[int]]:
+        """Unpadded ids of each text in the encoder's input format, and how many of each row's leading
+        ids (BOS, template prefix, instruction) are attended to but not pooled.
 
-        The instruction is tokenized on its own, so the number of prompt tokens is exact and the
-        text's tokens do not depend on the instruction. `max_length` caps below the configured one.
+        In ragkit's format the instruction is tokenized on its own, so the number of prompt tokens is
+        exact and the text's tokens do not depend on the instruction; in llm2vec's, it is joined as
+        text (ragkit/encoders/formatting.py). `max_length` caps below the configured one.
         """
-        tok = self.tokenizer
-        prompt = tok(instruction, add_special_tokens=False)["input_ids"] if instruction else []
-        max_length = min(max_length or self.config.max_length, self.config.max_length)
-        room = max_length - len(prompt)
-        if room < 1 + int(self._adds_bos):  # at least one text token
-            raise RagkitError(
-                f"the instruction takes {len(prompt)} tokens, max_length is {max_length}; "
-                "shorten it or raise max_length"
-            )
-        if not texts:  # tokenizers fail on an empty batch
-            return [], int(self._adds_bos) + len(prompt)
-        encoded = tok(list(texts), add_special_tokens=True, truncation=True, max_length=room)["input_ids"]
-        head = int(self._adds_bos)
-        # An empty text on a tokenizer without BOS still needs one token.
-        out = [ids[:head] + prompt + ids[head:] or [tok.eos_token_id] for ids in encoded]
-        return out, head + len(prompt)
+        c = self.config
+        formatter = TextFormatter(
+            self.tokenizer,
+            template=c.template,
+            instruction_join=c.instruction_join,
+            doc_max_length=c.doc_max_length,
+            append_eos=c.pooling == "eos_token" and c.instruction_join == "separate",
+        )
+        return formatter(list(texts), instruction, min(max_length or c.max_length, c.max_length))
 
-    def pad(self, ids: list[list[int]], prompt_length: int | Sequence[int]) -> dict[str, torch.Tensor]:
-        """A padded batch; `prompt_length` is shared, or one per row when instructions differ."""
+    def pad(self, ids: list[list[int]], prompt_lengths: int | Sequence[int]) -> dict[str, torch.Tensor]:
+        """A padded batch; `prompt_lengths` has one per row (or one shared by every row)."""
         batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
-        lengths = [prompt_length] * len(ids) if isinstance(prompt_length, int) else list(prompt_length)
+        lengths = [prompt_lengths] * len(ids) if isinstance(prompt_lengths, int) else list(prompt_lengths)
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
@@ -239,7 +299,7 @@ class Encoder:
             raise RagkitError(f"batch_size must be at least 1, got {batch_size}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        ids, prompt_length = self.token_ids(texts, instruction, max_length)
+        ids, prompt_lengths = self.token_ids(texts, instruction, max_length)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -252,7 +312,7 @@ class Encoder:
             with torch.inference_mode(), bar:
                 task = bar.add_task("encoding", total=len(texts))
                 for rows in batches:
-                    vectors = self.embed(self.pad([ids[i] for i in rows], prompt_length))
+                    vectors = self.embed(self.pad([ids[i] for i in rows], [prompt_lengths[i] for i in rows]))
                     if normalize:
                         vectors = torch.nn.functional.normalize(vectors, dim=-1)
                     out[rows] = vectors.cpu().numpy()
@@ -304,6 +364,15 @@ def _absolute(name_or_path: str | os.PathLike) -> str:
     """Local paths made absolute, so that an index manifest can reload them from any directory."""
     path = Path(name_or_path).expanduser()
     return str(path.resolve()) if path.exists() else str(name_or_path)
+
+
+def _adapter_digest(adapter: str) -> str:
+    """A short hash of a local adapter's weights; "" for a Hub id (its name is all we know)."""
+    weights = [Path(adapter) / name for name in ("adapter_model.safetensors", "adapter_model.bin")]
+    for path in weights:
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return ""
 
 
 def _merged_copy(peft_model) -> PreTrainedModel:

@@ -14,7 +14,8 @@ import torch
 
 from ragkit.errors import RagkitError
 
-PoolingMode = Literal["mean", "weighted_mean", "last_token"]
+# "eos_token" pools the last token too, of a text the input format ends with an EOS (llm2vec's mode).
+PoolingMode = Literal["mean", "weighted_mean", "last_token", "eos_token"]
 POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
 
 
@@ -47,7 +48,7 @@ def pool(
     elif mode == "weighted_mean":
         # SGPT's position weighting: later tokens have seen more of the text.
         weights = mask.long().cumsum(-1).float() * mask
-    elif mode == "last_token":
+    elif mode in ("last_token", "eos_token"):
         last = mask.long().cumsum(-1).argmax(-1)  # first position holding the row's final count
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     else:

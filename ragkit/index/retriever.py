@@ -60,12 +60,25 @@ class Retriever:
         *,
         encoder: Encoder | None = None,
         device: str | None = None,
+        dtype: str | None = None,
+        attn_implementation: str | None = None,
+        allow_unvalidated: bool = False,
         search_params: dict | None = None,
     ) -> Retriever:
-        """Open an index; its encoder is loaded from the manifest unless a matching one is given."""
+        """Open an index; its encoder is loaded from the manifest unless a matching one is given.
+
+        The manifest fixes everything that shapes the vectors (weights, pooling, input format,
+        instructions, max length); `device`, `dtype` and `attn_implementation` only say how to run it.
+        """
         manifest = IndexManifest.read(index_dir)
         if encoder is None:
-            encoder = Encoder.load(manifest.encoder_config(), device=device)
+            encoder = Encoder.load(
+                manifest.encoder_config(),
+                device=device,
+                dtype=dtype,
+                attn_implementation=attn_implementation,
+                allow_unvalidated=allow_unvalidated,
+            )
         if encoder.fingerprint()["config_hash"] != manifest.config_hash:
             raise RagkitError(
                 f"this encoder does not match the one {index_dir} was built with "
