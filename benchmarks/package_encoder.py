@@ -3,11 +3,12 @@
     python benchmarks/package_encoder.py runs/smollm2-mntp runs/smollm2-mntp-supervised \
         --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m
 
-Each run's `training/adapters/*` (or an adapter folder given as is) are copied in order as `adapters/<n>-<stage>/`, with
-`base_model_name_or_path` set to the built-in base name (not this machine's cache path) and the
-weights halved to fp16 (the size of the checkout and the wheel; the merged vectors agree to within
-rounding, which the script prints). `ragkit_config.json` gets mean pooling, bidirectional attention
-and the generic query instruction. An existing model card (README.md) is kept.
+Each run's `training/adapters/*` (or an adapter folder given as is) are copied in order as
+`adapters/<n>-<stage>/`, with `base_model_name_or_path` set to the built-in base name (not this
+machine's cache path) and the weights halved to fp16 (the size of the checkout and the wheel; the
+merged vectors agree to within rounding, which the script prints). `ragkit_config.json` gets mean
+pooling, bidirectional attention and the generic query instruction. An existing model card
+(README.md) is kept.
 """
 
 from __future__ import annotations
