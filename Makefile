@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quickstart install test lint bench clean
+.PHONY: quickstart install test lint reference bench clean
 
 quickstart: install
 	$(BIN)/ragkit index examples/corpus
@@ -27,6 +27,12 @@ lint: install
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The reference llm2vec 0.2.3 (transformers 4.44) in a side environment, for
+# benchmarks/parity_llm2vec.py and its test; idempotent. Our venv does its GGUF -> fp32 conversion.
+reference: install
+	$(BIN)/pip install --quiet -e ".[test]"
+	MAIN_VENV=$(abspath $(VENV)) bash ../shared/peers/setup_llm2vec.sh
 
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"

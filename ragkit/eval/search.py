@@ -18,6 +18,7 @@ from ragkit.errors import RagkitError
 from ragkit.eval.cache import cached_embeddings
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
+from ragkit.index.fusion import FusionMethod, fuse
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
@@ -196,3 +197,70 @@ class IndexSearch:
                         break
             results[qid] = best
         return results
+
+
+class FusionSearch:
+    """A dense system and a lexical one (BM25) on the same corpus, fused per query (`fuse`).
+
+    Each side retrieves mteb's `top_k`; the fused list is cut to it. Several FusionSearch (one per
+    method and weight) may share `runs`: the two sides then index and search each task once.
+    """
+
+    def __init__(
+        self,
+        dense,
+        lexical,
+        *,
+        method: FusionMethod = "rrf",
+        weight: float = 0.5,
+        runs: dict | None = None,
+    ) -> None:
+        fuse({}, {}, method, weight)  # a bad method or weight fails now, not after the indexing
+        self.dense, self.lexical, self.method, self.weight = dense, lexical, method, weight
+        self.runs = {} if runs is None else runs
+        self.label = f"{dense.label} + {lexical.label}, {method} {weight:g}"
+        self.cached_documents = 0
+
+    @property
+    def mteb_model_meta(self):
+        return self.dense.mteb_model_meta
+
+    def index(
+        self, corpus, *, task_metadata: TaskMetadata, hf_split: str, hf_subset: str, **kwargs: Any
+    ) -> None:
+        self.key = (task_metadata.name, hf_subset, hf_split, len(corpus))
+        if self.key in self.runs:
+            return
+        for side in (self.dense, self.lexical):
+            side.index(corpus, task_metadata=task_metadata, hf_split=hf_split, hf_subset=hf_subset, **kwargs)
+        self.runs[self.key] = None  # indexed; searched below
+        self.cached_documents = getattr(self.dense, "cached_documents", 0)
+
+    def search(
+        self,
+        queries,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        top_k: int,
+        **kwargs: Any,
+    ) -> dict[str, dict[str, float]]:
+        if self.runs.get(self.key) is None:
+            options = {
+                "task_metadata": task_metadata,
+                "hf_split": hf_split,
+                "hf_subset": hf_subset,
+                "top_k": top_k,
+            }
+            self.runs[self.key] = (
+                self.dense.search(queries, **options),
+                self.lexical.search(queries, **options),
+            )
+        dense, lexical = self.runs[self.key]
+        return {
+            qid: dict(
+                list(fuse(dense.get(qid, {}), lexical.get(qid, {}), self.method, self.weight).items())[:top_k]
+            )
+            for qid in queries["id"]
+        }

@@ -147,3 +147,25 @@ def test_eval_of_an_index_equals_eval_of_the_encoder_on_a_titled_corpus(tmp_path
     by_index, by_dense = evaluate([indexed, dense], [load_task(folder)], output=None)
     assert by_index.scores == pytest.approx(by_dense.scores, abs=1e-6)
     assert by_index.ndcg_at_10 > 0  # a real ranking, not two empty ones
+
+
+def test_fusion_at_the_extremes_is_each_side_and_shared_runs_search_once(beir_dir, monkeypatch):
+    from ragkit.eval.bm25 import BM25Search
+    from ragkit.eval.search import FusionSearch
+
+    model = RagkitModel(tiny_encoder())
+    dense, lexical = DenseSearch(model, show_progress=False), BM25Search()
+    task = load_task(beir_dir)
+    alone = evaluate([dense, lexical], [task], output=None)
+    runs: dict = {}
+    fused = [FusionSearch(dense, lexical, method="rrf", weight=w, runs=runs) for w in (1.0, 0.0, 0.5)]
+    calls = []
+    monkeypatch.setattr(BM25Search, "index", lambda self, *a, **k: calls.append("index"))
+    runs_before = evaluate(fused[:1], [task], output=None)  # the first fused system indexes both sides...
+    assert calls == ["index"]
+    later = evaluate(fused[1:], [task], output=None)  # ...the others reuse its runs
+    assert calls == ["index"]
+    rows = runs_before + later
+    assert rows[0].ndcg_at_10 == pytest.approx(alone[0].ndcg_at_10)  # weight 1: the dense ranking
+    assert rows[1].ndcg_at_10 == pytest.approx(alone[1].ndcg_at_10)  # weight 0: BM25's
+    assert fused[2].label == f"{dense.label} + bm25, rrf 0.5"

@@ -1,0 +1,69 @@
+"""Hybrid search: two rankings of the same documents (dense and BM25, say) into one.
+
+Two standard ways, both on each system's own top-k (a document missing from one list gets
+nothing from it):
+
+- reciprocal rank fusion (Cormack et al., 2009): sum over systems of weight / (k + rank), k = 60;
+  ranks only, so incomparable score scales do not matter.
+- weighted sum of min-max normalised scores: `weight` * dense + (1 - `weight`) * lexical, each
+  scaled to [0, 1] over its own top-k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
+
+from ragkit.errors import RagkitError
+
+FusionMethod = Literal["rrf", "weighted"]
+FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
+RRF_K = 60
+
+Ranking = Mapping[str, float]  # document id -> score, any order
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Ranking], weights: Sequence[float] | None = None, k: int = RRF_K
+) -> dict[str, float]:
+    """Fused scores, best first: sum of weight / (k + rank) with ranks counted from 1."""
+    weights = _check_weights(rankings, weights)
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, doc in enumerate(sorted(ranking, key=ranking.__getitem__, reverse=True), start=1):
+            fused[doc] = fused.get(doc, 0.0) + weight / (k + rank)
+    return dict(sorted(fused.items(), key=lambda item: item[1], reverse=True))
+
+
+def weighted_fusion(rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> dict[str, float]:
+    """Fused scores, best first: the weighted sum of each ranking's min-max normalised scores."""
+    weights = _check_weights(rankings, weights)
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        low, high = min(ranking.values()), max(ranking.values())
+        span = high - low
+        for doc, score in ranking.items():
+            fused[doc] = fused.get(doc, 0.0) + weight * ((score - low) / span if span > 0 else 1.0)
+    return dict(sorted(fused.items(), key=lambda item: item[1], reverse=True))
+
+
+def fuse(
+    dense: Ranking, lexical: Ranking, method: FusionMethod = "rrf", weight: float = 0.5
+) -> dict[str, float]:
+    """Dense and lexical rankings of one query into one; `weight` is the dense side's share."""
+    if not 0.0 <= weight <= 1.0:
+        raise RagkitError(f"`weight` must be between 0 and 1 (the dense share), got {weight}")
+    if method == "rrf":
+        return reciprocal_rank_fusion([dense, lexical], [weight, 1.0 - weight])
+    if method == "weighted":
+        return weighted_fusion([dense, lexical], [weight, 1.0 - weight])
+    raise RagkitError(f"unknown fusion `method` {method!r}: use one of {', '.join(FUSION_METHODS)}")
+
+
+def _check_weights(rankings: Sequence[Ranking], weights: Sequence[float] | None) -> list[float]:
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise RagkitError(f"{len(weights)} weights for {len(rankings)} rankings: give one per ranking")
+    return weights
