@@ -20,6 +20,7 @@ moves. The table goes to benchmarks/results/parity_llm2vec.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,27 +75,37 @@ def cases(n: int) -> list[Case]:
     lines = (DATA / "sts" / "STSBenchmark" / "sts-test.csv").read_text().splitlines()[:n]
     sentences = [line.split("\t")[5] for line in lines]
     turn = "llm2vec wraps texts in the base model's user turn"
+    joined = "llm2vec joins the instruction to the text as one string"
     out = [
-        Case("passages", passages),
+        Case("passages", passages, cause="llm2vec cuts the longest to fewer words"),
         Case("short sentences", sentences),
-        Case("query + instruction", claims, SCIFACT_INSTRUCTION, cause="instruction joined as text"),
-        Case("query + instruction ending ':'", claims, SCIFACT_INSTRUCTION + ":", cause="same"),
+        Case("query + instruction", claims, SCIFACT_INSTRUCTION, cause=joined),
+        Case("query + instruction ending ':'", claims, SCIFACT_INSTRUCTION + ":", cause=joined),
         Case("documents over 400 words", long_docs, cause="llm2vec cuts them to fewer words"),
         Case("eos_token pooling", sentences, pooling="eos_token", cause="llm2vec appends ' </s>' as text"),
-        Case(
-            "weighted_mean pooling", claims, SCIFACT_INSTRUCTION, pooling="weighted_mean", cause="instruction"
-        ),
+        Case("weighted_mean pooling", claims, SCIFACT_INSTRUCTION, pooling="weighted_mean", cause=joined),
     ]
     for base in ("meta-llama/Meta-Llama-3-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.2",
                  "google/gemma-2-9b-it", "Qwen/Qwen2-1.5B-Instruct"):  # fmt: skip
         out.append(Case(f"chat turn: {base}", claims, SCIFACT_INSTRUCTION, base_name=base, cause=turn))
-    out.append(Case("adapters: base + MNTP + second LoRA", claims, SCIFACT_INSTRUCTION, adapters=True))
+    out.append(
+        Case("adapters: base + MNTP + second LoRA", claims, SCIFACT_INSTRUCTION, adapters=True, cause=joined)
+    )
     return out
 
 
+# The adapter_config.json keys peft 0.13 (the reference's) knows; newer peft writes more.
+PEFT_0_13_KEYS = {
+    "peft_type", "task_type", "inference_mode", "r", "lora_alpha", "lora_dropout", "target_modules",
+    "bias", "fan_in_fan_out", "init_lora_weights", "modules_to_save", "layers_to_transform",
+    "layers_pattern", "rank_pattern", "alpha_pattern", "use_rslora", "use_dora", "revision",
+}  # fmt: skip
+
+
 def write_adapters(root: Path) -> dict[str, Path]:
-    """An MNTP LoRA in LLM2Vec's published layout (its base model's config beside it) and a second
-    LoRA, each saved twice: naming the files transformers 4.44 reads (for llm2vec) and 5.x (ragkit)."""
+    """An MNTP LoRA in LLM2Vec's published layout (its base model's config and tokenizer beside it)
+    and a second LoRA, each saved twice: naming the files transformers 4.44 reads (for llm2vec) and
+    5.x (ragkit)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
 
@@ -112,11 +123,19 @@ def write_adapters(root: Path) -> dict[str, Path]:
             out = root / f"{stage}-{side}"
             model.save_pretrained(out)
             config = json.loads((out / "adapter_config.json").read_text())
+            config = {k: v for k, v in config.items() if k in PEFT_0_13_KEYS}  # as published: older peft
             (out / "adapter_config.json").write_text(
                 json.dumps({**config, "base_model_name_or_path": str(base)})
             )
-            if stage == "mntp":
-                shutil.copy(base / "config.json", out / "config.json")
+            if stage == "mntp":  # published MNTP repos carry the base's config and tokenizer
+                for name in (
+                    "config.json",
+                    "tokenizer.json",
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                ):
+                    if (base / name).is_file():
+                        shutil.copy(base / name, out / name)
             paths[f"{stage}-{side}"] = out
     return paths
 
@@ -169,17 +188,24 @@ def run_reference(spec: dict, workdir: Path, threads: int) -> tuple[dict[str, np
         return {k: vectors[k] for k in vectors.files}, json.loads(Path(f"{out}.seconds.json").read_text())
 
 
-def ragkit_vectors(case: Case, adapters: dict[str, Path], input_format: str) -> np.ndarray:
-    source = adapters["mntp-ragkit"] if case.adapters else SMOLLM2
-    encoder = Encoder.load(
+@functools.cache
+def load_ragkit(with_adapters: bool, pooling: str, input_format: str, adapters_root: Path) -> Encoder:
+    source = adapters_root / "mntp-ragkit" if with_adapters else SMOLLM2
+    return Encoder.load(
         source,
-        adapters=[str(adapters["second-ragkit"])] if case.adapters else (),
-        pooling=case.pooling,
+        adapters=[str(adapters_root / "second-ragkit")] if with_adapters else (),
+        pooling=pooling,
         input_format=input_format,
-        template=LLM2VEC_TEMPLATES.get(case.base_name) if input_format == "llm2vec" else None,
         dtype="float32",
         device="cpu",
     )
+
+
+def ragkit_vectors(case: Case, adapters_root: Path, input_format: str) -> np.ndarray:
+    encoder = load_ragkit(case.adapters, case.pooling, input_format, adapters_root)
+    if case.base_name and input_format == "llm2vec":  # the user-turn template llm2vec keys on this name
+        config = replace(encoder.config, template=LLM2VEC_TEMPLATES[case.base_name])
+        encoder = Encoder(encoder.model, encoder.tokenizer, config)
     return encoder.encode(case.texts, instruction=case.instruction or None, batch_size=16, normalize=False)
 
 
@@ -218,8 +244,8 @@ def main() -> None:
         rows = []
         start = time.perf_counter()
         for case in chosen:
-            ours = cosine(ragkit_vectors(case, adapters, "llm2vec"), reference[case.name])
-            own = cosine(ragkit_vectors(case, adapters, "ragkit"), reference[case.name])
+            ours = cosine(ragkit_vectors(case, workdir / "adapters", "llm2vec"), reference[case.name])
+            own = cosine(ragkit_vectors(case, workdir / "adapters", "ragkit"), reference[case.name])
             rows.append((case, float(ours.min()), float(ours.mean()), float(own.min())))
         ragkit_seconds = time.perf_counter() - start
 

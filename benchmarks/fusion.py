@@ -1,0 +1,118 @@
+"""Hybrid search: does dense + BM25 fusion beat BM25, and at what weight?
+
+    python benchmarks/fusion.py --dev runs/squad-dev500     # choose on a dev split, report on the six
+
+The method and dense weight are chosen on a dev split (by default the SQuAD dev folder that
+`benchmarks/supervised_data.py --dev` holds out of training; never a folder reported here), then
+every setting is reported on the six shared BEIR folders, with the same subsampling and document
+cap as benchmarks/ablation.py (so its cached corpus vectors are reused). Writes
+benchmarks/results/fusion.md and fusion.png (nDCG@10 against the dense weight).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from ragkit.eval import DenseSearch, evaluate, load_task
+from ragkit.eval.bm25 import BM25Search
+from ragkit.eval.models import load_eval_model
+from ragkit.eval.search import FusionSearch
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+FOLDERS = ["cranfield", "cisi", "scifact", "nfcorpus-processed", "msmarco-subset", "dbpedia-subset"]
+WEIGHTS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+DEV_INSTRUCTION = "Retrieve Wikipedia passages that answer the question"  # SQuAD's E5 instruction
+
+
+def score(
+    folder: Path, dense: DenseSearch, split: str | None, instruction: str | None, max_docs: int
+) -> dict:
+    """nDCG@10 of dense, BM25 and every fused setting on one folder: {label: nDCG@10}."""
+    lexical, runs = BM25Search(), {}
+    fused = [
+        FusionSearch(dense, lexical, method=method, weight=w, runs=runs)
+        for method in ("rrf", "weighted")
+        for w in WEIGHTS
+    ]
+    task = load_task(folder, split, instruction)
+    rows = evaluate([dense, lexical, *fused], [task], output=None, max_docs=max_docs)
+    return {"dense": rows[0].ndcg_at_10, "bm25": rows[1].ndcg_at_10} | {
+        f"{s.method} {s.weight:g}": r.ndcg_at_10 for s, r in zip(fused, rows[2:], strict=True)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dev", type=Path, default=Path("runs/squad-dev500"), help="BEIR folder with a dev split"
+    )
+    parser.add_argument("--model", default="llm2vec-smollm2-135m")
+    parser.add_argument("--folders", nargs="*", default=FOLDERS)
+    parser.add_argument("--max-docs", type=int, default=1500)
+    parser.add_argument("--max-doc-tokens", type=int, default=128)
+    args = parser.parse_args()
+    if not (args.dev / "qrels" / "dev.tsv").is_file():
+        raise SystemExit(
+            f"{args.dev} has no dev split; make one: "
+            "python benchmarks/supervised_data.py runs/supervised-data --dev runs/squad-dev"
+        )
+
+    dense = DenseSearch(load_eval_model(args.model), max_doc_tokens=args.max_doc_tokens)
+    dev = score(args.dev, dense, "dev", DEV_INSTRUCTION, args.max_docs)
+    chosen = max((k for k in dev if k not in ("dense", "bm25")), key=dev.get)
+    test = {f: score(DATA / f, dense, None, None, args.max_docs) for f in args.folders}
+    (RESULTS / "fusion.json").write_text(
+        json.dumps({"dev": dev, "chosen": chosen, "folders": test}, indent=1) + "\n"
+    )
+
+    labels = list(dev)
+    lines = [
+        f"# Dense ({args.model}) + BM25 fusion",
+        "",
+        f"Produced by `python benchmarks/fusion.py --dev {args.dev}`. nDCG@10; the weight is the dense share "
+        "(rrf: reciprocal rank fusion, k 60, weighted by it; weighted: min-max normalised scores). "
+        f"The setting is chosen on the dev split ({args.dev.name}, SQuAD questions held out of training): "
+        f"**{chosen}**. Folders as in ablation.md (--max-docs {args.max_docs}, --max-doc-tokens "
+        f"{args.max_doc_tokens}).",
+        "",
+        "| setting | dev | " + " | ".join(args.folders) + " | mean | beats BM25 on |",
+        "|---" * (len(args.folders) + 4) + "|",
+    ]
+    for label in labels:
+        values = [test[f][label] for f in args.folders]
+        wins = sum(v > test[f]["bm25"] for v, f in zip(values, args.folders, strict=True))
+        name = f"**{label}**" if label == chosen else label
+        cells = " | ".join(f"{v:.3f}" for v in values)
+        lines.append(
+            f"| {name} | {dev[label]:.3f} | {cells} | {sum(values) / len(values):.3f} | "
+            f"{'–' if label == 'bm25' else f'{wins}/{len(values)}'} |"
+        )
+    (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, method in zip(axes, ("rrf", "weighted"), strict=True):
+        for f in args.folders:
+            line = ax.plot(WEIGHTS, [test[f][f"{method} {w:g}"] for w in WEIGHTS], marker=".", label=f)[0]
+            ax.axhline(test[f]["bm25"], color=line.get_color(), linestyle=":", linewidth=1)
+        ax.plot(
+            WEIGHTS, [dev[f"{method} {w:g}"] for w in WEIGHTS], color="black", marker="o", label="dev (SQuAD)"
+        )
+        ax.set_title(f"{method} (dotted: BM25 alone)")
+        ax.set_xlabel("dense weight")
+    axes[0].set_ylabel("nDCG@10")
+    axes[1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "fusion.png", dpi=120)
+    print((RESULTS / "fusion.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
