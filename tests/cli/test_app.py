@@ -80,6 +80,9 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
             "error: choose one of --pca and --dim, not both",
         ),
         (["index", "README.md", "--whiten"], "error: --whiten applies to --pca only"),
+        (["embed", "--template", "chatml", "x"], "error: unknown --template 'chatml'"),
+        (["embed", "--template", "User: {query}", "x"], "error: unknown --template 'User: {query}'"),
+        (["embed", "--input-format", "reference", "x"], "error: unknown --input-format 'reference'"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message):
@@ -143,3 +146,20 @@ def test_a_second_index_run_on_the_same_index_is_refused_in_one_line(model_dir, 
         f"error: index {tmp_path / 'idx'} is being updated by PID {os.getpid()}; wait for it to finish, "
         "then run again"
     )
+
+
+def test_format_options_reach_the_encoder_and_a_long_instruction_is_a_one_line_error(model_dir, tmp_path):
+    out = tmp_path / "v.npy"
+    args = ["embed", *SENTENCES[:2], "-m", str(model_dir), "--instruction", "Find:", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--input-format", "llm2vec", "--template", "mistral-instruct"])
+    assert result.exit_code == 0, result.output
+    encoder = Encoder.load(model_dir, input_format="llm2vec", template="mistral-instruct")
+    np.testing.assert_array_equal(np.load(out), encoder.encode(SENTENCES[:2], instruction="Find:"))
+    assert not np.allclose(np.load(out), Encoder.load(model_dir).encode(SENTENCES[:2], instruction="Find:"))
+
+    result = run_ragkit(
+        "embed", "x", "-m", str(model_dir), "--max-length", "4", "--instruction", "Find: " * 8
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: the instruction takes")
+    assert "raise --max-length" in result.stderr and len(result.stderr.strip().splitlines()) == 1
