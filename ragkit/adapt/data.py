@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ragkit.corpus import Fields, ReadStats, list_files, read_documents
-from ragkit.encoders.supervised import DEFAULT_INSTRUCTION, E5_INSTRUCTIONS, Example
+from ragkit.encoders.supervised import DEFAULT_INSTRUCTION, Example, e5_instruction
 from ragkit.errors import RagkitError, first_line
 from ragkit.io import TEXT_SUFFIXES, inner_suffix, is_hub_id, open_text, read_json_lines
 
@@ -67,7 +67,8 @@ def read_examples(source: str, instruction: str | None = None, negatives: int = 
     Rows may be {"query", "positive", "negative"} (E5 / LLM2Vec; "negative" a string or a list),
     {"anchor", "positive", "negative"} (sentence-transformers triplets) or SNLI rows
     {"sentence1", "sentence2", "gold_label"}, which become (premise, entailed, contradicted).
-    The instruction is the row's own, else the file's E5 dataset's, else `instruction`.
+    The instruction is the row's own, else the file's E5 dataset's (two in turn, for the datasets
+    that have two), else `instruction`. Each example records its file's name as its dataset.
     """
     if source == "pydoc":
         return _pydoc_examples(
@@ -83,7 +84,7 @@ def read_examples(source: str, instruction: str | None = None, negatives: int = 
         examples = _file_examples(path, instruction, negatives)
     elif is_hub_id(source, config=True):
         rows = ((i + 1, row) for i, row in enumerate(_hub_dataset(source)))
-        examples = _examples(rows, source, instruction or DEFAULT_INSTRUCTION, negatives)
+        examples = _examples(rows, source, source, instruction, negatives)
     else:
         raise RagkitError(
             f"training pairs {source!r} not found: give a .jsonl file, a folder of them or a Hub id"
@@ -98,11 +99,13 @@ def _file_examples(path: Path, instruction: str | None, negatives: int) -> list[
         raise RagkitError(
             f"{path}: supervised data must be JSON lines (.jsonl) of query/positive/negative rows"
         )
-    default = instruction or E5_INSTRUCTIONS.get(path.name.split(".")[0], DEFAULT_INSTRUCTION)
-    return _examples(_json_rows(path), str(path), default, negatives)
+    return _examples(_json_rows(path), str(path), path.name.split(".")[0], instruction, negatives)
 
 
-def _examples(rows, where: str, instruction: str, negatives: int) -> list[Example]:
+def _examples(rows, where: str, dataset: str, instruction: str | None, negatives: int) -> list[Example]:
+    def instruction_of(row: int, own: str | None = None) -> str:
+        return own or e5_instruction(dataset, row) or instruction or DEFAULT_INSTRUCTION
+
     examples: list[Example] = []
     snli: dict[str, dict[str, str]] = {}
     for line, row in rows:
@@ -115,13 +118,16 @@ def _examples(rows, where: str, instruction: str, negatives: int) -> list[Exampl
             raise RagkitError(f"{where}:{line}: expected string fields 'query' (or 'anchor') and 'positive'")
         negative = row.get("negative") or []
         negative = [negative] if isinstance(negative, str) else list(negative)
-        examples.append(Example(query, positive, negative[:negatives], row.get("instruction") or instruction))
+        own = row.get("instruction")
+        examples.append(
+            Example(query, positive, negative[:negatives], instruction_of(len(examples), own), dataset)
+        )
     if snli:
-        nli_instruction = E5_INSTRUCTIONS["allnli"]
-        for premise, by_label in snli.items():
+        for i, (premise, by_label) in enumerate(snli.items()):
             if "entailment" in by_label:
                 hard = [by_label["contradiction"]] if "contradiction" in by_label else []
-                examples.append(Example(premise, by_label["entailment"], hard[:negatives], nli_instruction))
+                nli = e5_instruction("allnli", i)
+                examples.append(Example(premise, by_label["entailment"], hard[:negatives], nli, "allnli"))
     return examples
 
 

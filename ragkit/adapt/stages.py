@@ -50,6 +50,42 @@ class Sampler:
         return rows[self.world.rank :: self.world.size]
 
 
+class DatasetSampler(Sampler):
+    """Like `Sampler`, but every batch comes from one dataset, as llm2vec's E5 loader batches: each
+    epoch, each dataset's rows are shuffled and cut into full batches (a last partial one is left
+    out), and the batches of all datasets are shuffled together."""
+
+    def __init__(self, datasets: list[str], config: StageConfig, world: World, stage: str) -> None:
+        super().__init__(len(datasets), config, world, stage, distinct=True)
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(datasets):
+            groups.setdefault(name, []).append(i)
+        self.groups = [np.array(rows) for _, rows in sorted(groups.items())]
+        if all(len(rows) < self.batch for rows in self.groups):
+            raise RagkitError(
+                f"{stage}: no dataset has batch_size {self.batch} examples; with batching "
+                '"dataset" each batch comes from one; use a smaller `batch_size` or batching "mixed"'
+            )
+        self._epoch_batches: list[np.ndarray] = []
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            batches = []
+            for rows in self.groups:
+                shuffled = rows[rng.permutation(len(rows))]
+                batches += [
+                    shuffled[i : i + self.batch] for i in range(0, len(rows) - self.batch + 1, self.batch)
+                ]
+            self._epoch, self._epoch_batches = epoch, [batches[i] for i in rng.permutation(len(batches))]
+        return self._epoch_batches
+
+    def rows(self, step: int) -> list[int]:
+        per_epoch = sum(len(rows) // self.batch for rows in self.groups)
+        batch = self._batches(step // per_epoch)[step % per_epoch]
+        return [int(i) for i in batch][self.world.rank :: self.world.size]
+
+
 def _chunks(rows: list[int], size: int) -> list[list[int]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
@@ -185,14 +221,18 @@ class SupervisedStage:
         for i, e in enumerate(examples):
             by_instruction.setdefault(e.instruction, []).append(i)
         for instruction, rows in by_instruction.items():
-            ids, prompts = encoder.token_ids([examples[i].query for i in rows], query_prompt(instruction))
+            prompt = query_prompt(instruction, config.instruction_separator)
+            ids, prompts = encoder.token_ids([examples[i].query for i in rows], prompt)
             for i, row_ids, prompt in zip(rows, ids, prompts, strict=True):
                 self.queries[i] = (row_ids, prompt)
         self.positives = list(zip(*encoder.token_ids([e.positive for e in examples]), strict=True))
         self.hard = [
             list(zip(*encoder.token_ids(e.negatives[: self.negatives]), strict=True)) for e in examples
         ]
-        self.sampler = Sampler(len(examples), config, world, self.name, distinct=True)
+        if config.batching == "dataset":
+            self.sampler = DatasetSampler([e.dataset for e in examples], config, world, self.name)
+        else:
+            self.sampler = Sampler(len(examples), config, world, self.name, distinct=True)
 
     def step(self, step: int) -> tuple[float, int]:
         rows = self.sampler.rows(step)

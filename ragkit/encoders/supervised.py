@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The instructions of LLM2Vec's public E5 training mix, by file name (e.g. msmarco_passage.jsonl).
-E5_INSTRUCTIONS: dict[str, str] = {
-    "allnli": "Given a premise, retrieve a hypothesis that is entailed by the premise",
+# Datasets with two take them in turn, row by row, as llm2vec's E5 loader does.
+E5_INSTRUCTIONS: dict[str, str | tuple[str, str]] = {
+    "allnli": (
+        "Given a premise, retrieve a hypothesis that is entailed by the premise",
+        "Retrieve semantically similar text",
+    ),
     "eli5_question_answer": (
         "Provided a user question, retrieve the highest voted answers on Reddit ELI5 forum"
     ),
@@ -20,7 +24,8 @@ E5_INSTRUCTIONS: dict[str, str] = {
     "msmarco_document": "Given a web search query, retrieve relevant documents that answer the query",
     "nq": "Given a question, retrieve Wikipedia passages that answer the question",
     "quora_duplicates": (
-        "Given a question, retrieve questions that are semantically equivalent to the given question"
+        "Given a question, retrieve questions that are semantically equivalent to the given question",
+        "Find questions that have the same meaning as the input question",
     ),
     "squad": "Retrieve Wikipedia passages that answer the question",
     "trivia_qa": "Retrieve Wikipedia passages that answer the question",
@@ -35,8 +40,18 @@ class Example:
     positive: str
     negatives: list[str] = field(default_factory=list)
     instruction: str = DEFAULT_INSTRUCTION
+    dataset: str = ""  # the file (E5 dataset) it came from; batches may be drawn from one at a time
 
 
-def query_prompt(instruction: str) -> str:
-    """LLM2Vec's query format: the instruction, then a colon and a space before the text."""
-    return instruction.strip().rstrip(":") + ": "
+def e5_instruction(dataset: str, row: int) -> str | None:
+    """The E5 mix's instruction for `row` (0-based) of `dataset`, or None if it is no E5 dataset."""
+    instruction = E5_INSTRUCTIONS.get(dataset)
+    if isinstance(instruction, tuple):
+        return instruction[row % len(instruction)]
+    return instruction
+
+
+def query_prompt(instruction: str, separator: str = ": ") -> str:
+    """An instruction as the prompt before a query: LLM2Vec's inference format ends it with ": ";
+    its training data (llm2vec's E5 loader) with "; "."""
+    return instruction.strip().rstrip(":;") + separator

@@ -11,6 +11,7 @@ from helpers import SHARED_DATA, requires_shared_data
 from ragkit import RagkitError
 from ragkit.adapt import stage_configs
 from ragkit.adapt.data import read_examples, read_texts, split_sentences
+from ragkit.encoders.supervised import E5_INSTRUCTIONS
 
 
 def test_text_files_give_one_passage_per_non_empty_line(tmp_path):
@@ -68,6 +69,14 @@ def test_pair_formats_and_instructions(tmp_path):
     ]
 
 
+def test_two_instruction_datasets_take_them_in_turn_and_examples_know_their_dataset(tmp_path):
+    path = tmp_path / "quora_duplicates.jsonl"
+    path.write_text("".join(json.dumps({"query": f"q{i}", "positive": f"p{i}"}) + "\n" for i in range(3)))
+    examples = read_examples(str(path), instruction="ignored for an E5 dataset")
+    assert [e.instruction.split()[0] for e in examples] == ["Given", "Find", "Given"]  # llm2vec's E5 loader
+    assert {e.dataset for e in examples} == {"quora_duplicates"}
+
+
 @requires_shared_data
 def test_snli_rows_become_premise_entailment_contradiction_triplets():
     path = SHARED_DATA / "nli" / "snli_1.0_subset" / "snli_1.0_dev.subset.jsonl"
@@ -75,6 +84,8 @@ def test_snli_rows_become_premise_entailment_contradiction_triplets():
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     label = {(r["sentence1"], r["sentence2"]): r["gold_label"] for r in rows}
     assert len(examples) > 300
+    assert {e.dataset for e in examples} == {"allnli"}
+    assert {e.instruction for e in examples[:2]} == set(E5_INSTRUCTIONS["allnli"])
     for e in examples[:50]:
         assert label[(e.query, e.positive)] == "entailment"
         assert all(label[(e.query, n)] == "contradiction" for n in e.negatives)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from helpers import TRAIN_SENTENCES, tiny_decoder_dir
 
-from ragkit import Encoder, EncoderConfig
+from ragkit import Encoder, EncoderConfig, RagkitError
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, SupervisedConfig
 from ragkit.adapt.distributed import World
 from ragkit.adapt.lora import add_lora
 from ragkit.adapt.registry import STAGE_TYPES, training_stage
-from ragkit.adapt.stages import MNTPStage, Sampler, SimCSEStage, SupervisedStage, token_blocks
+from ragkit.adapt.stages import (
+    DatasetSampler,
+    MNTPStage,
+    Sampler,
+    SimCSEStage,
+    SupervisedStage,
+    token_blocks,
+)
 from ragkit.encoders.loading import load_model, load_tokenizer
 
 
@@ -51,6 +59,21 @@ def test_sampler_is_a_function_of_the_step_and_splits_batches_across_ranks():
     )  # fresh sampler, same rows
     ranks = [Sampler(10, config, World(r, 2), "simcse", distinct=True).rows(1) for r in range(2)]
     assert sorted(ranks[0] + ranks[1]) == sorted(steps[1])
+
+
+def test_dataset_batches_come_from_one_dataset_each_and_leave_partial_ones_out():
+    datasets = ["nq"] * 9 + ["fever"] * 4 + ["squad"] * 2  # 2 + 1 + 0 full batches of 4 per epoch
+    config = SupervisedConfig(batch_size=4, seed=1)
+    sampler = DatasetSampler(datasets, config, World(), "supervised")
+    epoch = [sampler.rows(s) for s in range(3)]
+    assert all(len({datasets[i] for i in rows}) == 1 and len(rows) == 4 for rows in epoch)
+    assert sorted(datasets[rows[0]] for rows in epoch) == ["fever", "nq", "nq"]
+    assert len({i for rows in epoch for i in rows}) == 12  # no row twice in an epoch
+    assert DatasetSampler(datasets, config, World(), "supervised").rows(4) == sampler.rows(4)  # resumable
+    ranks = [DatasetSampler(datasets, config, World(r, 2), "supervised").rows(2) for r in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(epoch[2])
+    with pytest.raises(RagkitError, match=r'no dataset has batch_size 10 examples; .* batching "mixed"'):
+        DatasetSampler(datasets, SupervisedConfig(batch_size=10), World(), "supervised")
 
 
 def test_token_blocks_are_full_bos_led_and_stop_when_enough(tmp_path):
@@ -118,7 +141,8 @@ def test_supervised_loss_falls_with_instructions_and_hard_negatives(tmp_path):
     stage = SupervisedStage(encoder, config, World())
     assert stage.negatives == 1 and stage.dropped == 0
     ids, prompt = stage.queries[0]
-    instruction = encoder.tokenizer("Find the sentence: ", add_special_tokens=False)["input_ids"]
+    # The reference's training format: "; " between instruction and query (llm2vec's E5 loader).
+    instruction = encoder.tokenizer("Find the sentence; ", add_special_tokens=False)["input_ids"]
     assert ids[1 : 1 + len(instruction)] == instruction and prompt == 1 + len(instruction)  # after BOS
     assert _falls(_train(stage, encoder.model, 25, lr=1e-2))
 
