@@ -205,8 +205,7 @@ class Encoder:
         """What identifies the vectors this encoder produces: its source, architecture and config
         (pooling, instructions, adapters, ...), with a hash of them. Index manifests record it."""
         config = self.config.as_dict()
-        digests = [_adapter_digest(a) for a in self.config.adapters]
-        if any(digests):  # the same adapter folder with new weights must not pass for the old one
+        if digests := _adapter_digests(self.config):  # new weights in the same folder are new vectors
             config["adapter_digests"] = digests
         described = {
             "source": config.pop("source"),
@@ -366,13 +365,17 @@ def _absolute(name_or_path: str | os.PathLike) -> str:
     return str(path.resolve()) if path.exists() else str(name_or_path)
 
 
-def _adapter_digest(adapter: str) -> str:
-    """A short hash of a local adapter's weights; "" for a Hub id (its name is all we know)."""
-    weights = [Path(adapter) / name for name in ("adapter_model.safetensors", "adapter_model.bin")]
-    for path in weights:
-        if path.is_file():
-            return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return ""
+def _adapter_digests(config: EncoderConfig) -> list[str]:
+    """Short hashes of the local LoRA weights merged into the model: a built-in encoder's, a local
+    LLM2Vec adapter source's and `adapters`. Hub adapters have none (their name is all we know)."""
+    builtin = BUILTIN_ENCODERS.get(config.source)
+    digests = []
+    for adapter in [*(builtin.adapters if builtin else ()), config.source, *config.adapters]:
+        for name in ("adapter_model.safetensors", "adapter_model.bin"):
+            if (path := Path(adapter) / name).is_file():
+                digests.append(hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+                break
+    return digests
 
 
 def _merged_copy(peft_model) -> PreTrainedModel:

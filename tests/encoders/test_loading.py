@@ -15,6 +15,7 @@ import pytest
 import torch
 from helpers import SENTENCES, requires_smollm2, tiny_model, tiny_tokenizer
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
 
 from ragkit import Encoder, RagkitError
 from ragkit.encoders import loading
@@ -178,3 +179,13 @@ def test_a_directory_whose_config_has_no_model_type_is_a_one_line_error(tmp_path
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 8}))
     with pytest.raises(RagkitError, match=r"could not load model .*model_type"):  # before: ValueError
         Encoder.load(tmp_path)
+
+
+def test_the_fingerprint_changes_with_the_adapter_weights_not_only_their_paths(tmp_path):
+    _, mntp_dir, simcse_dir = make_llm2vec_layout(tmp_path, base_ref=str(tmp_path / "base"))
+    before = Encoder.load(mntp_dir, adapters=[str(simcse_dir)]).fingerprint()
+    assert len(before["config"]["adapter_digests"]) == 2  # the MNTP source and the SimCSE adapter
+    weights = simcse_dir / "adapter_model.safetensors"
+    save_file({k: 2 * v for k, v in load_file(weights).items()}, weights)  # retrained in place
+    after = Encoder.load(mntp_dir, adapters=[str(simcse_dir)]).fingerprint()
+    assert after["config_hash"] != before["config_hash"]  # an index built before now refuses it
