@@ -55,6 +55,19 @@ Template = Annotated[
 ]
 
 
+def runtime(
+    device: str | None, dtype: str | None, attn_implementation: str | None, allow_unvalidated: bool
+) -> dict:
+    """How to run a model whatever vectors it gives: the options `Encoder.load` and `Retriever.load`
+    share (an index fixes everything else)."""
+    return {
+        "device": device,
+        "dtype": dtype,
+        "attn_implementation": attn_implementation,
+        "allow_unvalidated": allow_unvalidated,
+    }
+
+
 @app.command()
 def embed(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed.")] = None,
@@ -96,10 +109,7 @@ def embed(
         max_length=max_length,
         input_format=input_format,
         template=template,
-        device=device,
-        dtype=dtype,
-        attn_implementation=attn_implementation,
-        allow_unvalidated=allow_unvalidated,
+        **runtime(device, dtype, attn_implementation, allow_unvalidated),
     )
     start = time.perf_counter()
     vectors = encoder.encode(texts, instruction=instruction, batch_size=batch_size)
@@ -179,10 +189,7 @@ def index(
         max_length=max_length,
         input_format=input_format,
         template=template,
-        device=device,
-        dtype=dtype,
-        attn_implementation=attn_implementation,
-        allow_unvalidated=allow_unvalidated,
+        **runtime(device, dtype, attn_implementation, allow_unvalidated),
     )
     if document_instruction is not None:
         encoder.config.document_instruction = document_instruction
@@ -235,10 +242,7 @@ def query(
         conditions[key] = pattern
     retriever = Retriever.load(
         index_dir,
-        device=device,
-        dtype=dtype,
-        attn_implementation=attn_implementation,
-        allow_unvalidated=allow_unvalidated,
+        **runtime(device, dtype, attn_implementation, allow_unvalidated),
     )
     hits = retriever.search(text, k=k, filter=conditions)
     if json_output:
@@ -433,16 +437,12 @@ def eval_(
     if index_dir is not None:
         retriever = Retriever.load(
             index_dir,
-            device=device,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            allow_unvalidated=allow_unvalidated,
+            **runtime(device, dtype, attn_implementation, allow_unvalidated),
         )
         systems.append(IndexSearch(retriever))
     for name in model or ([] if systems else [DEFAULT_ENCODER]):
         loaded = load_eval_model(
             name,
-            device=device,
             batch_size=batch_size,
             task_instructions=task_instructions,
             pooling=pooling,
@@ -450,9 +450,7 @@ def eval_(
             max_length=max_length,
             input_format=input_format,
             template=template,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            allow_unvalidated=allow_unvalidated,
+            **runtime(device, dtype, attn_implementation, allow_unvalidated),
         )
         systems.append(
             DenseSearch(loaded, spec=spec, pca=pca, dim=dim, max_doc_tokens=max_doc_tokens, cache=cache)

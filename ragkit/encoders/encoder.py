@@ -105,8 +105,8 @@ class EncoderConfig:
 class Encoder:
     """Texts in, L2-normalised float32 vectors out.
 
-    Each text is tokenized as [BOS] + instruction + text; all of it is attended to, and only the
-    text's own tokens are pooled.
+    Each text is tokenized with its instruction in the config's input format (ragkit's: [BOS] +
+    instruction + text); all of it is attended to, and only the text's own tokens are pooled.
     """
 
     def __init__(
@@ -177,11 +177,12 @@ class Encoder:
             dtype=resolve_dtype(dtype, device),
             attn_implementation=attn_implementation,
         )
+        resolved = resolve(name_or_path)  # the weights' directory or id; `source` is past any adapters
         builtin = BUILTIN_ENCODERS.get(str(name_or_path))
         local = builtin.directory if builtin else Path(name_or_path).expanduser()
         if saved is None:
             saved = EncoderConfig.read(local) if local.is_dir() else None
-            if saved is None and source != resolve(name_or_path):  # an LLM2Vec adapter chain
+            if saved is None and source != resolved:  # an LLM2Vec adapter chain
                 input_format = input_format or "llm2vec"
             saved = saved or EncoderConfig()
         overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
@@ -198,7 +199,7 @@ class Encoder:
             config.template, config.instruction_join, config.doc_max_length = TEXT_SLOT, "separate", None
         if template is not None:
             config.template = resolve_template(template)
-        tokenizer = load_tokenizer(resolve(name_or_path), source)
+        tokenizer = load_tokenizer(resolved, source)
         return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
 
     def fingerprint(self) -> dict:

@@ -18,7 +18,7 @@ from ragkit.errors import RagkitError
 from ragkit.eval.cache import cached_embeddings
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
-from ragkit.index.fusion import FusionMethod, fuse
+from ragkit.index.fusion import FusionMethod, check_fusion, fuse
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
@@ -215,7 +215,7 @@ class FusionSearch:
         weight: float = 0.5,
         runs: dict | None = None,
     ) -> None:
-        fuse({}, {}, method, weight)  # a bad method or weight fails now, not after the indexing
+        check_fusion(method, weight)  # a bad method or weight fails now, not after the indexing
         self.dense, self.lexical, self.method, self.weight = dense, lexical, method, weight
         self.runs = {} if runs is None else runs
         self.label = f"{dense.label} + {lexical.label}, {method} {weight:g}"

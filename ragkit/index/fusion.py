@@ -49,17 +49,21 @@ def weighted_fusion(rankings: Sequence[Ranking], weights: Sequence[float] | None
     return dict(sorted(fused.items(), key=lambda item: item[1], reverse=True))
 
 
+def check_fusion(method: str, weight: float) -> None:
+    """A known `method` and a dense share `weight` in [0, 1], or a one-line error naming the parameter."""
+    if method not in FUSION_METHODS:
+        raise RagkitError(f"unknown fusion `method` {method!r}: use one of {', '.join(FUSION_METHODS)}")
+    if not 0.0 <= weight <= 1.0:
+        raise RagkitError(f"`weight` must be between 0 and 1 (the dense share), got {weight}")
+
+
 def fuse(
     dense: Ranking, lexical: Ranking, method: FusionMethod = "rrf", weight: float = 0.5
 ) -> dict[str, float]:
     """Dense and lexical rankings of one query into one; `weight` is the dense side's share."""
-    if not 0.0 <= weight <= 1.0:
-        raise RagkitError(f"`weight` must be between 0 and 1 (the dense share), got {weight}")
-    if method == "rrf":
-        return reciprocal_rank_fusion([dense, lexical], [weight, 1.0 - weight])
-    if method == "weighted":
-        return weighted_fusion([dense, lexical], [weight, 1.0 - weight])
-    raise RagkitError(f"unknown fusion `method` {method!r}: use one of {', '.join(FUSION_METHODS)}")
+    check_fusion(method, weight)
+    combine = reciprocal_rank_fusion if method == "rrf" else weighted_fusion
+    return combine([dense, lexical], [weight, 1.0 - weight])
 
 
 def _check_weights(rankings: Sequence[Ranking], weights: Sequence[float] | None) -> list[float]:
