@@ -1,6 +1,14 @@
-"""LLM2Vec training: MNTP, unsupervised SimCSE and supervised contrastive stages with LoRA."""
+"""LLM2Vec training: MNTP, unsupervised SimCSE and supervised contrastive stages with LoRA, and
+contrastive training on synthetic queries for a corpus without labels."""
 
-from ragkit.adapt.config import PRESETS, MNTPConfig, SimCSEConfig, StageConfig, SupervisedConfig
+from ragkit.adapt.config import (
+    PRESETS,
+    MNTPConfig,
+    SimCSEConfig,
+    StageConfig,
+    SupervisedConfig,
+    SyntheticConfig,
+)
 from ragkit.adapt.pipeline import AdaptReport, adapt
 from ragkit.adapt.registry import STAGE_TYPES, STAGES, stage_configs, training_stage
 
@@ -13,6 +21,7 @@ __all__ = [
     "SimCSEConfig",
     "StageConfig",
     "SupervisedConfig",
+    "SyntheticConfig",
     "adapt",
     "stage_configs",
     "training_stage",

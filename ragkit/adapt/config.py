@@ -136,6 +136,42 @@ class SupervisedConfig(StageConfig):
             )
 
 
+@dataclass
+class SyntheticConfig(SupervisedConfig):
+    """Supervised contrastive training on synthetic queries for the passages of `data`, a corpus with
+    no labels (ragkit/adapt/synthetic.py). The paper has no such stage: the defaults are llm2vec's
+    supervised ones at a tenth of the steps, one query for each of 25,600 passages (one epoch at
+    batch 512 for 50 steps), BM25 round trip top 10, negatives from the encoder's ranks 4-30."""
+
+    steps: int = 100
+    warmup_steps: int = 10
+    batching: str = "mixed"  # one corpus: there is only one dataset to batch by
+    instruction: str | None = "Given a query, retrieve documents relevant to it"
+    data: str | None = None  # the corpus (`ragkit adapt --corpus`)
+    generator: str = "smollm2-135m"  # instruction-tuned LM that writes the queries
+    generator_dtype: str = "bf16"
+    passages: int = 25600  # sampled from the corpus, one query each
+    passage_words: int = 120  # of each passage in the generator's prompt
+    max_new_tokens: int = 32
+    generation_batch_size: int = 32
+    round_trip_k: int = 10  # keep a query if BM25 ranks its passage in the top k of the corpus
+    negative_skip: int = 3  # the encoder's top ranks, left out as likely unlabeled positives
+    negative_depth: int = 30  # hard negatives come from the ranks after `negative_skip` up to this
+
+    def check(self, stage: str = "synthetic") -> None:
+        super().check(stage)
+        if self.data is None:
+            raise RagkitError(f"{stage}: needs a corpus to write queries for (`--corpus DIR`)")
+        for name in ("passages", "passage_words", "max_new_tokens", "generation_batch_size", "round_trip_k"):
+            if getattr(self, name) < 1:
+                raise RagkitError(f"{stage}: {name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.negative_skip < self.negative_depth:
+            raise RagkitError(
+                f"{stage}: need 0 <= negative_skip < negative_depth, got {self.negative_skip} and "
+                f"{self.negative_depth}"
+            )
+
+
 # Overrides of the paper's defaults, per stage. `paper` is the recipe as published.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
@@ -154,6 +190,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "batching": "mixed",
             "instruction_separator": ": ",
             "data": "pydoc",
+        },
+        "synthetic": {
+            "steps": 10,
+            "batch_size": 8,
+            "max_length": 128,
+            "warmup_steps": 1,
+            "checkpoint_every": 5,
+            "gradient_checkpointing": False,
+            "instruction_separator": ": ",
+            "passages": 32,
+            "max_new_tokens": 16,
         },
     },
     # A real adaptation of a ~100M model on a CPU in about an hour per stage.
@@ -185,6 +232,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # option; which of the two is better here is not measured yet).
             "batching": "mixed",
             "instruction_separator": ": ",
+        },
+        # Sized for about 40 minutes on 2 cores with bf16 (benchmarks/results/corpus_adapt.md).
+        "synthetic": {
+            "steps": 40,
+            "batch_size": 32,
+            "micro_batch_size": 16,
+            "max_length": 128,
+            "lr": 1e-4,
+            "warmup_steps": 4,
+            "checkpoint_every": 10,
+            "gradient_checkpointing": False,
+            "autocast": "bf16",
+            "instruction_separator": ": ",  # as the built-in encoder was trained and is queried
+            "passages": 1024,
         },
     },
 }

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
-from ragkit.adapt.config import StageConfig
+from ragkit.adapt.config import StageConfig, SyntheticConfig
 from ragkit.adapt.distributed import World, barrier, init_world
 from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_configs, training_stage
 from ragkit.adapt.trainer import StageResult, read_log, train, write_log
 from ragkit.device import resolve_device, resolve_dtype
-from ragkit.encoders.encoder import Encoder, EncoderConfig
+from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config
 from ragkit.encoders.loading import load_model, load_tokenizer, resolve
+from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_path, atomic_write_text, swap_into_place
 
@@ -113,6 +114,11 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
     for name in pending:
         config, stage_dir = configs[name], stage_dirs[name]
         stage_dir.mkdir(parents=True, exist_ok=True)
+        if prepare := STAGE_TYPES[name].prepare:
+            if run.world.main:
+                prepare(_encoder(lm, tokenizer, config, run), config, stage_dir, run.show_progress)
+            barrier(run.world)
+            config = prepare(_encoder(lm, tokenizer, config, run), config, stage_dir, False)  # reads it
         with training_stage(
             name, lm, tokenizer, config, run.world, allow_unvalidated=run.allow_unvalidated
         ) as (stage, peft_model):
@@ -126,11 +132,31 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
     if run.world.main:
         decoder = decoder_of(lm).eval()
         encoder = Encoder(
-            decoder, tokenizer, EncoderConfig(source=str(run.model)), allow_unvalidated=run.allow_unvalidated
+            decoder, tokenizer, _encoder_config(run.model, configs), allow_unvalidated=run.allow_unvalidated
         )
         _finish(encoder, run.workdir, configs, stage_dirs, run.out)
     barrier(run.world)
     return report
+
+
+def _encoder(lm, tokenizer, config: StageConfig, run: _Run) -> Encoder:
+    """The model as trained so far, as an encoder (what a stage that mines with it sees)."""
+    decoder = decoder_of(lm).eval()
+    return Encoder(
+        decoder,
+        tokenizer,
+        EncoderConfig(max_length=config.max_length),
+        allow_unvalidated=run.allow_unvalidated,
+    )
+
+
+def _encoder_config(model: str, configs: dict[str, StageConfig]) -> EncoderConfig:
+    """The saved encoder's settings: those of the encoder it was adapted from (a built-in or saved
+    ragkit encoder: instructions, pooling, input format), with the synthetic stage's query instruction."""
+    config = dataclasses.replace(saved_config(model) or EncoderConfig(), source=str(model), adapters=[])
+    if isinstance(synthetic := configs.get("synthetic"), SyntheticConfig) and synthetic.instruction:
+        config.query_instruction = query_prompt(synthetic.instruction, synthetic.instruction_separator)
+    return config
 
 
 def _check_resumable(workdir: Path, plan: dict) -> None:
@@ -190,6 +216,9 @@ def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str
     rows: list[dict] = []
     for stage_dir in stage_dirs.values():
         shutil.copytree(stage_dir / "adapter", training / "adapters" / stage_dir.name)
+        for data in ("pairs.jsonl", "pairs.json"):  # what a synthetic stage wrote and trained on
+            if (stage_dir / data).is_file():
+                shutil.copy(stage_dir / data, training / f"{stage_dir.name}-{data}")
         rows.extend(read_log(stage_dir / "log.csv"))
     if rows:
         write_log(training / "log.csv", rows)

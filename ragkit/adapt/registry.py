@@ -21,12 +21,14 @@ from ragkit.adapt.config import (
     SimCSEConfig,
     StageConfig,
     SupervisedConfig,
+    SyntheticConfig,
     check_type,
     read_toml,
 )
 from ragkit.adapt.distributed import World
 from ragkit.adapt.lora import add_lora
-from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage
+from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage, SyntheticStage
+from ragkit.adapt.synthetic import prepare_synthetic
 from ragkit.adapt.trainer import Stage
 from ragkit.encoders.encoder import Encoder, EncoderConfig
 from ragkit.encoders.simcse import set_attention_dropout
@@ -38,13 +40,17 @@ class StageType:
     config: type[StageConfig]
     stage: Callable[..., Stage]  # (encoder, config, world, lm_head) -> Stage
     needs_lm_head: bool = False
+    # Writes the stage's training data before it trains (synthetic queries): (encoder, config,
+    # stage_dir, show_progress) -> the config to train with.
+    prepare: Callable[..., StageConfig] | None = None
 
 
-# The only order stages may run in is this table's.
+# The only order stages may run in is this table's: corpus adaptation (synthetic) comes last.
 STAGE_TYPES: dict[str, StageType] = {
     "mntp": StageType(MNTPConfig, MNTPStage, needs_lm_head=True),
     "simcse": StageType(SimCSEConfig, SimCSEStage),
     "supervised": StageType(SupervisedConfig, SupervisedStage),
+    "synthetic": StageType(SyntheticConfig, SyntheticStage, prepare=prepare_synthetic),
 }
 
 

@@ -266,3 +266,9 @@ def _chunking(config: StageConfig, encoder: Encoder, world: World) -> dict:
     cached = config.micro_batch_size is not None and config.micro_batch_size < local_batch
     budget = 16384 if encoder.device.type == "cuda" else 512
     return {"max_rows": config.micro, "max_tokens": budget, "cache": cached}
+
+
+class SyntheticStage(SupervisedStage):
+    """The supervised stage on the pairs `prepare_synthetic` wrote for a corpus."""
+
+    name = "synthetic"

@@ -266,9 +266,13 @@ def query(
 def adapt(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the encoder (a directory).")],
     model: Model = "smollm2-135m",
-    stages: Annotated[str, typer.Option(help="Comma-separated, in order: mntp,simcse,supervised.")] = (
-        "mntp,simcse"
-    ),
+    stages: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated, in order: mntp,simcse,supervised,synthetic "
+            "(synthetic: queries an LLM writes for --corpus, then contrastive training on them)."
+        ),
+    ] = "mntp,simcse",
     preset: Annotated[
         str, typer.Option(help="paper (the published recipe), cpu-small or cpu-smoke.")
     ] = "paper",
@@ -276,7 +280,8 @@ def adapt(
         Path | None, typer.Option(help="TOML with a table per stage, e.g. \\[mntp] steps = 500.")
     ] = None,
     corpus: Annotated[
-        Path | None, typer.Option(help="Your own documents as MNTP and SimCSE data (domain adaptation).")
+        Path | None,
+        typer.Option(help="Your own documents (no labels needed) as MNTP, SimCSE and synthetic-query data."),
     ] = None,
     mntp_data: Annotated[str | None, typer.Option(help="Text file, folder or Hub dataset for MNTP.")] = None,
     simcse_data: Annotated[str | None, typer.Option(help="Sentences (file, folder or Hub dataset).")] = None,
@@ -312,6 +317,7 @@ def adapt(
         "mntp": mntp_data or unsupervised,
         "simcse": simcse_data or unsupervised,
         "supervised": supervised_data,
+        "synthetic": unsupervised,
     }
     configs = stage_configs(
         names,

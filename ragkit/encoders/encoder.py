@@ -178,10 +178,8 @@ class Encoder:
             attn_implementation=attn_implementation,
         )
         resolved = resolve(name_or_path)  # the weights' directory or id; `source` is past any adapters
-        builtin = BUILTIN_ENCODERS.get(str(name_or_path))
-        local = builtin.directory if builtin else Path(name_or_path).expanduser()
         if saved is None:
-            saved = EncoderConfig.read(local) if local.is_dir() else None
+            saved = saved_config(name_or_path)
             if saved is None and source != resolved:  # an LLM2Vec adapter chain
                 input_format = input_format or "llm2vec"
             saved = saved or EncoderConfig()
@@ -358,6 +356,13 @@ class Encoder:
             f"Encoder({c.source or self.model.config.model_type!r}, dim={self.dim}, pooling={c.pooling!r}, "
             f"bidirectional={c.bidirectional}, max_length={c.max_length}, device={self.device})"
         )
+
+
+def saved_config(name_or_path: str | os.PathLike) -> EncoderConfig | None:
+    """The ragkit_config.json of a built-in encoder or a saved encoder directory, if it has one."""
+    builtin = BUILTIN_ENCODERS.get(str(name_or_path))
+    local = builtin.directory if builtin else Path(name_or_path).expanduser()
+    return EncoderConfig.read(local) if local.is_dir() else None
 
 
 def _absolute(name_or_path: str | os.PathLike) -> str:

@@ -1,0 +1,318 @@
+"""Training pairs for a corpus that has no labels: synthetic queries for its own passages.
+
+For each sampled passage an instruction-tuned LLM writes a query (InPars' few-shot prompt,
+Bonifacio et al. 2022); a query is kept only if BM25 over the whole corpus ranks its passage in the
+top `round_trip_k` (round-trip consistency, Alberti et al. 2019), and it gets hard negatives mined
+with the encoder being adapted, past its top ranks (likely unlabeled positives). The pairs are a
+supervised-contrastive data file like any other (`{"query", "positive", "negative", "instruction"}`
+rows), so the stage that trains on them is the supervised one.
+
+Generations are the slow part (an LLM decoding per passage), so they are cached under RAGKIT_HOME,
+keyed by generator, prompt settings and passage text, and appended batch by batch: an interrupted
+run, or a rerun with other training settings, reuses every query already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ragkit.corpus import Fields, ReadStats, list_files, read_documents
+from ragkit.encoders.encoder import Encoder
+from ragkit.encoders.supervised import query_prompt
+from ragkit.errors import RagkitError
+from ragkit.index.chunking import ChunkingConfig, chunk_document
+from ragkit.io import atomic_write_text
+from ragkit.paths import ragkit_home
+from ragkit.progress import progress_bar
+
+# InPars' "vanilla" prompt (its MS MARCO examples), cut to two examples so that a passage of
+# `passage_words` words and the examples fit a small model's attention and a CPU's time.
+QUERY_PROMPT = """Example 1:
+Document: We don't know a lot about the effects of caffeine during pregnancy on you and your baby. \
+So it's best to limit the amount you get each day. If you are pregnant, limit caffeine to 200 \
+milligrams each day.
+Relevant Query: is a little caffeine ok during pregnancy
+
+Example 2:
+Document: Passiflora herbertiana. A rare passion fruit native to Australia. Fruits are \
+green-skinned, white fleshed, with an unknown edible rating.
+Relevant Query: what fruit is native to australia
+
+Example 3:
+Document: {passage}
+Relevant Query:"""
+PROMPT_QUERIES = ("is a little caffeine ok during pregnancy", "what fruit is native to australia")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How queries are written; every field is part of the cache key."""
+
+    generator: str = "smollm2-135m"  # an instruction-tuned causal LM: built-in name, Hub id, dir, .gguf
+    passage_words: int = 120  # of each passage, shown to the generator
+    max_new_tokens: int = 32
+    batch_size: int = 32
+    dtype: str = "bf16"
+
+
+def corpus_passages(source: str, tokenizer, chunking: ChunkingConfig | None = None) -> list[str]:
+    """Every passage of a corpus file or folder, as an index built from it holds them (document
+    title above each chunk), without duplicates, in reading order."""
+    stats = ReadStats()
+    chunking = chunking or ChunkingConfig()
+    passages = [
+        chunk.embedding_text()
+        for file in list_files(Path(source))
+        for doc in read_documents(file, Fields(), stats)
+        for chunk in chunk_document(doc, tokenizer, chunking)
+    ]
+    passages = list(dict.fromkeys(p for p in passages if p.strip()))
+    if not passages:
+        raise RagkitError(f"{source}: no documents to write queries for; give a corpus folder or file")
+    return passages
+
+
+def generate_queries(
+    passages: Sequence[str],
+    settings: GenerationSettings,
+    *,
+    device: torch.device | str = "cpu",
+    cache: Path | None = None,
+    show_progress: bool = True,
+) -> list[str]:
+    """One query per passage (greedy, one line), cached per passage in `cache` (JSON lines)."""
+    from ragkit.device import resolve_dtype
+    from ragkit.encoders.loading import load_tokenizer, quiet_transformers, resolve
+
+    cache = cache or cache_path(settings)
+    done = read_cache(cache)
+    keys = [passage_key(p) for p in passages]
+    todo = [i for i, key in enumerate(keys) if key not in done]
+    if todo:
+        from transformers import AutoModelForCausalLM
+
+        source = resolve(settings.generator)
+        tokenizer = load_tokenizer(source)
+        tokenizer.padding_side = "left"  # generation continues every row from its last token
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        dtype = resolve_dtype(settings.dtype, torch.device(device))
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
+        stop = line_end_ids(tokenizer)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        bar = progress_bar("writing queries", enabled=show_progress)
+        with bar, cache.open("a", encoding="utf-8") as out, torch.inference_mode():
+            task = bar.add_task("writing queries", total=len(passages), completed=len(passages) - len(todo))
+            for first in range(0, len(todo), settings.batch_size):
+                rows = todo[first : first + settings.batch_size]
+                prompts = [query_prompt_for(passages[i], settings.passage_words) for i in rows]
+                batch = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+                generated = model.generate(
+                    **batch,
+                    max_new_tokens=settings.max_new_tokens,
+                    do_sample=False,
+                    no_repeat_ngram_size=3,
+                    eos_token_id=[*stop, tokenizer.eos_token_id],
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+                new = generated[:, batch["input_ids"].shape[1] :]
+                for i, ids in zip(rows, new, strict=True):
+                    query = clean_query(tokenizer.decode(ids, skip_special_tokens=True))
+                    done[keys[i]] = query
+                    out.write(json.dumps({"key": keys[i], "query": query}) + "\n")
+                out.flush()  # a killed run keeps every finished batch
+                bar.advance(task, len(rows))
+    return [done[key] for key in keys]
+
+
+def query_prompt_for(passage: str, words: int) -> str:
+    return QUERY_PROMPT.format(passage=" ".join(passage.split()[:words]))
+
+
+def clean_query(text: str) -> str:
+    """The generated query: its first line, without surrounding quotes or spaces."""
+    line = text.strip().split("\n", 1)[0] if text.strip() else ""
+    return line.strip().strip("\"'").strip()
+
+
+def line_end_ids(tokenizer) -> list[int]:
+    """Tokens that hold a line break: a query is one line, so generation stops at any of them."""
+    return [
+        i for token, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([token])
+    ]
+
+
+def passage_key(passage: str) -> str:
+    return hashlib.sha1(passage.encode("utf-8")).hexdigest()
+
+
+def cache_path(settings: GenerationSettings) -> Path:
+    """One file per generator and prompt settings, under RAGKIT_HOME."""
+    key = json.dumps([settings.generator, settings.passage_words, settings.max_new_tokens, settings.dtype])
+    key += QUERY_PROMPT
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(settings.generator).name)
+    return ragkit_home() / "synthetic" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.jsonl"
+
+
+def read_cache(path: Path) -> dict[str, str]:
+    """passage key -> query; a line cut short by a crash is ignored (that batch is written again)."""
+    done: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["key"]] = row["query"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return done
+
+
+def round_trip(queries: Sequence[str], sources: Sequence[int], passages: Sequence[str], k: int) -> list[bool]:
+    """For each query, whether BM25 over all `passages` ranks its source passage in the top k."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    corpus_tokens = bm25s.tokenize(list(passages), stopwords="en", stemmer=stemmer, show_progress=False)
+    retriever.index(corpus_tokens, show_progress=False)
+    vocab = corpus_tokens.vocab
+    words = bm25s.tokenize(
+        list(queries), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
+    kept = []
+    for query_words, source in zip(words, sources, strict=True):
+        known = [w for w in query_words if w in vocab]
+        if not known:
+            kept.append(False)
+            continue
+        scores = retriever.get_scores(known)
+        kept.append(bool(scores[source] > 0 and (scores > scores[source]).sum() < k))
+    return kept
+
+
+def mine_negatives(
+    encoder: Encoder,
+    queries: Sequence[str],
+    sources: Sequence[int],
+    passages: Sequence[str],
+    *,
+    instruction: str,
+    skip: int,
+    depth: int,
+    count: int,
+    seed: int,
+    show_progress: bool = True,
+) -> list[list[int]]:
+    """`count` passages per query, drawn from the encoder's ranks skip+1 .. depth (the source left out)."""
+    documents = encoder.encode(passages, show_progress=show_progress)
+    vectors = encoder.encode(queries, instruction=instruction, show_progress=show_progress)
+    rng = np.random.default_rng(seed)
+    negatives = []
+    for vector, source in zip(vectors, sources, strict=True):
+        scores = documents @ vector
+        top = np.argsort(-scores, kind="stable")[: depth + 1]
+        window = [int(i) for i in top if i != source][skip:depth]
+        negatives.append([int(i) for i in rng.permutation(window)[:count]])
+    return negatives
+
+
+def synthetic_pairs(
+    encoder: Encoder,
+    corpus: str,
+    out: Path,
+    *,
+    settings: GenerationSettings,
+    passages: int,
+    instruction: str,
+    separator: str,
+    round_trip_k: int,
+    negative_skip: int,
+    negative_depth: int,
+    negatives: int,
+    seed: int,
+    show_progress: bool = True,
+) -> dict[str, int]:
+    """Write (query, passage, negatives) rows for `corpus` to `out`; return counts for the summary."""
+    every = corpus_passages(corpus, encoder.tokenizer)
+    rng = np.random.default_rng(seed)
+    sample = sorted(rng.permutation(len(every))[:passages].tolist())
+    queries = generate_queries(
+        [every[i] for i in sample], settings, device=encoder.device, show_progress=show_progress
+    )
+    usable = [
+        (q, i)
+        for q, i in zip(queries, sample, strict=True)
+        if len(q.split()) >= 2 and q not in PROMPT_QUERIES
+    ]
+    kept_mask = (
+        round_trip([q for q, _ in usable], [i for _, i in usable], every, round_trip_k) if usable else []
+    )
+    kept = [pair for pair, ok in zip(usable, kept_mask, strict=True) if ok]
+    if not kept:
+        raise RagkitError(
+            f"{corpus}: none of the {len(queries)} written queries passed the round trip; "
+            "give more passages or a larger `round_trip_k`"
+        )
+    mined = mine_negatives(
+        encoder,
+        [q for q, _ in kept],
+        [i for _, i in kept],
+        every,
+        instruction=query_prompt(instruction, separator),
+        skip=negative_skip,
+        depth=negative_depth,
+        count=negatives,
+        seed=seed,
+        show_progress=show_progress,
+    )
+    rows = [
+        {"query": q, "positive": every[i], "negative": [every[n] for n in hard], "instruction": instruction}
+        for (q, i), hard in zip(kept, mined, strict=True)
+    ]
+    atomic_write_text(out, "".join(json.dumps(row) + "\n" for row in rows))
+    return {"passages": len(every), "written": len(queries), "kept": len(rows)}
+
+
+def prepare_synthetic(encoder: Encoder, config, stage_dir: Path, show_progress: bool = True):
+    """The synthetic stage's data step: pairs for `config.data` (a corpus) in `stage_dir`, written once
+    (a resumed run reuses them), and the config that trains on them."""
+    import dataclasses
+
+    from ragkit.adapt.trainer import autocast
+
+    pairs = stage_dir / "pairs.jsonl"
+    if not pairs.is_file():
+        with autocast(config, encoder.device):  # the training's precision: mining only ranks
+            counts = synthetic_pairs(
+                encoder,
+                config.data,
+                pairs,
+                settings=GenerationSettings(
+                    config.generator,
+                    config.passage_words,
+                    config.max_new_tokens,
+                    config.generation_batch_size,
+                    config.generator_dtype,
+                ),
+                passages=config.passages,
+                instruction=config.instruction,
+                separator=config.instruction_separator,
+                round_trip_k=config.round_trip_k,
+                negative_skip=config.negative_skip,
+                negative_depth=config.negative_depth,
+                negatives=config.negatives,
+                seed=config.seed,
+                show_progress=show_progress,
+            )
+        atomic_write_text(stage_dir / "pairs.json", json.dumps(counts, indent=2) + "\n")
+    return dataclasses.replace(config, data=str(pairs))
