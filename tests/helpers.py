@@ -44,11 +44,11 @@ _COMMON = dict(
     eos_token_id=2,
 )
 FAMILIES = {
-    "llama": lambda **kw: transformers.LlamaConfig(**_COMMON, **kw),
+    "llama": lambda **kw: transformers.LlamaConfig(**{**_COMMON, **kw}),
     "mistral": lambda **kw: transformers.MistralConfig(**{"sliding_window": None, **_COMMON, **kw}),
-    "qwen2": lambda **kw: transformers.Qwen2Config(**_COMMON, **kw),
-    "qwen3": lambda **kw: transformers.Qwen3Config(**_COMMON, **kw),
-    "gemma": lambda **kw: transformers.GemmaConfig(**_COMMON, **kw),
+    "qwen2": lambda **kw: transformers.Qwen2Config(**{**_COMMON, **kw}),
+    "qwen3": lambda **kw: transformers.Qwen3Config(**{**_COMMON, **kw}),
+    "gemma": lambda **kw: transformers.GemmaConfig(**{**_COMMON, **kw}),
     "gemma2": lambda **kw: transformers.Gemma2Config(**{"sliding_window": 128, **_COMMON, **kw}),
     "gemma3_text": lambda **kw: transformers.Gemma3TextConfig(**{"sliding_window": 128, **_COMMON, **kw}),
 }

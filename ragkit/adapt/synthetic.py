@@ -109,6 +109,9 @@ def generate_queries(
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
         stop = line_end_ids(tokenizer)
         cache.parent.mkdir(parents=True, exist_ok=True)
+        if cache.is_file() and not cache.read_bytes().endswith(b"\n"):
+            with cache.open("a", encoding="utf-8") as out:
+                out.write("\n")  # a line torn by a crash stays apart from the next one
         bar = progress_bar("writing queries", enabled=show_progress)
         with bar, cache.open("a", encoding="utf-8") as out, torch.inference_mode():
             task = bar.add_task("writing queries", total=len(passages), completed=len(passages) - len(todo))
@@ -178,26 +181,24 @@ def read_cache(path: Path) -> dict[str, str]:
 
 def round_trip(queries: Sequence[str], sources: Sequence[int], passages: Sequence[str], k: int) -> list[bool]:
     """For each query, whether BM25 over all `passages` ranks its source passage in the top k."""
-    import bm25s
-    import Stemmer
+    from datasets import Dataset
 
-    stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    corpus_tokens = bm25s.tokenize(list(passages), stopwords="en", stemmer=stemmer, show_progress=False)
-    retriever.index(corpus_tokens, show_progress=False)
-    vocab = corpus_tokens.vocab
-    words = bm25s.tokenize(
-        list(queries), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    from ragkit.eval.bm25 import BM25Search
+
+    bm25 = BM25Search()  # the same BM25 as `ragkit eval` scores
+    ids = [str(i) for i in range(len(passages))]
+    bm25.index(
+        Dataset.from_dict({"id": ids, "text": list(passages)}), task_metadata=None, hf_split="", hf_subset=""
     )
-    kept = []
-    for query_words, source in zip(words, sources, strict=True):
-        known = [w for w in query_words if w in vocab]
-        if not known:
-            kept.append(False)
-            continue
-        scores = retriever.get_scores(known)
-        kept.append(bool(scores[source] > 0 and (scores > scores[source]).sum() < k))
-    return kept
+    query_ids = [str(i) for i in range(len(queries))]
+    ranked = bm25.search(
+        Dataset.from_dict({"id": query_ids, "text": list(queries)}),
+        task_metadata=None,
+        hf_split="",
+        hf_subset="",
+        top_k=k,
+    )
+    return [str(source) in ranked[q] for q, source in zip(query_ids, sources, strict=True)]
 
 
 def mine_negatives(

@@ -1,0 +1,178 @@
+"""Synthetic queries for a corpus without labels: round-trip filter, mined negatives, cached
+generations, and the `synthetic` stage end to end (with a mock generator, as mteb tests use mock tasks)."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+
+import numpy as np
+import pytest
+import transformers
+from helpers import TRAIN_SENTENCES, requires_smollm2, shared_folder, tiny_decoder_dir, tiny_encoder
+
+from ragkit import Encoder, RagkitError
+from ragkit.adapt import adapt, stage_configs, synthetic
+from ragkit.adapt.synthetic import (
+    GenerationSettings,
+    clean_query,
+    corpus_passages,
+    generate_queries,
+    mine_negatives,
+    round_trip,
+)
+
+
+def _cranfield_passages(n: int) -> list[str]:
+    with gzip.open(shared_folder("cranfield") / "corpus.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in itertools.islice(f, n)]
+    return [f"{r['title']}\n{r['text']}" for r in rows]
+
+
+def test_round_trip_keeps_a_query_when_bm25_ranks_its_passage_in_the_top_k():
+    passages = _cranfield_passages(300)
+    own = [" ".join(passages[i].split()[3:10]) for i in range(0, 300, 30)]  # a passage's own words
+    kept = round_trip(own, list(range(0, 300, 30)), passages, k=5)
+    assert sum(kept) >= 8  # its own phrase finds a passage, bar a generic one
+    wrong = round_trip(own, [i + 1 for i in range(0, 300, 30)], passages, k=5)  # claimed for a neighbour
+    assert sum(wrong) <= 2
+    assert round_trip(["zyxwv qwertz"], [0], passages, k=300) == [False]  # no word of the corpus
+    strict, loose = round_trip(own, list(range(0, 300, 30)), passages, k=1), kept
+    assert all(lo for st, lo in zip(strict, loose, strict=True) if st)  # top 1 is within top 5
+
+
+def test_hard_negatives_come_from_the_encoders_ranks_after_the_skipped_top():
+    encoder = tiny_encoder()
+    passages = TRAIN_SENTENCES[:30]
+    queries, sources = ["likes red boats", "paints old maps", "reads about tea"], [0, 5, 10]
+    negatives = mine_negatives(
+        encoder,
+        queries,
+        sources,
+        passages,
+        instruction="Find: ",
+        skip=2,
+        depth=12,
+        count=3,
+        seed=0,
+        show_progress=False,
+    )
+    documents = encoder.encode(passages)
+    vectors = encoder.encode(queries, instruction="Find: ")
+    for vector, source, mined in zip(vectors, sources, negatives, strict=True):
+        ranking = [i for i in np.argsort(-(documents @ vector), kind="stable") if i != source]
+        assert len(mined) == 3 and len(set(mined)) == 3 and source not in mined
+        assert set(mined) <= set(ranking[2:12])  # never the top 2, never past rank 12
+    again = mine_negatives(
+        encoder,
+        queries,
+        sources,
+        passages,
+        instruction="Find: ",
+        skip=2,
+        depth=12,
+        count=3,
+        seed=0,
+        show_progress=False,
+    )
+    assert again == negatives  # a resumed run mines the same
+
+
+def test_a_query_is_the_first_generated_line_without_quotes():
+    assert clean_query(' "how do wings stall"\nExample 4:\nDocument') == "how do wings stall"
+    assert clean_query("\n\n") == ""
+
+
+def test_generations_are_cached_and_an_interrupted_run_writes_only_what_is_missing(tmp_path, monkeypatch):
+    generator = tiny_decoder_dir(tmp_path / "generator", max_position_embeddings=1024)
+    settings = GenerationSettings(str(generator), max_new_tokens=4, batch_size=2, dtype="float32")
+    cache = tmp_path / "queries.jsonl"
+    first = generate_queries(TRAIN_SENTENCES[:6], settings, cache=cache, show_progress=False)
+    assert len(first) == 6 and len(cache.read_text().splitlines()) == 6
+
+    # A crash mid-write: two whole lines and a torn third. The rerun writes the other four again.
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][:10])
+    loads = []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        lambda *a, **kw: loads.append(a) or real(*a, **kw),
+    )
+    resumed = generate_queries(TRAIN_SENTENCES[:6], settings, cache=cache, show_progress=False)
+    assert resumed == first and len(loads) == 1
+    # Everything cached: the generator is not even loaded.
+    assert generate_queries(TRAIN_SENTENCES[:6], settings, cache=cache, show_progress=False) == first
+    assert len(loads) == 1
+
+
+def test_corpus_passages_are_the_chunks_an_index_holds(tmp_path):
+    (tmp_path / "a.md").write_text("# Boats\n\n" + " ".join(f"sail{i}" for i in range(600)))
+    (tmp_path / "b.txt").write_text("Tea is green.")
+    passages = corpus_passages(str(tmp_path), tiny_encoder().tokenizer)
+    assert len(passages) > 2 and passages[-1] == "Tea is green."
+    with pytest.raises(RagkitError, match="does not exist"):
+        corpus_passages(str(tmp_path / "missing"), tiny_encoder().tokenizer)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RagkitError, match="no documents"):
+        corpus_passages(str(tmp_path / "empty"), tiny_encoder().tokenizer)
+
+
+@pytest.fixture
+def mock_generator(monkeypatch):
+    """Writes the last two words of each passage as its query, with no LLM."""
+
+    def generate(passages, settings, **kwargs):
+        return [" ".join(p.rstrip(".").split()[-2:]) for p in passages]
+
+    monkeypatch.setattr(synthetic, "generate_queries", generate)
+
+
+def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(mock_generator, tmp_path):
+    base = tiny_decoder_dir(tmp_path / "lm")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, sentence in enumerate(TRAIN_SENTENCES):
+        (corpus / f"{i:02}.txt").write_text(sentence)
+    configs = stage_configs(
+        ["synthetic"],
+        "cpu-smoke",
+        data={"synthetic": str(corpus)},
+        steps=4,
+        batch_size=8,
+        lr=1e-3,
+        max_length=48,
+    )
+    configs["synthetic"].passages, configs["synthetic"].negative_depth = 40, 10
+    report = adapt(str(base), tmp_path / "enc", configs, show_progress=False)
+    assert [r.stage for r in report.stages] == ["synthetic"]
+
+    training = tmp_path / "enc" / "training"
+    counts = json.loads((training / "1-synthetic-pairs.json").read_text())
+    rows = [json.loads(line) for line in (training / "1-synthetic-pairs.jsonl").read_text().splitlines()]
+    assert counts["passages"] == 48 and counts["written"] == 40 and counts["kept"] == len(rows) > 0
+    for row in rows:
+        assert row["positive"] in TRAIN_SENTENCES and row["query"] in row["positive"]
+        assert row["negative"][0] in TRAIN_SENTENCES and row["negative"][0] != row["positive"]
+    assert "synthetic" in (training / "log.csv").read_text()
+    encoder = Encoder.load(tmp_path / "enc")
+    assert encoder.config.query_instruction == "Given a query, retrieve documents relevant to it: "
+
+
+def test_the_synthetic_stage_needs_a_corpus():
+    with pytest.raises(RagkitError, match="--corpus"):
+        stage_configs(["synthetic"], "cpu-smoke")
+
+
+@requires_smollm2
+def test_smollm2_writes_queries_that_find_their_passages(tmp_path):
+    passages = _cranfield_passages(400)
+    sample = list(range(0, 400, 50))
+    settings = GenerationSettings(max_new_tokens=24, batch_size=8)
+    queries = generate_queries(
+        [passages[i] for i in sample], settings, cache=tmp_path / "q.jsonl", show_progress=False
+    )
+    assert all(q and "\n" not in q for q in queries)
+    assert sum(round_trip(queries, sample, passages, k=10)) >= len(sample) // 2
