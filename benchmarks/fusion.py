@@ -1,9 +1,11 @@
 """Hybrid search: does dense + BM25 fusion beat BM25, and at what weight?
 
-    python benchmarks/fusion.py --dev runs/squad-dev500     # choose on a dev split, report on the six
+    python benchmarks/fusion.py                                  # choose on two dev splits, report the six
+    python benchmarks/fusion.py --folders nfcorpus-processed     # add or redo folders in fusion.json
 
-The method and dense weight are chosen on a dev split (by default the SQuAD dev folder that
-`benchmarks/supervised_data.py --dev` holds out of training; never a folder reported here), then
+The method and dense weight are chosen by their mean over dev splits (by default the SQuAD dev folder
+that `benchmarks/supervised_data.py --dev` holds out of training and PubMedQA's questions, which no
+encoder here trained on: `--pubmedqa-dev`; never a folder reported here), then
 every setting is reported on the six shared BEIR folders, with the same subsampling and document
 cap as benchmarks/ablation.py (so its cached corpus vectors are reused). Writes
 benchmarks/results/fusion.md and fusion.png (nDCG@10 against the dense weight).
@@ -52,58 +54,73 @@ def score(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--dev", type=Path, default=Path("runs/squad-dev500"), help="BEIR folder with a dev split"
+        "--dev",
+        type=Path,
+        nargs="+",
+        default=[Path("runs/squad-dev500"), Path("runs/pubmedqa-dev")],
+        help="BEIR folders with a dev split; the setting with the best mean over them is chosen",
     )
     parser.add_argument("--model", default="llm2vec-smollm2-135m")
     parser.add_argument("--folders", nargs="*", default=FOLDERS)
     parser.add_argument("--max-docs", type=int, default=1500)
     parser.add_argument("--max-doc-tokens", type=int, default=128)
     args = parser.parse_args()
-    if not (args.dev / "qrels" / "dev.tsv").is_file():
-        raise SystemExit(
-            f"{args.dev} has no dev split; make one: "
-            "python benchmarks/supervised_data.py runs/supervised-data --dev runs/squad-dev"
-        )
+    for folder in args.dev:
+        if not (folder / "qrels" / "dev.tsv").is_file():
+            raise SystemExit(
+                f"{folder} has no dev split; make them: python benchmarks/supervised_data.py "
+                "runs/supervised-data --dev runs/squad-dev --pubmedqa-dev runs/pubmedqa-dev"
+            )
 
     dense = DenseSearch(load_eval_model(args.model), max_doc_tokens=args.max_doc_tokens)
-    dev = score(args.dev, dense, "dev", DEV_INSTRUCTION, args.max_docs)
+    devs = {
+        folder.name: score(
+            folder, dense, "dev", DEV_INSTRUCTION if "squad" in folder.name else None, args.max_docs
+        )
+        for folder in args.dev
+    }
+    dev = {label: sum(d[label] for d in devs.values()) / len(devs) for label in next(iter(devs.values()))}
     chosen = max((k for k in dev if k not in ("dense", "bm25")), key=dev.get)
-    test = {f: score(DATA / f, dense, None, None, args.max_docs) for f in args.folders}
-    (RESULTS / "fusion.json").write_text(
-        json.dumps({"dev": dev, "chosen": chosen, "folders": test}, indent=1) + "\n"
-    )
+    store = RESULTS / "fusion.json"
+    previous = json.loads(store.read_text()).get("folders", {}) if store.is_file() else {}
+    test = {**previous, **{f: score(DATA / f, dense, None, None, args.max_docs) for f in args.folders}}
+    folders = [f for f in FOLDERS if f in test] + [f for f in test if f not in FOLDERS]
+    store.write_text(json.dumps({"dev": devs, "chosen": chosen, "folders": test}, indent=1) + "\n")
 
     labels = list(dev)
+    dev_names = list(devs)
     lines = [
         f"# Dense ({args.model}) + BM25 fusion",
         "",
-        f"Produced by `python benchmarks/fusion.py --dev {args.dev}`. nDCG@10; the weight is the dense share "
-        "(rrf: reciprocal rank fusion, k 60, weighted by it; weighted: min-max normalised scores). "
-        f"The setting is chosen on the dev split ({args.dev.name}, SQuAD questions held out of training): "
-        f"**{chosen}**. Folders as in ablation.md (--max-docs {args.max_docs}, --max-doc-tokens "
-        f"{args.max_doc_tokens}).",
+        f"Produced by `python benchmarks/fusion.py` (--folders adds folders to fusion.json). nDCG@10; the "
+        "weight is the dense share (rrf: reciprocal rank fusion, k 60, weighted by it; weighted: min-max "
+        "normalised scores). The setting is chosen by its mean over the dev splits, never a folder reported "
+        f"here ({', '.join(dev_names)}: SQuAD questions held out of training, PubMedQA questions no "
+        f"encoder here trained on): **{chosen}**. Folders as in ablation.md (--max-docs {args.max_docs}, "
+        f"--max-doc-tokens {args.max_doc_tokens}).",
         "",
-        "| setting | dev | " + " | ".join(args.folders) + " | mean | beats BM25 on |",
-        "|---" * (len(args.folders) + 4) + "|",
+        "| setting | " + " | ".join(dev_names) + " | " + " | ".join(folders) + " | mean | beats BM25 on |",
+        "|---" * (len(folders) + len(dev_names) + 3) + "|",
     ]
     for label in labels:
-        values = [test[f][label] for f in args.folders]
-        wins = sum(v > test[f]["bm25"] for v, f in zip(values, args.folders, strict=True))
+        values = [test[f][label] for f in folders]
+        wins = sum(v > test[f]["bm25"] for v, f in zip(values, folders, strict=True))
         name = f"**{label}**" if label == chosen else label
         cells = " | ".join(f"{v:.3f}" for v in values)
+        dev_cells = " | ".join(f"{devs[d][label]:.3f}" for d in dev_names)
         lines.append(
-            f"| {name} | {dev[label]:.3f} | {cells} | {sum(values) / len(values):.3f} | "
+            f"| {name} | {dev_cells} | {cells} | {sum(values) / len(values):.3f} | "
             f"{'–' if label == 'bm25' else f'{wins}/{len(values)}'} |"
         )
     (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, method in zip(axes, ("rrf", "weighted"), strict=True):
-        for f in args.folders:
+        for f in folders:
             line = ax.plot(WEIGHTS, [test[f][f"{method} {w:g}"] for w in WEIGHTS], marker=".", label=f)[0]
             ax.axhline(test[f]["bm25"], color=line.get_color(), linestyle=":", linewidth=1)
         ax.plot(
-            WEIGHTS, [dev[f"{method} {w:g}"] for w in WEIGHTS], color="black", marker="o", label="dev (SQuAD)"
+            WEIGHTS, [dev[f"{method} {w:g}"] for w in WEIGHTS], color="black", marker="o", label="dev (mean)"
         )
         ax.set_title(f"{method} (dotted: BM25 alone)")
         ax.set_xlabel("dense weight")

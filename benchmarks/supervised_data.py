@@ -1,6 +1,7 @@
 """Public (query, positive, hard negative) rows for `ragkit adapt --stages supervised`, from ../shared/data.
 
-    python benchmarks/supervised_data.py runs/supervised-data [--dev runs/squad-dev]
+    python benchmarks/supervised_data.py runs/supervised-data [--dev runs/squad-dev] \
+        [--pubmedqa-dev runs/pubmedqa-dev]
     ragkit adapt --model runs/smollm2-mntp --stages supervised --supervised-data runs/supervised-data ...
 
 - SciFact train qrels (never the test split the ablation scores): claim -> cited abstract, with the
@@ -11,14 +12,17 @@
   as squad.jsonl.gz so that it gets LLM2Vec's E5 instruction for SQuAD. Its last DEV_ROWS rows (the last
   articles, alphabetically) are held out as a BEIR folder (`--dev`): the dev split that chooses training
   steps and settings, since every shared BEIR folder is a split we report.
+- PubMedQA's 500 labelled questions -> their abstracts are never trained on: `--pubmedqa-dev` writes
+  them as a second dev folder, biomedical and out of SQuAD's domain (benchmarks/fusion.py chooses the
+  fusion weight on both).
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import bm25s
@@ -96,7 +100,12 @@ def write_beir(folder: Path, rows: list[dict]) -> None:
     print(f"{folder}: {len(paragraphs)} documents, {len(rows)} queries (dev split)")
 
 
-def main(out: str, dev: str | None = None) -> None:
+def pubmedqa_rows() -> list[dict]:
+    with gzip.open(DATA / "train" / "pubmedqa_pqal_nontest.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def main(out: str, dev: str | None = None, pubmedqa_dev: str | None = None) -> None:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     train, dev_rows = squad_rows()
@@ -105,6 +114,8 @@ def main(out: str, dev: str | None = None) -> None:
     print(f"{folder / 'squad.jsonl.gz'}: {len(train)} rows")
     if dev:
         write_beir(Path(dev), dev_rows)
+    if pubmedqa_dev:
+        write_beir(Path(pubmedqa_dev), pubmedqa_rows())
     write_jsonl(folder / "scifact_train.jsonl", scifact_rows())
     write_jsonl(folder / "stsb_train.jsonl", stsb_rows())
     for path in sorted((DATA / "nli" / "snli_1.0_subset").glob("*.jsonl")):
@@ -113,7 +124,9 @@ def main(out: str, dev: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--dev"):
-        sys.exit(__doc__)
-    main(args[0], args[2] if len(args) == 3 else None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="folder for the training files")
+    parser.add_argument("--dev", help="BEIR folder for the held-out SQuAD dev split")
+    parser.add_argument("--pubmedqa-dev", help="BEIR folder for PubMedQA's questions (a second dev split)")
+    args = parser.parse_args()
+    main(args.out, args.dev, args.pubmedqa_dev)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from ragkit.encoders.loading import DEFAULT_ENCODER
 from ragkit.errors import RagkitError, for_flags
+from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_MODE, DEFAULT_WEIGHT
 
 app = typer.Typer(
     help="Decoder LLMs as text encoders (LLM2Vec), and retrieval on top of them.",
@@ -221,6 +222,17 @@ def query(
         list[str] | None, typer.Option("--filter", help="KEY=GLOB on path or a metadata field; repeatable.")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help=f"dense, bm25 or hybrid (both, fused). Default: {DEFAULT_MODE} where the index has "
+            "a BM25 part, else dense."
+        ),
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--fusion", help="How hybrid fuses: weighted (min-max scores) or rrf (ranks).")
+    ] = DEFAULT_METHOD,
+    weight: Annotated[float, typer.Option(help="Hybrid's dense share, 0 to 1.")] = DEFAULT_WEIGHT,
     device: Device = None,
     dtype: Dtype = None,
     attn_implementation: AttnImplementation = None,
@@ -244,7 +256,7 @@ def query(
         index_dir,
         **runtime(device, dtype, attn_implementation, allow_unvalidated),
     )
-    hits = retriever.search(text, k=k, filter=conditions)
+    hits = retriever.search(text, k=k, filter=conditions, mode=mode, method=method, weight=weight)
     if json_output:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return
@@ -393,6 +405,14 @@ def eval_(
     index_dir: Annotated[
         Path | None, typer.Option("--index", "-i", help="Score a ragkit index built from the task's corpus.")
     ] = None,
+    mode: Annotated[
+        list[str] | None,
+        typer.Option(help="Search mode(s) to score --index with: dense, bm25, hybrid; repeatable."),
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--fusion", help="How hybrid fuses: weighted (min-max scores) or rrf (ranks).")
+    ] = DEFAULT_METHOD,
+    weight: Annotated[float, typer.Option(help="Hybrid's dense share, 0 to 1.")] = DEFAULT_WEIGHT,
     split: Annotated[str | None, typer.Option(help="qrels split (default: the task's test split).")] = None,
     max_docs: Annotated[
         int | None, typer.Option(min=1, help="Subsample larger corpora to this many docs (judged ones kept).")
@@ -445,7 +465,8 @@ def eval_(
             index_dir,
             **runtime(device, dtype, attn_implementation, allow_unvalidated),
         )
-        systems.append(IndexSearch(retriever))
+        for search_mode in mode or [None]:
+            systems.append(IndexSearch(retriever, mode=search_mode, method=method, weight=weight))
     for name in model or ([] if systems else [DEFAULT_ENCODER]):
         loaded = load_eval_model(
             name,

@@ -18,7 +18,7 @@ from ragkit.errors import RagkitError
 from ragkit.eval.cache import cached_embeddings
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
-from ragkit.index.fusion import FusionMethod, check_fusion, fuse
+from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT, FusionMethod, SearchMode, check_fusion, fuse
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
@@ -151,12 +151,24 @@ class IndexSearch:
     Documents are split into chunks; a document scores as its best chunk.
     """
 
-    def __init__(self, retriever: Retriever, *, chunks_per_document: int = 4) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        chunks_per_document: int = 4,
+        mode: SearchMode | None = None,
+        method: FusionMethod = DEFAULT_METHOD,
+        weight: float = DEFAULT_WEIGHT,
+    ) -> None:
         self.retriever = retriever
         self.chunks_per_document = chunks_per_document
+        self.mode = retriever.resolve_mode(mode)  # a bad mode, or one the index lacks, fails now
+        check_fusion(method, weight)
+        self.method, self.weight = method, weight
         self.doc_ids = retriever.store.doc_ids_by_position()
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
-        self.label = f"index:{retriever.index_dir.name}"
+        setting = f" {method} {weight:g}" if self.mode == "hybrid" else ""
+        self.label = f"index:{retriever.index_dir.name} {self.mode}{setting}"
 
     @property
     def mteb_model_meta(self):
@@ -184,15 +196,16 @@ class IndexSearch:
         top_k: int,
         **kwargs: Any,
     ) -> dict[str, dict[str, float]]:
-        vectors = self.retriever.embed_queries(query_texts(queries))
         fetch = min(top_k * self.chunks_per_document, len(self.doc_ids))
-        scores, positions = self.retriever.index.search(vectors, fetch)
+        ranked = self.retriever.ranked(
+            query_texts(queries), fetch, mode=self.mode, method=self.method, weight=self.weight
+        )
         results = {}
-        for qid, row_scores, row_positions in zip(queries["id"], scores, positions, strict=True):
+        for qid, ranking in zip(queries["id"], ranked, strict=True):
             best: dict[str, float] = {}
-            for s, p in zip(row_scores, row_positions, strict=True):
-                if p >= 0 and self.doc_ids[p] not in best:  # faiss returns best first
-                    best[self.doc_ids[p]] = float(s)
+            for p, score in ranking.items():  # best first
+                if self.doc_ids[p] not in best:
+                    best[self.doc_ids[p]] = score
                     if len(best) == top_k:
                         break
             results[qid] = best

@@ -1,4 +1,5 @@
-"""`Index.build`: corpus folder -> chunks -> vectors -> FAISS index directory, incrementally and atomically.
+"""`Index.build`: corpus folder -> chunks -> vectors -> FAISS index (and a BM25 of the same chunks)
+in one directory, incrementally and atomically.
 
 The build happens in `<index>.building/` (the previous docstore copied in, so unchanged files are not
 embedded again) and is swapped into place only when complete: an interrupted build leaves the previous
@@ -23,6 +24,7 @@ from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_build import faiss_build
 from ragkit.index.faiss_index import build_index, default_search_params, resolve_spec
+from ragkit.index.lexical import LEXICAL_DIR, SETTINGS, LexicalIndex
 from ragkit.index.lock import writer_lock
 from ragkit.index.manifest import INDEX_FILE, IndexManifest
 from ragkit.index.transform import Transform
@@ -50,6 +52,7 @@ class BuildReport:
     factory: str = ""
     transform: dict = field(default_factory=dict)
     faiss: str = ""  # which faiss build made the index
+    added_lexical: bool = False  # the previous index had no BM25 part (an older ragkit built it)
 
     def summary(self) -> str:
         c = self.counts
@@ -71,6 +74,10 @@ class BuildReport:
             f"embedded {self.chunks_embedded} chunks, {self.tokens_embedded} tokens ({rate:.0f} tokens/s); "
             f"{self.seconds:.1f} s in all"
         )
+        if self.added_lexical:
+            lines.append(
+                "added a BM25 part to this index (built without one): hybrid and bm25 search now work"
+            )
         reading = self.reading
         if reading.skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(reading.skipped.items()))
@@ -128,6 +135,7 @@ class Index:
             params = json.loads(json.dumps(params))  # as the manifest holds them (tuples become lists)
             previous = _previous_manifest(index_dir, params, rebuild)
             report = BuildReport(index_dir, faiss=faiss_build().describe())
+            report.added_lexical = bool(previous) and not previous.lexical
 
             work = index_dir.with_name(f"{index_dir.name}.building")
             _prepare_workdir(
@@ -155,6 +163,7 @@ class Index:
                 reduced = transform.apply(vectors)
                 factory = resolve_spec(spec, len(reduced), transform.dim_out)
                 faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
+                LexicalIndex.build(store.texts_by_position()).save(work / LEXICAL_DIR)
                 transform.save(work)
                 report.counts, report.factory, report.transform = (
                     store.counts(),
@@ -173,6 +182,7 @@ class Index:
                 transform=report.transform,
                 index={"spec": spec, "factory": factory, "metric": "inner_product"},
                 search_params=default_search_params(factory),
+                lexical=SETTINGS,
                 counts={**report.counts, "vectors": len(reduced)},
                 bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, len(reduced)),
                 faiss=report.faiss,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ragkit.corpus import document_text
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk
 
@@ -156,6 +157,15 @@ class Docstore:
         with self._guard():
             rows = self.db.execute("SELECT doc_id FROM chunks WHERE position IS NOT NULL ORDER BY position")
             return [d for (d,) in rows]
+
+    def texts_by_position(self) -> list[str]:
+        """What the encoder embedded for every indexed chunk (title above text), in index order: what
+        the BM25 part ranks."""
+        with self._guard():
+            rows = self.db.execute(
+                "SELECT title, text FROM chunks WHERE position IS NOT NULL ORDER BY position"
+            )
+            return [document_text(title, text) for title, text in rows]
 
     def counts(self) -> dict[str, int]:
         with self._guard():

@@ -19,6 +19,15 @@ from ragkit.errors import RagkitError
 FusionMethod = Literal["rrf", "weighted"]
 FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 RRF_K = 60
+SearchMode = Literal["dense", "bm25", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+
+# What `Retriever.search` and `ragkit query` do by default, from benchmarks/results/fusion.md: the
+# method and dense weight with the best mean nDCG@10 over two dev splits (never a reported folder).
+DEFAULT_MODE: SearchMode = "hybrid"
+DEFAULT_METHOD: FusionMethod = "weighted"
+DEFAULT_WEIGHT = 0.5
+HYBRID_CANDIDATES = 1000  # each side's top n before fusion, as measured (mteb retrieves 1000)
 
 Ranking = Mapping[str, float]  # document id -> score, any order
 

@@ -33,6 +33,7 @@ class IndexManifest:
     transform: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
     index: dict[str, Any] = field(default_factory=dict)  # spec, faiss factory string, metric
     search_params: dict[str, Any] = field(default_factory=dict)
+    lexical: dict[str, Any] = field(default_factory=dict)  # the BM25 part's settings; {}: none (older)
     counts: dict[str, int] = field(default_factory=dict)
     bytes_per_vector: float = 0.0
     faiss: str = ""  # which faiss build wrote it

@@ -15,13 +15,25 @@ from ragkit.encoders.encoder import check_texts
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search
+from ragkit.index.fusion import (
+    DEFAULT_METHOD,
+    DEFAULT_MODE,
+    DEFAULT_WEIGHT,
+    HYBRID_CANDIDATES,
+    SEARCH_MODES,
+    FusionMethod,
+    SearchMode,
+    check_fusion,
+    fuse,
+)
+from ragkit.index.lexical import LEXICAL_DIR, LexicalIndex
 from ragkit.index.manifest import INDEX_FILE, IndexManifest
 from ragkit.index.transform import Transform
 
 
 @dataclass
 class Hit:
-    score: float  # cosine similarity (inner product of normalised vectors)
+    score: float  # dense: cosine similarity; bm25: BM25 score; hybrid: the fused score
     doc_id: str
     text: str  # the chunk
     path: str  # relative to the corpus root
@@ -52,6 +64,7 @@ class Retriever:
         self.index = prepare_for_search(index, {**manifest.search_params, **(search_params or {})})
         self.transform = Transform.load(self.index_dir, manifest.transform)
         self.store = Docstore(self.index_dir / DOCSTORE_FILE, readonly=True)
+        self.lexical = LexicalIndex.load(self.index_dir / LEXICAL_DIR) if manifest.lexical else None
 
     @classmethod
     def load(
@@ -87,10 +100,20 @@ class Retriever:
         return cls(Path(index_dir), encoder, manifest, search_params)
 
     def search(
-        self, query: str | Sequence[str], k: int = 10, filter: dict[str, str] | None = None
+        self,
+        query: str | Sequence[str],
+        k: int = 10,
+        filter: dict[str, str] | None = None,
+        *,
+        mode: SearchMode | None = None,
+        method: FusionMethod = DEFAULT_METHOD,
+        weight: float = DEFAULT_WEIGHT,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-k chunks for one query (a list of Hits) or for each of several (a list of lists).
 
+        `mode`: "dense" (the encoder's vectors), "bm25" (the index's BM25 of the same chunks) or
+        "hybrid" (both, fused by `method`, "weighted" or "rrf", with `weight` the dense share); the
+        default is `DEFAULT_MODE` where the index has a BM25 part, else dense.
         `filter` keeps hits whose `path`, or metadata field, matches a glob: {"path": "docs/*.md"}.
         When a filter is selective, the search widens until k matching hits are found or the index
         is exhausted, so a filter never returns fewer hits than exist.
@@ -98,29 +121,88 @@ class Retriever:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise RagkitError(f"`k` must be a whole number of at least 1, got {k!r}")
         filter = _check_filter(filter)
+        mode = self.resolve_mode(mode)
+        check_fusion(method, weight)
         queries = check_texts(query, "query")
-        vectors = self.embed_queries(queries)
+        vectors = self.embed_queries(queries) if mode != "bm25" else None
         total = self.index.ntotal
         fetch = min(10 * k if filter else k, total)  # filters drop hits: fetch more up front
-        scores, positions = self.index.search(vectors, fetch)  # one batched search for all queries
+        if mode == "hybrid":
+            fetch = min(max(fetch, HYBRID_CANDIDATES), total)  # as measured: each side's top 1000
         results = []
-        for vector, row_scores, row_positions in zip(vectors, scores, positions, strict=True):
-            hits, wider = self._hits(row_scores, row_positions, filter), fetch
-            while len(hits) < k and wider < total:  # rare: a selective filter; search this query wider
+        for i, text in enumerate(queries):
+            wider = fetch
+            while True:
+                ranked = self._ranked(
+                    mode, text, None if vectors is None else vectors[i], wider, method, weight
+                )
+                hits = self._hits(ranked, filter, k)
+                if len(hits) >= k or wider >= total:  # rare: a selective filter; search this query wider
+                    break
                 wider = min(4 * wider, total)
-                wider_scores, wider_positions = self.index.search(vector[None], wider)
-                hits = self._hits(wider_scores[0], wider_positions[0], filter)
             results.append(hits[:k])
         return results[0] if isinstance(query, str) else results
+
+    def ranked(
+        self,
+        queries: Sequence[str],
+        n: int,
+        *,
+        mode: SearchMode | None = None,
+        method: FusionMethod = DEFAULT_METHOD,
+        weight: float = DEFAULT_WEIGHT,
+    ) -> list[dict[int, float]]:
+        """Per query, index position -> score, best first: each side's top n (fused in hybrid mode).
+        What `search` ranks before reading hits; `ragkit eval --index` scores it."""
+        mode = self.resolve_mode(mode)
+        check_fusion(method, weight)
+        queries = check_texts(queries, "query")
+        vectors = self.embed_queries(queries) if mode != "bm25" else [None] * len(queries)
+        n = min(n, self.index.ntotal)
+        return [self._ranked(mode, q, v, n, method, weight) for q, v in zip(queries, vectors, strict=True)]
+
+    def _ranked(
+        self, mode: str, query: str, vector: np.ndarray | None, n: int, method: str, weight: float
+    ) -> dict[int, float]:
+        dense: dict[int, float] = {}
+        if mode != "bm25":
+            scores, positions = self.index.search(vector[None], n)
+            dense = {int(p): float(s) for s, p in zip(scores[0], positions[0], strict=True) if p >= 0}
+        if mode == "dense":
+            return dense
+        (lexical,) = self.lexical.search([query], n)
+        if mode == "bm25":
+            return lexical
+        return fuse(dense, lexical, method, weight)
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors as the index holds documents: the index's encoder and instruction, then its PCA."""
         return self.transform.apply(self.encoder.encode_queries(queries))
 
-    def _hits(self, scores: np.ndarray, positions: np.ndarray, filter: dict[str, str]) -> list[Hit]:
-        found = [int(p) for p in positions if p >= 0]  # faiss pads missing results with -1 at the end
-        hits = [Hit(score=float(s), **r) for s, r in zip(scores, self.store.chunks_at(found), strict=False)]
-        return [h for h in hits if _matches(h, filter)]
+    def _hits(self, ranked: dict[int, float], filter: dict[str, str], k: int) -> list[Hit]:
+        """The first k hits of a ranking that pass the filter (records read a page at a time)."""
+        ordered, hits, page = list(ranked), [], max(k, 10 * k if filter else k)
+        for first in range(0, len(ordered), page):
+            positions = ordered[first : first + page]
+            records = self.store.chunks_at(positions)
+            found = [Hit(score=ranked[p], **r) for p, r in zip(positions, records, strict=False)]
+            hits += [h for h in found if _matches(h, filter)]
+            if len(hits) >= k:
+                break
+        return hits
+
+    def resolve_mode(self, mode: str | None) -> str:
+        """The mode a search with `mode` runs: the default for None, else `mode` if this index has it."""
+        if mode is None:
+            return DEFAULT_MODE if self.lexical is not None else "dense"
+        if mode not in SEARCH_MODES:
+            raise RagkitError(f"unknown search `mode` {mode!r}: use one of {', '.join(SEARCH_MODES)}")
+        if mode != "dense" and self.lexical is None:
+            raise RagkitError(
+                f"{self.index_dir} has no BM25 part (built by an older ragkit), so only dense search; "
+                f"run `ragkit index CORPUS --index {self.index_dir}` to add it"
+            )
+        return mode
 
     def close(self) -> None:
         self.store.close()
