@@ -313,7 +313,7 @@ class Encoder:
                     vectors = self.embed(self.pad([ids[i] for i in rows], [prompt_lengths[i] for i in rows]))
                     if normalize:
                         vectors = torch.nn.functional.normalize(vectors, dim=-1)
-                    out[rows] = vectors.cpu().numpy()
+                    out[rows] = vectors.float().cpu().numpy()  # bf16 under autocast
                     bar.advance(task, len(rows))
         finally:
             self.model.train(was_training)

@@ -82,12 +82,18 @@ def test_an_index_built_by_ragkit_index_is_scored_through_the_retriever(tmp_path
     )
     assert built.exit_code == 0, built.output
     out = tmp_path / "results"
+    modes = ["--mode", "dense", "--mode", "hybrid", "--fusion", "rrf", "--weight", "0.3"]
     result = runner.invoke(
-        app, ["eval", "--index", str(tmp_path / "idx"), "--task", str(folder), "--output", str(out)]
+        app, ["eval", "--index", str(tmp_path / "idx"), *modes, "--task", str(folder), "--output", str(out)]
     )
     assert result.exit_code == 0, result.output
-    (row,) = json.loads((out / "summary.json").read_text())
-    assert row["system"] == "index:idx" and row["documents"] == 6 and row["queries"] == 3
+    dense, hybrid = json.loads((out / "summary.json").read_text())
+    assert dense["system"] == "index:idx dense" and hybrid["system"] == "index:idx hybrid rrf 0.3"
+    assert dense["documents"] == 6 and dense["queries"] == 3
+    bad = runner.invoke(
+        app, ["eval", "--index", str(tmp_path / "idx"), "--mode", "sparse", "--task", str(folder)]
+    )
+    assert bad.exit_code != 0 and "unknown search `mode` 'sparse'" in str(bad.exception)
 
 
 def test_a_redirected_run_prints_whole_tables_and_plain_progress(tmp_path):

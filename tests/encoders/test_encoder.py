@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from helpers import SENTENCES, requires_smollm2, tiny_encoder
 
 from ragkit import Encoder, EncoderConfig, RagkitError
@@ -22,6 +23,14 @@ def test_encode_returns_normalised_float32_rows_in_input_order(encoder):
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
     one_by_one = np.stack([encoder.encode([s])[0] for s in SENTENCES])
     np.testing.assert_allclose(out, one_by_one, atol=1e-5)
+
+
+def test_encode_under_bf16_autocast_still_returns_float32(encoder):
+    """Training stages encode under autocast (synthetic-query mining); numpy has no bf16."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        vectors = encoder.encode(SENTENCES[:3])
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, encoder.encode(SENTENCES[:3]), atol=0.05)
 
 
 def test_normalize_false_keeps_the_raw_mean(encoder):

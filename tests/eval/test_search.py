@@ -9,6 +9,7 @@ from helpers import shared_folder, tiny_encoder, write_beir
 
 from ragkit.corpus import document_text
 from ragkit.eval import DenseSearch, IndexSearch, RagkitModel, evaluate, load_task
+from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.tasks import subsample
 from ragkit.index import Index, Retriever
 from ragkit.index.chunking import ChunkingConfig
@@ -94,7 +95,7 @@ def test_index_search_ranks_like_dense_search_when_a_document_is_one_chunk(tmp_p
         chunking=ChunkingConfig(512, 0),
         show_progress=False,
     )
-    indexed = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder))
+    indexed = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder), mode="dense")
     dense = DenseSearch(RagkitModel(encoder, task_instructions=False), show_progress=False)
     by_index, by_dense = evaluate([indexed, dense], [load_task(folder)], output=None)
     assert by_index.scores == by_dense.scores
@@ -142,11 +143,17 @@ def test_eval_of_an_index_equals_eval_of_the_encoder_on_a_titled_corpus(tmp_path
         chunking=ChunkingConfig(100_000, 0),  # one chunk per document
         show_progress=False,
     )
-    indexed = IndexSearch(Retriever.load(tmp_path / "idx", encoder=encoder))
+    retriever = Retriever.load(tmp_path / "idx", encoder=encoder)
+    indexed = IndexSearch(retriever, mode="dense")
     dense = DenseSearch(RagkitModel(encoder, task_instructions=False), show_progress=False, cache=False)
-    by_index, by_dense = evaluate([indexed, dense], [load_task(folder)], output=None)
+    lexical, bm25 = IndexSearch(retriever, mode="bm25"), BM25Search()
+    by_index, by_dense, by_index_bm25, by_bm25 = evaluate(
+        [indexed, dense, lexical, bm25], [load_task(folder)], output=None
+    )
     assert by_index.scores == pytest.approx(by_dense.scores, abs=1e-6)
     assert by_index.ndcg_at_10 > 0  # a real ranking, not two empty ones
+    # The index's BM25 part ranks the same texts as `ragkit eval --bm25`: the same scores.
+    assert by_index_bm25.scores == pytest.approx(by_bm25.scores, abs=1e-6)
 
 
 def test_fusion_at_the_extremes_is_each_side_and_shared_runs_search_once(beir_dir, monkeypatch):

@@ -37,8 +37,8 @@ def test_loads_its_encoder_from_the_manifest_with_the_query_instruction(built):
     index_dir, encoder = built
     retriever = Retriever.load(index_dir)
     assert retriever.encoder.config.query_instruction == "Find: "
-    ours = retriever.search("capital city", k=4)
-    expected = Retriever.load(index_dir, encoder=encoder).search("capital city", k=4)
+    ours = retriever.search("capital city", k=4, mode="dense")
+    expected = Retriever.load(index_dir, encoder=encoder).search("capital city", k=4, mode="dense")
     assert [h.chunk_id for h in ours] == [h.chunk_id for h in expected]
     query = encoder.encode(["capital city"], instruction="Find: ")[0]
     stored = encoder.encode_documents([document_text(h.title, h.text) for h in ours])
