@@ -152,6 +152,24 @@ class Docstore:
                     metadata=json.loads(metadata),
                 )
 
+    def positions_where(self, condition: str, params: list) -> np.ndarray:
+        """Index positions of the chunks a compiled filter (`filters.compile_filter`) keeps, sorted."""
+        with self._guard():
+            rows = self.db.execute(
+                f"SELECT position FROM chunks WHERE position IS NOT NULL AND ({condition}) ORDER BY position",
+                params,
+            )
+            return np.array([p for (p,) in rows], dtype=np.int64)
+
+    def vectors_at(self, positions: np.ndarray, dim: int) -> np.ndarray:
+        """The stored vectors (before any PCA) of chunks by index position, in the order asked."""
+        query = "SELECT position, embedding FROM chunks WHERE position IN (SELECT value FROM json_each(?))"
+        with self._guard():
+            found = dict(self.db.execute(query, (json.dumps([int(p) for p in positions]),)))
+        if not len(positions):
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.frombuffer(b"".join(found[int(p)] for p in positions), dtype=np.float32).reshape(-1, dim)
+
     def doc_ids_by_position(self) -> list[str]:
         """The document id of every indexed chunk, in index order."""
         with self._guard():

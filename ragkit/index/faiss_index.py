@@ -102,9 +102,9 @@ def _to_gpus(index: faiss.Index) -> faiss.Index:
     return faiss.index_cpu_to_all_gpus(index, co=options)
 
 
-def prepare_for_search(index: faiss.Index, params: dict[str, int]) -> faiss.Index:
-    """Apply search parameters, and move the index to the GPUs when faiss-gpu sees any."""
-    if faiss_build().uses_gpu and not isinstance(faiss.downcast_index(index), faiss.IndexHNSW):
+def prepare_for_search(index: faiss.Index, params: dict[str, int], *, gpu: bool = True) -> faiss.Index:
+    """Apply search parameters, and move the index to the GPUs when faiss-gpu sees any (and `gpu`)."""
+    if gpu and faiss_build().uses_gpu and not isinstance(faiss.downcast_index(index), faiss.IndexHNSW):
         index = _to_gpus(index)
         space = faiss.GpuParameterSpace()
     else:
@@ -112,3 +112,14 @@ def prepare_for_search(index: faiss.Index, params: dict[str, int]) -> faiss.Inde
     for name, value in params.items():
         space.set_index_parameter(index, name, value)
     return index
+
+
+def selector_params(index: faiss.Index, ids: np.ndarray) -> faiss.SearchParameters:
+    """Search parameters that restrict a CPU `index` to `ids`, keeping its nprobe / efSearch."""
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
+    if isinstance(inner, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+    return faiss.SearchParameters(sel=selector)

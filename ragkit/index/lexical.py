@@ -53,7 +53,10 @@ class LexicalIndex:
     def __len__(self) -> int:
         return int(self.retriever.scores["num_docs"])
 
-    def search(self, queries: Sequence[str], k: int) -> list[dict[int, float]]:
+    def search(
+        self, queries: Sequence[str], k: int, allowed: np.ndarray | None = None
+    ) -> list[dict[int, float]]:
+        """`allowed` (sorted positions) restricts the ranking to those texts (a search filter)."""
         results = []
         vocab = self.retriever.vocab_dict
         for words in self._tokenize(list(queries), return_ids=False):
@@ -62,10 +65,15 @@ class LexicalIndex:
                 results.append({})
                 continue
             scores = self.retriever.get_scores(known)
+            ids = np.arange(len(scores)) if allowed is None else allowed
+            scores = scores[ids]
             n = min(k, len(scores))
+            if n == 0:
+                results.append({})
+                continue
             top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
             top = top[np.argsort(-scores[top], kind="stable")]
-            results.append({int(i): float(scores[i]) for i in top if scores[i] > 0})
+            results.append({int(ids[i]): float(scores[i]) for i in top if scores[i] > 0})
         return results
 
     def save(self, directory: str | Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fnmatch
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,8 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.encoder import check_texts
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
-from ragkit.index.faiss_index import prepare_for_search
+from ragkit.index.faiss_index import prepare_for_search, selector_params
+from ragkit.index.filters import compile_filter
 from ragkit.index.fusion import (
     DEFAULT_METHOD,
     DEFAULT_MODE,
@@ -61,7 +62,14 @@ class Retriever:
             raise RagkitError(
                 f"{self.index_dir / INDEX_FILE} is missing or corrupt; rebuild with `rebuild`"
             ) from e
-        self.index = prepare_for_search(index, {**manifest.search_params, **(search_params or {})})
+        params = {**manifest.search_params, **(search_params or {})}
+        self.index = prepare_for_search(index, params)
+        # Filtered searches pass faiss an ID selector, which only CPU indexes take.
+        self.cpu_index = (
+            index
+            if self.index is index
+            else prepare_for_search(faiss.read_index(str(self.index_dir / INDEX_FILE)), params, gpu=False)
+        )
         self.transform = Transform.load(self.index_dir, manifest.transform)
         self.store = Docstore(self.index_dir / DOCSTORE_FILE, readonly=True)
         self.lexical = LexicalIndex.load(self.index_dir / LEXICAL_DIR) if manifest.lexical else None
@@ -103,7 +111,7 @@ class Retriever:
         self,
         query: str | Sequence[str],
         k: int = 10,
-        filter: dict[str, str] | None = None,
+        filter: dict | None = None,
         *,
         mode: SearchMode | None = None,
         method: FusionMethod = DEFAULT_METHOD,
@@ -114,33 +122,21 @@ class Retriever:
         `mode`: "dense" (the encoder's vectors), "bm25" (the index's BM25 of the same chunks) or
         "hybrid" (both, fused by `method`, "weighted" or "rrf", with `weight` the dense share); the
         default is `DEFAULT_MODE` where the index has a BM25 part, else dense.
-        `filter` keeps hits whose `path`, or metadata field, matches a glob: {"path": "docs/*.md"}.
-        When a filter is selective, the search widens until k matching hits are found or the index
-        is exhausted, so a filter never returns fewer hits than exist.
+        `filter` (ragkit/index/filters.py) keeps chunks by path, doc id, title or metadata:
+        {"path": "docs/*.md"}, {"year": {"$gte": 2020}}, {"$or": [...]}. The docstore evaluates it and
+        only matching chunks are ranked, so a filter returns exactly the matching top k.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise RagkitError(f"`k` must be a whole number of at least 1, got {k!r}")
-        filter = _check_filter(filter)
-        mode = self.resolve_mode(mode)
-        check_fusion(method, weight)
-        queries = check_texts(query, "query")
-        vectors = self.embed_queries(queries) if mode != "bm25" else None
-        total = self.index.ntotal
-        fetch = min(10 * k if filter else k, total)  # filters drop hits: fetch more up front
-        if mode == "hybrid":
-            fetch = min(max(fetch, HYBRID_CANDIDATES), total)  # as measured: each side's top 1000
-        results = []
-        for i, text in enumerate(queries):
-            wider = fetch
-            while True:
-                ranked = self._ranked(
-                    mode, text, None if vectors is None else vectors[i], wider, method, weight
-                )
-                hits = self._hits(ranked, filter, k)
-                if len(hits) >= k or wider >= total:  # rare: a selective filter; search this query wider
-                    break
-                wider = min(4 * wider, total)
-            results.append(hits[:k])
+        ranked = self.ranked(
+            [query] if isinstance(query, str) else query,
+            k,
+            mode=mode,
+            method=method,
+            weight=weight,
+            filter=filter,
+        )
+        results = [self._hits(ranking, k) for ranking in ranked]
         return results[0] if isinstance(query, str) else results
 
     def ranked(
@@ -151,45 +147,59 @@ class Retriever:
         mode: SearchMode | None = None,
         method: FusionMethod = DEFAULT_METHOD,
         weight: float = DEFAULT_WEIGHT,
+        filter: dict | None = None,
     ) -> list[dict[int, float]]:
-        """Per query, index position -> score, best first: each side's top n (fused in hybrid mode).
+        """Per query, index position -> score, best first, for the top n chunks (the top n of each
+        side, fused, in hybrid mode, where each side retrieves at least `HYBRID_CANDIDATES`).
         What `search` ranks before reading hits; `ragkit eval --index` scores it."""
         mode = self.resolve_mode(mode)
         check_fusion(method, weight)
+        allowed = None
+        if filter is not None:
+            allowed = self.store.positions_where(*compile_filter(filter))
         queries = check_texts(queries, "query")
         vectors = self.embed_queries(queries) if mode != "bm25" else [None] * len(queries)
-        n = min(n, self.index.ntotal)
-        return [self._ranked(mode, q, v, n, method, weight) for q, v in zip(queries, vectors, strict=True)]
+        total = self.index.ntotal if allowed is None else len(allowed)
+        if total == 0:
+            return [{} for _ in queries]
+        fetch = min(max(n, HYBRID_CANDIDATES) if mode == "hybrid" else n, total)
+        rankings = []
+        for query, vector in zip(queries, vectors, strict=True):
+            dense = self._dense(vector, fetch, allowed) if mode != "bm25" else {}
+            lexical = self.lexical.search([query], fetch, allowed)[0] if mode != "dense" else {}
+            ranking = (
+                dense
+                if mode == "dense"
+                else lexical
+                if mode == "bm25"
+                else fuse(dense, lexical, method, weight)
+            )
+            rankings.append(dict(itertools.islice(ranking.items(), n)))
+        return rankings
 
-    def _ranked(
-        self, mode: str, query: str, vector: np.ndarray | None, n: int, method: str, weight: float
-    ) -> dict[int, float]:
-        dense: dict[int, float] = {}
-        if mode != "bm25":
+    def _dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> dict[int, float]:
+        """The top n positions by inner product, among `allowed` ones if given."""
+        if allowed is None:
             scores, positions = self.index.search(vector[None], n)
-            dense = {int(p): float(s) for s, p in zip(scores[0], positions[0], strict=True) if p >= 0}
-        if mode == "dense":
-            return dense
-        (lexical,) = self.lexical.search([query], n)
-        if mode == "bm25":
-            return lexical
-        return fuse(dense, lexical, method, weight)
+        else:
+            params = selector_params(self.cpu_index, allowed)
+            scores, positions = self.cpu_index.search(vector[None], n, params=params)
+            if (positions[0] >= 0).sum() < n:  # an IVF index probed too few lists: score them exactly
+                stored = self.transform.apply(self.store.vectors_at(allowed, self.encoder.dim))
+                exact = stored @ vector
+                top = np.argsort(-exact, kind="stable")[:n]
+                return {int(allowed[i]): float(exact[i]) for i in top}
+        return {int(p): float(s) for s, p in zip(scores[0], positions[0], strict=True) if p >= 0}
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors as the index holds documents: the index's encoder and instruction, then its PCA."""
         return self.transform.apply(self.encoder.encode_queries(queries))
 
-    def _hits(self, ranked: dict[int, float], filter: dict[str, str], k: int) -> list[Hit]:
-        """The first k hits of a ranking that pass the filter (records read a page at a time)."""
-        ordered, hits, page = list(ranked), [], max(k, 10 * k if filter else k)
-        for first in range(0, len(ordered), page):
-            positions = ordered[first : first + page]
-            records = self.store.chunks_at(positions)
-            found = [Hit(score=ranked[p], **r) for p, r in zip(positions, records, strict=False)]
-            hits += [h for h in found if _matches(h, filter)]
-            if len(hits) >= k:
-                break
-        return hits
+    def _hits(self, ranked: dict[int, float], k: int) -> list[Hit]:
+        positions = list(ranked)[:k]
+        return [
+            Hit(score=ranked[p], **r) for p, r in zip(positions, self.store.chunks_at(positions), strict=True)
+        ]
 
     def resolve_mode(self, mode: str | None) -> str:
         """The mode a search with `mode` runs: the default for None, else `mode` if this index has it."""
@@ -206,25 +216,3 @@ class Retriever:
 
     def close(self) -> None:
         self.store.close()
-
-
-def _check_filter(filter) -> dict[str, str]:
-    if filter is None:
-        return {}
-    if not isinstance(filter, dict):
-        raise RagkitError(
-            "`filter` must be a dict of field -> glob, e.g. {'path': 'docs/*.md'}, "
-            f"got {type(filter).__name__}"
-        )
-    for key, pattern in filter.items():
-        if not isinstance(key, str) or not isinstance(pattern, str):
-            raise RagkitError(f"`filter` maps field names to glob strings; got {key!r}: {pattern!r}")
-    return filter
-
-
-def _matches(hit: Hit, filter: dict[str, str]) -> bool:
-    for key, pattern in filter.items():
-        value = hit.path if key == "path" else hit.metadata.get(key)
-        if value is None or not fnmatch.fnmatchcase(str(value), pattern):
-            return False
-    return True

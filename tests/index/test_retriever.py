@@ -25,8 +25,8 @@ def built(tmp_path_factory):
     (corpus / "docs" / "cats.md").write_text("# Cats\nThe cat sat on the mat.")
     (corpus / "docs" / "dogs.txt").write_text("A dog runs in the park with a red ball.")
     rows = [
-        {"_id": "p1", "text": "Paris is the capital of France.", "lang": "en"},
-        {"_id": "p2", "text": "Berlin is the capital of Germany.", "lang": "de"},
+        {"_id": "p1", "text": "Paris is the capital of France.", "lang": "en", "population": 2.1},
+        {"_id": "p2", "text": "Berlin is the capital of Germany.", "lang": "de", "population": 3.6},
     ]
     (corpus / "cities.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     Index.build(corpus, encoder, root / "idx", chunking=ChunkingConfig(64, 8), show_progress=False)
@@ -57,7 +57,7 @@ def test_hits_carry_their_source(built):
         0,
         "# Cats\nThe cat sat on the mat.",
     )
-    assert hits["p2"].metadata == {"lang": "de"} and hits["p2"].path == "cities.jsonl"
+    assert hits["p2"].metadata == {"lang": "de", "population": 3.6} and hits["p2"].path == "cities.jsonl"
 
 
 def test_several_queries_give_one_list_each(built):
@@ -80,6 +80,14 @@ def test_several_queries_give_one_list_each(built):
         ({"lang": "*"}, {"p1", "p2"}),
         ({"path": "cities.jsonl", "lang": "en"}, {"p1"}),
         ({"lang": "fr"}, set()),
+        ({"population": {"$gt": 3}}, {"p2"}),
+        ({"population": {"$gte": 2.1, "$lt": 3.6}}, {"p1"}),
+        ({"lang": {"$in": ["en", "fr"]}}, {"p1"}),
+        ({"lang": {"$nin": ["en"]}}, {"p2"}),
+        ({"$or": [{"lang": "de"}, {"path": "*.md"}]}, {"p2", "docs/cats.md"}),
+        ({"$and": [{"path": "cities.jsonl"}, {"$or": [{"lang": "en"}, {"population": 9}]}]}, {"p1"}),
+        ({"doc_id": "p1"}, {"p1"}),
+        ({"title": "Cats"}, {"docs/cats.md"}),
     ],
 )
 def test_filters_on_path_and_metadata(built, filter, expected):
@@ -148,7 +156,11 @@ def test_chunk_lookup_binds_one_sql_variable_however_many_candidates(built):
         ({"k": "5"}, "`k` must be a whole number"),
         ({"k": 2.5}, "`k` must be a whole number"),
         ({"k": 0}, "`k` must be a whole number"),
-        ({"filter": {"path": 5}}, "`filter` maps field names to glob strings"),
+        ({"filter": {"path": [5]}}, "`filter` value for 'path' must be a string"),
+        ({"filter": {"lang": {"$between": [1, 2]}}}, "unknown operator '\\$between' for 'lang'"),
+        ({"filter": {"$not": {"lang": "en"}}}, "unknown operator '\\$not'"),
+        ({"filter": {"lang": {"$in": "en"}}}, "\\$in takes a list"),
+        ({"filter": {"$or": []}}, "\\$or takes a non-empty list"),
         ({"filter": "path=*.md"}, "`filter` must be a dict"),
     ],
 )
