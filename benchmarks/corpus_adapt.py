@@ -4,8 +4,8 @@
 
 For each folder, `ragkit adapt --stages synthetic` adapts the built-in encoder to the folder's
 corpus file alone (never its queries or qrels): SmolLM2-135M-Instruct writes a query for each of
-1,024 sampled passages, BM25's round trip filters them, hard negatives are mined with the encoder,
-and 40 steps of 32 train a LoRA on top (`--preset cpu-small`). An adapted encoder already under
+768 sampled passages, BM25's round trip filters them, hard negatives are mined with the encoder,
+and 24 steps of 32 train a LoRA on top (`--preset cpu-small`). An adapted encoder already under
 --runs (runs/corpus-<folder>) is reused; an interrupted one resumes. Then BM25, the built-in
 encoder and the adapted one are scored on the folder's queries with the same subsampling and
 document cap as benchmarks/ablation.py. Writes benchmarks/results/corpus_adapt.json, .md and .png.

@@ -140,8 +140,8 @@ class SupervisedConfig(StageConfig):
 class SyntheticConfig(SupervisedConfig):
     """Supervised contrastive training on synthetic queries for the passages of `data`, a corpus with
     no labels (ragkit/adapt/synthetic.py). The paper has no such stage: the defaults are llm2vec's
-    supervised ones at a tenth of the steps, one query for each of 25,600 passages (one epoch at
-    batch 512 for 50 steps), BM25 round trip top 10, negatives from the encoder's ranks 4-30."""
+    supervised ones at a tenth of the steps (100 of batch 512: two epochs of one query for each of
+    25,600 passages), BM25 round trip top 10, hard negatives from the encoder's ranks 4-30."""
 
     steps: int = 100
     warmup_steps: int = 10
@@ -233,19 +233,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "batching": "mixed",
             "instruction_separator": ": ",
         },
-        # Sized for about 40 minutes on 2 cores with bf16 (benchmarks/results/corpus_adapt.md).
+        # Sized for about half an hour on 2 cores with bf16 (benchmarks/results/corpus_adapt.md):
+        # 768 queries, 24 steps of 32, so about one epoch of the pairs the round trip keeps.
         "synthetic": {
-            "steps": 40,
+            "steps": 24,
             "batch_size": 32,
             "micro_batch_size": 16,
             "max_length": 128,
             "lr": 1e-4,
-            "warmup_steps": 4,
+            "warmup_steps": 2,
             "checkpoint_every": 10,
             "gradient_checkpointing": False,
             "autocast": "bf16",
             "instruction_separator": ": ",  # as the built-in encoder was trained and is queried
-            "passages": 1024,
+            "passages": 768,
         },
     },
 }
