@@ -7,6 +7,7 @@ rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -48,8 +49,9 @@ CREATE INDEX IF NOT EXISTS chunks_position ON chunks (position);
 class Docstore:
     """Chunks and files of one index in SQLite.
 
-    Each thread gets its own connection, so a web server's thread pool can search one `Retriever`;
-    writes come from the one thread of a build.
+    One connection, opened at once and shared by every thread under a lock (reads are a few rows
+    per search): a web server's thread pool can search one `Retriever`, and since the open file is
+    kept, a reader keeps its snapshot of the index when `ragkit index` swaps a new one in.
     A missing or damaged file is a one-line `RagkitError` that says to rebuild.
     """
 
@@ -59,36 +61,24 @@ class Docstore:
             raise RagkitError(
                 f"{self.path} is missing; rebuild the index with `ragkit index CORPUS --rebuild`"
             )
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        if not readonly:
-            with self._guard():
+        self._lock = threading.RLock()
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        with self._guard():
+            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            if readonly:
+                self.counts()  # fail now, with the one-line error, if the file is not a docstore
+            else:
                 self.db.executescript(SCHEMA)
-        else:
-            self.counts()  # fail now, with the one-line error, if the file is not a docstore
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        """This thread's connection."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            uri = f"file:{self.path}?mode=ro" if self.readonly else f"file:{self.path}"
-            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
-    def _guard(self):
-        return _DatabaseErrors(self.path)
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """One thread at a time on the connection; SQLite's errors as one line that says what to do."""
+        with self._lock, _DatabaseErrors(self.path):
+            yield
 
     def close(self) -> None:
         with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
+            self.db.close()
 
     def file_hashes(self) -> dict[str, str]:
         with self._guard():

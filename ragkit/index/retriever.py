@@ -45,34 +45,80 @@ class Hit:
     end: int = 0
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of an index directory, loaded whole: what a search reads from start to end."""
+
+    manifest: IndexManifest
+    index: faiss.Index  # on the GPUs when faiss-gpu sees any
+    cpu_index: faiss.Index  # filtered searches pass faiss an ID selector, which only CPU indexes take
+    transform: Transform
+    store: Docstore
+    lexical: LexicalIndex | None  # None: built by a ragkit without BM25
+
+    @classmethod
+    def open(cls, index_dir: Path, manifest: IndexManifest, search_params: dict | None) -> Snapshot:
+        try:
+            index = faiss.read_index(str(index_dir / INDEX_FILE))
+        except RuntimeError as e:
+            raise RagkitError(
+                f"{index_dir / INDEX_FILE} is missing or corrupt; rebuild with `rebuild`"
+            ) from e
+        params = {**manifest.search_params, **(search_params or {})}
+        on_device = prepare_for_search(index, params)
+        cpu = (
+            index
+            if on_device is index
+            else prepare_for_search(faiss.read_index(str(index_dir / INDEX_FILE)), params, gpu=False)
+        )
+        return cls(
+            manifest,
+            on_device,
+            cpu,
+            Transform.load(index_dir, manifest.transform),
+            Docstore(index_dir / DOCSTORE_FILE, readonly=True),
+            LexicalIndex.load(index_dir / LEXICAL_DIR) if manifest.lexical else None,
+        )
+
+
 class Retriever:
     """Search one index directory: the way a RAG app retrieves context.
 
-    Build it with `Retriever.load(dir)`. `search` may be called from many threads at once (each
-    thread reads the docstore through its own connection; faiss searches are read-only).
+    Build it with `Retriever.load(dir)`. `search` may be called from many threads at once (faiss
+    searches are read-only, the docstore's connection is shared under a lock). While `ragkit index`
+    updates the directory, searches keep answering from the version loaded; `refresh()` loads the new
+    one once it is swapped in.
     """
 
     def __init__(
         self, index_dir: Path, encoder: Encoder, manifest: IndexManifest, search_params: dict | None = None
     ):
-        self.index_dir, self.encoder, self.manifest = Path(index_dir), encoder, manifest
+        self.index_dir, self.encoder, self.search_params = Path(index_dir), encoder, search_params
+        self.snapshot = Snapshot.open(self.index_dir, manifest, search_params)
+
+    # The parts of the current snapshot (a search takes the snapshot once and reads only it).
+    manifest = property(lambda self: self.snapshot.manifest)
+    index = property(lambda self: self.snapshot.index)
+    transform = property(lambda self: self.snapshot.transform)
+    store = property(lambda self: self.snapshot.store)
+    lexical = property(lambda self: self.snapshot.lexical)
+
+    def refresh(self) -> bool:
+        """Load the directory's index again if `ragkit index` has swapped in a new version since;
+        True if it did. Searches already running finish on the version they started with."""
         try:
-            index = faiss.read_index(str(self.index_dir / INDEX_FILE))
-        except RuntimeError as e:
+            manifest = IndexManifest.read(self.index_dir)
+        except RagkitError:
+            return False  # mid-swap, or removed: keep answering from the loaded version
+        if manifest == self.manifest:
+            return False
+        if manifest.config_hash != self.encoder.fingerprint()["config_hash"]:
             raise RagkitError(
-                f"{self.index_dir / INDEX_FILE} is missing or corrupt; rebuild with `rebuild`"
-            ) from e
-        params = {**manifest.search_params, **(search_params or {})}
-        self.index = prepare_for_search(index, params)
-        # Filtered searches pass faiss an ID selector, which only CPU indexes take.
-        self.cpu_index = (
-            index
-            if self.index is index
-            else prepare_for_search(faiss.read_index(str(self.index_dir / INDEX_FILE)), params, gpu=False)
-        )
-        self.transform = Transform.load(self.index_dir, manifest.transform)
-        self.store = Docstore(self.index_dir / DOCSTORE_FILE, readonly=True)
-        self.lexical = LexicalIndex.load(self.index_dir / LEXICAL_DIR) if manifest.lexical else None
+                f"{self.index_dir} was rebuilt with another encoder ({manifest.encoder['source']!r}); "
+                "load it again with `Retriever.load`"
+            )
+        self.snapshot = Snapshot.open(self.index_dir, manifest, self.search_params)
+        return True
 
     @classmethod
     def load(
@@ -128,15 +174,10 @@ class Retriever:
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise RagkitError(f"`k` must be a whole number of at least 1, got {k!r}")
-        ranked = self.ranked(
-            [query] if isinstance(query, str) else query,
-            k,
-            mode=mode,
-            method=method,
-            weight=weight,
-            filter=filter,
-        )
-        results = [self._hits(ranking, k) for ranking in ranked]
+        snapshot = self.snapshot
+        queries = [query] if isinstance(query, str) else query
+        ranked = self._ranked(snapshot, queries, k, mode, method, weight, filter)
+        results = [_hits(snapshot, ranking, k) for ranking in ranked]
         return results[0] if isinstance(query, str) else results
 
     def ranked(
@@ -152,21 +193,33 @@ class Retriever:
         """Per query, index position -> score, best first, for the top n chunks (the top n of each
         side, fused, in hybrid mode, where each side retrieves at least `HYBRID_CANDIDATES`).
         What `search` ranks before reading hits; `ragkit eval --index` scores it."""
-        mode = self.resolve_mode(mode)
+        return self._ranked(self.snapshot, queries, n, mode, method, weight, filter)
+
+    def _ranked(
+        self,
+        snapshot: Snapshot,
+        queries: Sequence[str],
+        n: int,
+        mode: SearchMode | None,
+        method: FusionMethod,
+        weight: float,
+        filter: dict | None,
+    ) -> list[dict[int, float]]:
+        mode = self.resolve_mode(mode, snapshot)
         check_fusion(method, weight)
         allowed = None
         if filter is not None:
-            allowed = self.store.positions_where(*compile_filter(filter))
+            allowed = snapshot.store.positions_where(*compile_filter(filter))
         queries = check_texts(queries, "query")
-        vectors = self.embed_queries(queries) if mode != "bm25" else [None] * len(queries)
-        total = self.index.ntotal if allowed is None else len(allowed)
+        vectors = self._embed(snapshot, queries) if mode != "bm25" else [None] * len(queries)
+        total = snapshot.index.ntotal if allowed is None else len(allowed)
         if total == 0:
             return [{} for _ in queries]
         fetch = min(max(n, HYBRID_CANDIDATES) if mode == "hybrid" else n, total)
         rankings = []
         for query, vector in zip(queries, vectors, strict=True):
-            dense = self._dense(vector, fetch, allowed) if mode != "bm25" else {}
-            lexical = self.lexical.search([query], fetch, allowed)[0] if mode != "dense" else {}
+            dense = self._dense(snapshot, vector, fetch, allowed) if mode != "bm25" else {}
+            lexical = snapshot.lexical.search([query], fetch, allowed)[0] if mode != "dense" else {}
             ranking = (
                 dense
                 if mode == "dense"
@@ -177,15 +230,17 @@ class Retriever:
             rankings.append(dict(itertools.islice(ranking.items(), n)))
         return rankings
 
-    def _dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> dict[int, float]:
+    def _dense(
+        self, snapshot: Snapshot, vector: np.ndarray, n: int, allowed: np.ndarray | None
+    ) -> dict[int, float]:
         """The top n positions by inner product, among `allowed` ones if given."""
         if allowed is None:
-            scores, positions = self.index.search(vector[None], n)
+            scores, positions = snapshot.index.search(vector[None], n)
         else:
-            params = selector_params(self.cpu_index, allowed)
-            scores, positions = self.cpu_index.search(vector[None], n, params=params)
+            params = selector_params(snapshot.cpu_index, allowed)
+            scores, positions = snapshot.cpu_index.search(vector[None], n, params=params)
             if (positions[0] >= 0).sum() < n:  # an IVF index probed too few lists: score them exactly
-                stored = self.transform.apply(self.store.vectors_at(allowed, self.encoder.dim))
+                stored = snapshot.transform.apply(snapshot.store.vectors_at(allowed, self.encoder.dim))
                 exact = stored @ vector
                 top = np.argsort(-exact, kind="stable")[:n]
                 return {int(allowed[i]): float(exact[i]) for i in top}
@@ -193,21 +248,19 @@ class Retriever:
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors as the index holds documents: the index's encoder and instruction, then its PCA."""
-        return self.transform.apply(self.encoder.encode_queries(queries))
+        return self._embed(self.snapshot, queries)
 
-    def _hits(self, ranked: dict[int, float], k: int) -> list[Hit]:
-        positions = list(ranked)[:k]
-        return [
-            Hit(score=ranked[p], **r) for p, r in zip(positions, self.store.chunks_at(positions), strict=True)
-        ]
+    def _embed(self, snapshot: Snapshot, queries: Sequence[str]) -> np.ndarray:
+        return snapshot.transform.apply(self.encoder.encode_queries(queries))
 
-    def resolve_mode(self, mode: str | None) -> str:
+    def resolve_mode(self, mode: str | None, snapshot: Snapshot | None = None) -> str:
         """The mode a search with `mode` runs: the default for None, else `mode` if this index has it."""
+        lexical = (snapshot or self.snapshot).lexical
         if mode is None:
-            return DEFAULT_MODE if self.lexical is not None else "dense"
+            return DEFAULT_MODE if lexical is not None else "dense"
         if mode not in SEARCH_MODES:
             raise RagkitError(f"unknown search `mode` {mode!r}: use one of {', '.join(SEARCH_MODES)}")
-        if mode != "dense" and self.lexical is None:
+        if mode != "dense" and lexical is None:
             raise RagkitError(
                 f"{self.index_dir} has no BM25 part (built by an older ragkit), so only dense search; "
                 f"run `ragkit index CORPUS --index {self.index_dir}` to add it"
@@ -216,3 +269,9 @@ class Retriever:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _hits(snapshot: Snapshot, ranked: dict[int, float], k: int) -> list[Hit]:
+    positions = list(ranked)[:k]
+    records = snapshot.store.chunks_at(positions)
+    return [Hit(score=ranked[p], **r) for p, r in zip(positions, records, strict=True)]
