@@ -144,8 +144,14 @@ IndexDir = Annotated[Path, typer.Option("--index", "-i", help="Index directory."
 
 @app.command()
 def index(
-    corpus: Annotated[Path, typer.Argument(help="Folder (or file) of documents.")],
+    corpus: Annotated[Path | None, typer.Argument(help="Folder (or file) of documents.")] = None,
     index_dir: IndexDir = Path("ragkit-index"),
+    jsonl: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON lines of documents (id, text, title, other fields as metadata) to upsert by id."
+        ),
+    ] = None,
     model: Model = DEFAULT_ENCODER,
     spec: Annotated[
         str | None,
@@ -175,13 +181,16 @@ def index(
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
-    """Build or update a FAISS index of a folder; only new or changed files are embedded."""
+    """Build or update a FAISS index of a folder (only new or changed files are embedded), or upsert
+    the documents of a JSON lines stream by id (--jsonl)."""
     from ragkit import Encoder
     from ragkit.corpus import check_corpus_path
     from ragkit.index import ChunkingConfig, Fields, Index
     from ragkit.index.transform import Transform
 
-    check_corpus_path(corpus)  # a wrong path or option fails now, not after seconds of model loading
+    if (corpus is None) == (jsonl is None):
+        raise RagkitError("give a corpus folder or --jsonl FILE (one of the two)")
+    check_corpus_path(corpus or jsonl)  # a wrong path or option fails now, not after seconds of model loading
     Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
     encoder = Encoder.load(
         model,
@@ -197,6 +206,20 @@ def index(
     if query_instruction is not None:
         encoder.config.query_instruction = query_instruction
     fields = Fields(text_field, title_field, (id_field,) if id_field else Fields().id)
+    if jsonl is not None:
+        report = Index.open(
+            index_dir,
+            encoder,
+            chunking=ChunkingConfig(chunk_size, overlap),
+            spec=spec,
+            pca=pca,
+            dim=dim,
+            whiten=whiten,
+            batch_size=batch_size,
+            show_progress=True,
+        ).upsert(read_records(jsonl, fields))
+        console.print(report.summary())
+        return
     report = Index.build(
         corpus,
         encoder,
@@ -211,6 +234,17 @@ def index(
         batch_size=batch_size,
     )
     console.print(report.summary())
+
+
+def read_records(path: Path, fields) -> list:
+    """The documents of a JSON lines file, each with its id (a line without one is an error)."""
+    from ragkit.corpus import ReadStats, list_files, read_documents
+
+    stats = ReadStats()
+    documents = [doc for file in list_files(path) for doc in read_documents(file, fields, stats)]
+    if stats.skipped:
+        raise RagkitError(f"{path}: could not read it ({', '.join(stats.skipped)}); give a .jsonl file")
+    return documents
 
 
 @app.command()

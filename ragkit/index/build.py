@@ -8,16 +8,18 @@ index intact, and rerunning the same command resumes from the files already embe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import faiss
 
-from ragkit.corpus import CorpusFile, Fields, ReadStats, list_files, read_documents
+from ragkit.corpus import CorpusFile, Document, Fields, ReadStats, list_files, read_documents
 from ragkit.encoders import Encoder
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
@@ -32,6 +34,7 @@ from ragkit.io import swap_into_place
 from ragkit.progress import progress_bar
 
 EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
+DOCUMENT_KEY = "doc:"  # docstore key prefix of documents added through `Index.open`, not from files
 PARAMS_FILE = "build-params.json"
 
 
@@ -97,7 +100,165 @@ class Index:
 
     `Index.build(corpus, encoder, "my-index")` reads a folder, chunks and embeds what changed since the
     last build, and swaps the finished index in atomically (see the module docstring).
+    `Index.open("my-index")` changes an index document by document: `add`, `upsert`, `delete`, each
+    one atomic in the same way (a crash leaves the previous index).
     """
+
+    def __init__(
+        self,
+        index_dir: Path,
+        encoder: Encoder,
+        *,
+        chunking: ChunkingConfig,
+        fields: Fields,
+        spec: str | None,
+        pca: int | None,
+        dim: int | None,
+        whiten: bool,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> None:
+        self.index_dir, self.encoder, self.chunking, self.fields = index_dir, encoder, chunking, fields
+        self.spec, self.pca, self.dim, self.whiten = spec, pca, dim, whiten
+        self.batch_size, self.show_progress = batch_size, show_progress
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path = "ragkit-index",
+        encoder: Encoder | None = None,
+        *,
+        chunking: ChunkingConfig | None = None,
+        spec: str | None = None,
+        pca: int | None = None,
+        dim: int | None = None,
+        whiten: bool = False,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> Index:
+        """An index to change document by document. An existing one keeps its encoder (loaded from
+        the manifest unless given), chunking, faiss spec and PCA; a new one is created by the first
+        write, with `encoder` (default: the built-in encoder) and these settings."""
+        index_dir = Path(index_dir)
+        if index_dir.exists():
+            manifest = IndexManifest.read(index_dir)
+            if encoder is None:
+                encoder = Encoder.load(manifest.encoder_config())
+            transform = manifest.transform
+            return cls(
+                index_dir,
+                encoder,
+                chunking=ChunkingConfig(**manifest.chunking),
+                fields=Fields(**{k: tuple(v) if k == "id" else v for k, v in manifest.fields.items()}),
+                spec=manifest.index.get("spec"),
+                pca=transform["dim_out"] if transform["kind"] == "pca" else None,
+                dim=transform["dim_out"] if transform["kind"] == "truncate" else None,
+                whiten=bool(transform.get("whiten")),
+                batch_size=batch_size,
+                show_progress=show_progress,
+            )
+        Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
+        return cls(
+            index_dir,
+            encoder or Encoder.load(),
+            chunking=chunking or ChunkingConfig(),
+            fields=Fields(),
+            spec=spec,
+            pca=pca,
+            dim=dim,
+            whiten=whiten,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+    def add(self, documents: Iterable[Document | dict]) -> BuildReport:
+        """Add new documents; an id the index already holds is an error (use `upsert`)."""
+        return self._update(as_documents(documents), [], add_only=True)
+
+    def upsert(self, documents: Iterable[Document | dict]) -> BuildReport:
+        """Add documents, replacing those with the same id; unchanged ones are not embedded again."""
+        return self._update(as_documents(documents), [])
+
+    def delete(self, ids: Iterable[str]) -> BuildReport:
+        """Remove documents by id (ids the index does not hold are ignored and not counted)."""
+        return self._update([], [str(i) for i in ids])
+
+    def _update(
+        self, documents: list[Document], deletes: list[str], *, add_only: bool = False
+    ) -> BuildReport:
+        encoder, index_dir = self.encoder, self.index_dir
+        with writer_lock(index_dir):
+            start = time.perf_counter()
+            params = {
+                "encoder": encoder.fingerprint(),
+                "chunking": asdict(self.chunking),
+                "fields": asdict(self.fields),
+            }
+            params = json.loads(json.dumps(params))
+            previous = _previous_manifest(index_dir, params, rebuild=False)
+            report = BuildReport(index_dir, faiss=faiss_build().describe())
+            report.added_lexical = bool(previous) and not previous.lexical
+            work = index_dir.with_name(f"{index_dir.name}.building")
+            _prepare_workdir(work, index_dir, params, resume=False, copy_previous=bool(previous))
+            store = Docstore(work / DOCSTORE_FILE)
+            try:
+                old = store.file_hashes()
+                if add_only and (held := [d.doc_id for d in documents if DOCUMENT_KEY + d.doc_id in old]):
+                    raise RagkitError(
+                        f"the index already holds document {held[0]!r} ({len(held)} in all); "
+                        "use `upsert` to replace documents"
+                    )
+                todo = [d for d in documents if old.get(DOCUMENT_KEY + d.doc_id) != document_hash(d)]
+                self._embed(todo, store, report)
+                store.remove_files(DOCUMENT_KEY + i for i in deletes)
+                _count_changes(report, old, store.file_hashes())
+                if store.counts()["chunks"] == 0:
+                    raise RagkitError(
+                        f"this would leave {index_dir} without documents; remove the directory instead"
+                    )
+                _write_index(
+                    work,
+                    store,
+                    encoder,
+                    report,
+                    spec=self.spec,
+                    pca=self.pca,
+                    dim=self.dim,
+                    whiten=self.whiten,
+                )
+            finally:
+                store.close()
+            corpus = previous.corpus if previous else ""
+            _finish(work, index_dir, params, previous, report, corpus=corpus, spec=self.spec)
+            report.seconds = time.perf_counter() - start
+            return report
+
+    def _embed(self, documents: list[Document], store: Docstore, report: BuildReport) -> None:
+        progress = progress_bar("embedding", "documents", enabled=self.show_progress)
+        started = time.perf_counter()
+        with progress:
+            task = progress.add_task("embedding", total=len(documents))
+            for first in range(0, len(documents), EMBED_GROUP):
+                group = documents[first : first + EMBED_GROUP]
+                chunks = [chunk_document(d, self.encoder.tokenizer, self.chunking) for d in group]
+                flat = [c for cs in chunks for c in cs]
+                vectors = self.encoder.encode_documents(
+                    [c.embedding_text() for c in flat], batch_size=self.batch_size, show_progress=False
+                )
+                offset = 0
+                for doc, doc_chunks in zip(group, chunks, strict=True):
+                    store.replace_file(
+                        DOCUMENT_KEY + doc.doc_id,
+                        document_hash(doc),
+                        1,
+                        doc_chunks,
+                        vectors[offset : offset + len(doc_chunks)],
+                    )
+                    offset += len(doc_chunks)
+                report.chunks_embedded += len(flat)
+                report.tokens_embedded += sum(c.tokens for c in flat)
+                progress.advance(task, len(group))
+        report.embed_seconds = time.perf_counter() - started
 
     @staticmethod
     def build(
@@ -151,46 +312,107 @@ class Index:
                 )
                 todo = [f for f in files if done.get(f.relpath) != f.content_hash]
                 _embed_files(todo, encoder, store, chunking, fields, report, batch_size, show_progress)
-                store.remove_files(done.keys() - current)
+                # Files gone from the folder leave; documents added through `Index.open` stay.
+                store.remove_files({p for p in done if not p.startswith(DOCUMENT_KEY)} - current)
                 _count_changes(report, old, store.file_hashes())
 
-                vectors = store.all_vectors(encoder.dim)
-                if len(vectors) == 0:
+                if store.counts()["chunks"] == 0:
                     raise RagkitError(
                         f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
                     )
-                transform = Transform.fit(vectors, pca=pca, dim=dim, whiten=whiten)
-                reduced = transform.apply(vectors)
-                factory = resolve_spec(spec, len(reduced), transform.dim_out)
-                faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
-                LexicalIndex.build(store.texts_by_position()).save(work / LEXICAL_DIR)
-                transform.save(work)
-                report.counts, report.factory, report.transform = (
-                    store.counts(),
-                    factory,
-                    transform.describe(),
-                )
+                _write_index(work, store, encoder, report, spec=spec, pca=pca, dim=dim, whiten=whiten)
             finally:
                 store.close()
-
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            IndexManifest(
-                **params,
-                created=previous.created if previous else now,
-                updated=now,
-                corpus=str(Path(corpus).resolve()),
-                transform=report.transform,
-                index={"spec": spec, "factory": factory, "metric": "inner_product"},
-                search_params=default_search_params(factory),
-                lexical=SETTINGS,
-                counts={**report.counts, "vectors": len(reduced)},
-                bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, len(reduced)),
-                faiss=report.faiss,
-            ).write(work)
-            (work / PARAMS_FILE).unlink()
-            swap_into_place(work, index_dir)
+            _finish(work, index_dir, params, previous, report, corpus=str(Path(corpus).resolve()), spec=spec)
             report.seconds = time.perf_counter() - start
             return report
+
+
+def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
+    """`Document`s, or dicts {"id", "text", "title", "metadata"}, checked; the last of a repeated id wins."""
+    if isinstance(documents, (str, dict, Document)):
+        raise RagkitError("`documents` must be a list of documents (Document or dict), not a single one")
+    out: dict[str, Document] = {}
+    for i, item in enumerate(documents):
+        if isinstance(item, dict):
+            doc_id = item.get("id", item.get("_id", item.get("doc_id")))
+            text, title, metadata = item.get("text"), item.get("title") or "", item.get("metadata") or {}
+            item = Document(str(doc_id) if doc_id is not None else "", text, title, metadata)
+        if not isinstance(item, Document):
+            raise RagkitError(f"documents[{i}] must be a Document or a dict, got {type(item).__name__}")
+        if not item.doc_id:
+            raise RagkitError(f"documents[{i}] has no id: give each document an 'id'")
+        if (
+            not isinstance(item.text, str)
+            or not isinstance(item.title, str)
+            or not isinstance(item.metadata, dict)
+        ):
+            raise RagkitError(
+                f"documents[{i}] ({item.doc_id!r}) needs a string 'text', an optional string 'title' "
+                "and an optional dict 'metadata'"
+            )
+        if not (item.text.strip() or item.title.strip()):
+            raise RagkitError(f"documents[{i}] ({item.doc_id!r}) is empty")
+        out[item.doc_id] = item
+    return list(out.values())
+
+
+def document_hash(doc: Document) -> str:
+    payload = json.dumps([doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _write_index(
+    work: Path,
+    store: Docstore,
+    encoder: Encoder,
+    report: BuildReport,
+    *,
+    spec: str | None,
+    pca: int | None,
+    dim: int | None,
+    whiten: bool,
+) -> None:
+    """The faiss index (after the PCA / truncation fitted here) and the BM25 part, from every chunk
+    in the docstore: an update gives the same index as a rebuild from the same documents."""
+    vectors = store.all_vectors(encoder.dim)
+    transform = Transform.fit(vectors, pca=pca, dim=dim, whiten=whiten)
+    reduced = transform.apply(vectors)
+    factory = resolve_spec(spec, len(reduced), transform.dim_out)
+    faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
+    LexicalIndex.build(store.texts_by_position()).save(work / LEXICAL_DIR)
+    transform.save(work)
+    report.counts, report.factory, report.transform = store.counts(), factory, transform.describe()
+    report.counts["vectors"] = len(reduced)
+
+
+def _finish(
+    work: Path,
+    index_dir: Path,
+    params: dict,
+    previous: IndexManifest | None,
+    report: BuildReport,
+    *,
+    corpus: str,
+    spec: str | None,
+) -> None:
+    """Write the manifest and swap the finished index into place."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    IndexManifest(
+        **params,
+        created=previous.created if previous else now,
+        updated=now,
+        corpus=corpus,
+        transform=report.transform,
+        index={"spec": spec, "factory": report.factory, "metric": "inner_product"},
+        search_params=default_search_params(report.factory),
+        lexical=SETTINGS,
+        counts=dict(report.counts),
+        bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, report.counts["vectors"]),
+        faiss=report.faiss,
+    ).write(work)
+    (work / PARAMS_FILE).unlink()
+    swap_into_place(work, index_dir)
 
 
 def _count_changes(report: BuildReport, old: dict[str, str], new: dict[str, str]) -> None:
