@@ -294,7 +294,9 @@ def query(
     if json_output:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"top {len(hits)} for {text!r}", title_justify="left")
+    searched = retriever.resolve_mode(mode)
+    setting = f", {method} {weight:g}" if searched == "hybrid" else ""
+    table = Table(title=f"top {len(hits)} for {text!r} ({searched}{setting})", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("score", justify="right")
     table.add_column("source", max_width=32)
