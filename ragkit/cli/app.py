@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -275,7 +276,6 @@ def query(
     """Search an index and print the best chunks.
 
     The index's encoder is loaded as it was built (format, instructions, max length included)."""
-    import json
     from dataclasses import asdict
 
     from ragkit.index import Retriever
@@ -414,6 +414,13 @@ def adapt(
             f"{r.tokens_per_s:,.0f}",
         )
     console.print(table)
+    for counts in sorted((report.out / "training").glob("*-pairs.json")):  # a synthetic stage's data
+        c = json.loads(counts.read_text())
+        console.print(
+            f"synthetic queries: {c['written']} written for {c['passages']} passages, {c['kept']} kept "
+            f"by the round trip ({counts.with_suffix('.jsonl').name})",
+            soft_wrap=True,
+        )
     console.print(f"loss curve: {report.out / 'training' / 'loss.png'}", soft_wrap=True)
     console.print(f"next: ragkit index corpus/ --model {report.out}", soft_wrap=True)
 
