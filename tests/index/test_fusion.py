@@ -44,3 +44,16 @@ def test_an_empty_side_leaves_the_other_ranking():
 def test_bad_settings_are_one_line_errors_naming_the_parameter(kwargs, message):
     with pytest.raises(RagkitError, match=message):
         fuse(DENSE, LEXICAL, **kwargs)
+
+
+def test_the_default_fusion_is_the_one_the_benchmark_measured():
+    """ragkit's default search is what benchmarks/fusion.py chose, not a number typed in by hand."""
+    import json
+    from pathlib import Path
+
+    from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_MODE, DEFAULT_WEIGHT
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "fusion.json"
+    measured = json.loads(results.read_text())["default"]
+    ours = "dense" if DEFAULT_MODE == "dense" else f"{DEFAULT_METHOD} {DEFAULT_WEIGHT:g}"
+    assert ours == measured
