@@ -80,6 +80,22 @@ class Snapshot:
             LexicalIndex.load(index_dir / LEXICAL_DIR) if manifest.lexical else None,
         )
 
+    @classmethod
+    def open_consistent(
+        cls, index_dir: Path, manifest: IndexManifest, search_params: dict | None
+    ) -> Snapshot:
+        """`open`, again if `ragkit index` swapped a new version in while the parts were being read."""
+        for _ in range(3):
+            snapshot = cls.open(index_dir, manifest, search_params)
+            try:
+                now = IndexManifest.read(index_dir)
+            except RagkitError:  # mid-swap: the parts read were whole; the next refresh sees the new one
+                return snapshot
+            if now == manifest:
+                return snapshot
+            manifest = now
+        return snapshot
+
 
 class Retriever:
     """Search one index directory: the way a RAG app retrieves context.
@@ -94,7 +110,7 @@ class Retriever:
         self, index_dir: Path, encoder: Encoder, manifest: IndexManifest, search_params: dict | None = None
     ):
         self.index_dir, self.encoder, self.search_params = Path(index_dir), encoder, search_params
-        self.snapshot = Snapshot.open(self.index_dir, manifest, search_params)
+        self.snapshot = Snapshot.open_consistent(self.index_dir, manifest, search_params)
 
     # The parts of the current snapshot (a search takes the snapshot once and reads only it).
     manifest = property(lambda self: self.snapshot.manifest)
@@ -117,7 +133,10 @@ class Retriever:
                 f"{self.index_dir} was rebuilt with another encoder ({manifest.encoder['source']!r}); "
                 "load it again with `Retriever.load`"
             )
-        self.snapshot = Snapshot.open(self.index_dir, manifest, self.search_params)
+        try:
+            self.snapshot = Snapshot.open_consistent(self.index_dir, manifest, self.search_params)
+        except RagkitError:
+            return False  # a part vanished mid-swap: keep the loaded version; the next refresh retries
         return True
 
     @classmethod
