@@ -156,7 +156,7 @@ def test_an_index_records_the_input_format_and_queries_use_it(tmp_path):
     retriever = Retriever.load(tmp_path / "idx")
     assert retriever.encoder.config.template == "[INST] {text} [/INST]"
     assert retriever.encoder.config.instruction_join == "llm2vec"
-    hit = retriever.search("capital city", k=1)[0]
+    hit = retriever.search("capital city", k=1, mode="dense")[0]
     expected = (
         encoder.encode(["capital city"], instruction="Find: ")[0] @ encoder.encode_documents([hit.text])[0]
     )
