@@ -15,6 +15,7 @@ chunks that match: a selective filter returns exactly the matching top k.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ragkit.errors import RagkitError
@@ -84,7 +85,7 @@ def _condition(field: str, key: str, value: Any) -> tuple[str, list[Any]]:
             # One bound parameter (a JSON array), however long the list: no "too many SQL variables".
             negate = "NOT " if operator == "$nin" else ""
             parts.append(f"{field} {negate}IN (SELECT value FROM json_each(?))")
-            params += [*path, _json(operand)]
+            params += [*path, json.dumps(operand)]
         elif operator == "$glob":
             if not isinstance(operand, str):
                 raise RagkitError(f"`filter` {key!r} $glob takes a string, got {operand!r}")
@@ -99,9 +100,3 @@ def _condition(field: str, key: str, value: Any) -> tuple[str, list[Any]]:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, Scalar)
-
-
-def _json(values: list) -> str:
-    import json
-
-    return json.dumps(values)
