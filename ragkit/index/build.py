@@ -189,12 +189,7 @@ class Index:
         encoder, index_dir = self.encoder, self.index_dir
         with writer_lock(index_dir):
             start = time.perf_counter()
-            params = {
-                "encoder": encoder.fingerprint(),
-                "chunking": asdict(self.chunking),
-                "fields": asdict(self.fields),
-            }
-            params = json.loads(json.dumps(params))
+            params = _build_params(encoder, self.chunking, self.fields)
             previous = _previous_manifest(index_dir, params, rebuild=False)
             report = BuildReport(index_dir, faiss=faiss_build().describe())
             report.added_lexical = bool(previous) and not previous.lexical
@@ -288,12 +283,7 @@ class Index:
             files = list_files(Path(corpus))
             if not files:
                 raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
-            params = {
-                "encoder": encoder.fingerprint(),
-                "chunking": asdict(chunking),
-                "fields": asdict(fields),
-            }
-            params = json.loads(json.dumps(params))  # as the manifest holds them (tuples become lists)
+            params = _build_params(encoder, chunking, fields)
             previous = _previous_manifest(index_dir, params, rebuild)
             report = BuildReport(index_dir, faiss=faiss_build().describe())
             report.added_lexical = bool(previous) and not previous.lexical
@@ -326,6 +316,13 @@ class Index:
             _finish(work, index_dir, params, previous, report, corpus=str(Path(corpus).resolve()), spec=spec)
             report.seconds = time.perf_counter() - start
             return report
+
+
+def _build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:
+    """What makes an index what it is, as the manifest holds it (tuples become lists): a build or
+    update with other params than the existing index's is refused."""
+    params = {"encoder": encoder.fingerprint(), "chunking": asdict(chunking), "fields": asdict(fields)}
+    return json.loads(json.dumps(params))
 
 
 def as_documents(documents: Iterable[Document | dict]) -> list[Document]:

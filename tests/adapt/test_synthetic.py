@@ -46,36 +46,15 @@ def test_hard_negatives_come_from_the_encoders_ranks_after_the_skipped_top():
     encoder = tiny_encoder()
     passages = TRAIN_SENTENCES[:30]
     queries, sources = ["likes red boats", "paints old maps", "reads about tea"], [0, 5, 10]
-    negatives = mine_negatives(
-        encoder,
-        queries,
-        sources,
-        passages,
-        instruction="Find: ",
-        skip=2,
-        depth=12,
-        count=3,
-        seed=0,
-        show_progress=False,
-    )
+    settings = dict(instruction="Find: ", skip=2, depth=12, count=3, seed=0, show_progress=False)
+    negatives = mine_negatives(encoder, queries, sources, passages, **settings)
     documents = encoder.encode(passages)
     vectors = encoder.encode(queries, instruction="Find: ")
     for vector, source, mined in zip(vectors, sources, negatives, strict=True):
         ranking = [i for i in np.argsort(-(documents @ vector), kind="stable") if i != source]
         assert len(mined) == 3 and len(set(mined)) == 3 and source not in mined
         assert set(mined) <= set(ranking[2:12])  # never the top 2, never past rank 12
-    again = mine_negatives(
-        encoder,
-        queries,
-        sources,
-        passages,
-        instruction="Find: ",
-        skip=2,
-        depth=12,
-        count=3,
-        seed=0,
-        show_progress=False,
-    )
+    again = mine_negatives(encoder, queries, sources, passages, **settings)
     assert again == negatives  # a resumed run mines the same
 
 
