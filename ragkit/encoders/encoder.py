@@ -338,17 +338,33 @@ class Encoder:
         its own model, adapters and all.
         """
         directory = Path(directory)
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            self.write_weights(tmp)
+            (tmp / "README.md").write_text(_model_card(self))
+        return directory
+
+    def export(self, directory: str | os.PathLike, format: str = "sentence-transformers") -> Path:
+        """Write a directory another library loads and gets this encoder's vectors from.
+
+        "sentence-transformers": `SentenceTransformer(directory, trust_remote_code=True)` (see
+        ragkit/encoders/export.py); the directory also loads with `Encoder.load`.
+        """
+        from ragkit.encoders.export import EXPORT_FORMATS, export_sentence_transformers
+
+        if format not in EXPORT_FORMATS:
+            raise RagkitError(f"unknown export `format` {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+        return export_sentence_transformers(self, directory)
+
+    def write_weights(self, directory: Path) -> None:
+        """Merged weights, tokenizer and ragkit_config.json into an existing `directory`."""
         model = self.model
         if hasattr(model, "merge_and_unload"):
             model = _merged_copy(model)
-        with atomic_path(directory) as tmp:
-            tmp.mkdir()
-            with quiet_transformers():
-                model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            replace(self.config, adapters=[]).write(tmp)  # the adapters are merged into the saved weights
-            (tmp / "README.md").write_text(_model_card(self))
-        return directory
+        with quiet_transformers():
+            model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        replace(self.config, adapters=[]).write(directory)  # the adapters are merged into the weights
 
     def __repr__(self) -> str:
         c = self.config

@@ -181,6 +181,7 @@ class Retriever:
         mode: SearchMode | None = None,
         method: FusionMethod = DEFAULT_METHOD,
         weight: float = DEFAULT_WEIGHT,
+        query_vectors: np.ndarray | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-k chunks for one query (a list of Hits) or for each of several (a list of lists).
 
@@ -190,12 +191,14 @@ class Retriever:
         `filter` (ragkit/index/filters.py) keeps chunks by path, doc id, title or metadata:
         {"path": "docs/*.md"}, {"year": {"$gte": 2020}}, {"$or": [...]}. The docstore evaluates it and
         only matching chunks are ranked, so a filter returns exactly the matching top k.
+        `query_vectors`: the queries' vectors from `encoder.encode_queries`, if already encoded (a
+        server batches them across requests); the index's PCA is applied here.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise RagkitError(f"`k` must be a whole number of at least 1, got {k!r}")
         snapshot = self.snapshot
         queries = [query] if isinstance(query, str) else query
-        ranked = self._ranked(snapshot, queries, k, mode, method, weight, filter)
+        ranked = self._ranked(snapshot, queries, k, mode, method, weight, filter, query_vectors)
         results = [_hits(snapshot, ranking, k) for ranking in ranked]
         return results[0] if isinstance(query, str) else results
 
@@ -223,6 +226,7 @@ class Retriever:
         method: FusionMethod,
         weight: float,
         filter: dict | None,
+        query_vectors: np.ndarray | None = None,
     ) -> list[dict[int, float]]:
         mode = self.resolve_mode(mode, snapshot)
         check_fusion(method, weight)
@@ -230,7 +234,14 @@ class Retriever:
         if filter is not None:
             allowed = snapshot.store.positions_where(*compile_filter(filter))
         queries = check_texts(queries, "query")
-        vectors = self._embed(snapshot, queries) if mode != "bm25" else [None] * len(queries)
+        if mode == "bm25":
+            vectors = [None] * len(queries)
+        elif query_vectors is not None:
+            if len(query_vectors) != len(queries):
+                raise RagkitError(f"{len(query_vectors)} `query_vectors` for {len(queries)} queries")
+            vectors = snapshot.transform.apply(query_vectors)
+        else:
+            vectors = self._embed(snapshot, queries)
         total = snapshot.index.ntotal if allowed is None else len(allowed)
         if total == 0:
             return [{} for _ in queries]

@@ -1,0 +1,106 @@
+"""Dynamic batching: concurrent requests share encode calls, each gets exactly its own vectors."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from ragkit.serve import DynamicBatcher
+
+
+class Recorder:
+    """An encode function that records its calls; the first call waits until released, so that
+    requests pile up behind it as they do behind a busy model."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, kind: str, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        if not self.calls:
+            self.entered.set()
+            self.release.wait(timeout=10)
+        self.calls.append((kind, texts))
+        vectors = np.array([[len(t), kind == "query"] for t in texts], dtype=np.float32)
+        return vectors, [len(t) for t in texts]
+
+
+def pile_up(batcher: DynamicBatcher, recorder: Recorder, requests: list[tuple[str, list[str]]]):
+    """Submit `requests` while the first encode call is blocked, then let it go; their results."""
+    first = batcher.submit("document", ["warm-up"])
+    assert recorder.entered.wait(timeout=10)  # the worker is busy encoding the warm-up
+    futures = [batcher.submit(kind, texts) for kind, texts in requests]
+    recorder.release.set()
+    first.result(timeout=10)
+    return [f.result(timeout=10) for f in futures]
+
+
+def test_waiting_requests_share_one_call_per_kind_and_get_their_own_rows():
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch=64, max_wait_ms=50)
+    requests = [("document", ["a", "bb"]), ("query", ["ccc"]), ("document", ["dddd"]), ("query", ["e", "ff"])]
+    results = pile_up(batcher, recorder, requests)
+    batcher.close()
+    assert recorder.calls[1:] == [("document", ["a", "bb", "dddd"]), ("query", ["ccc", "e", "ff"])]
+    for (kind, texts), (vectors, counts) in zip(requests, results, strict=True):
+        assert vectors.tolist() == [[len(t), kind == "query"] for t in texts]
+        assert counts == [len(t) for t in texts]
+
+
+def test_a_batch_holds_at_most_max_batch_texts():
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch=4, max_wait_ms=50)
+    pile_up(batcher, recorder, [("document", ["x"] * 3)] * 3 + [("document", ["y"] * 9)])
+    batcher.close()
+    assert [len(texts) for _, texts in recorder.calls[1:]] == [3, 3, 3, 9]  # a larger request goes alone
+
+
+def test_without_batching_each_request_is_encoded_alone():
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch=64, max_wait_ms=50, enabled=False)
+    pile_up(batcher, recorder, [("document", ["a"]), ("document", ["b"]), ("document", ["c"])])
+    batcher.close()
+    assert [texts for _, texts in recorder.calls[1:]] == [["a"], ["b"], ["c"]]
+
+
+def test_an_error_reaches_every_request_of_its_batch_and_the_worker_lives_on():
+    calls = []
+
+    def encode(kind, texts):
+        calls.append(texts)
+        if "boom" in texts:
+            raise RuntimeError("boom")
+        return np.zeros((len(texts), 2), dtype=np.float32), [1] * len(texts)
+
+    batcher = DynamicBatcher(encode, max_batch=8, max_wait_ms=200)
+    with ThreadPoolExecutor(2) as pool:
+        doomed = list(pool.map(lambda t: batcher.submit("document", [t]), ["boom", "fine"]))
+    errors = [f.exception(timeout=10) for f in doomed]
+    after = batcher.submit("document", ["later"]).result(timeout=10)
+    batcher.close()
+    assert all(isinstance(e, RuntimeError) for e in errors) and len(calls) == 2  # both in one batch
+    assert after[0].shape == (1, 2)
+
+
+def test_real_encoder_vectors_are_the_same_batched_or_not():
+    from helpers import SENTENCES, tiny_encoder
+
+    encoder = tiny_encoder()
+
+    def encode(kind, texts):
+        return encoder.encode(texts), [0] * len(texts)
+
+    batcher = DynamicBatcher(encode, max_batch=16, max_wait_ms=20)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda s: batcher.submit("document", [s]).result(timeout=30), SENTENCES))
+    batcher.close()
+    np.testing.assert_allclose(np.vstack([v for v, _ in results]), encoder.encode(SENTENCES), atol=1e-5)
+    assert batcher.batches < len(SENTENCES)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="max_batch"):
+        DynamicBatcher(lambda k, t: (None, []), max_batch=0)
