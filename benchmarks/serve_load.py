@@ -70,7 +70,7 @@ def start_server(index: Path, batching: bool) -> tuple[subprocess.Popen, str]:
 
 
 async def load(
-    url: str, endpoint: str, model: str, clients: int, requests: int, seconds: float, pool: list[str]
+    url: str, endpoint: str, model: str, clients: int, requests: int, seconds: float, pool: list[str], k: int
 ) -> dict:
     latencies: list[float] = []
     failed = 0
@@ -81,13 +81,13 @@ async def load(
         text = pool[i % len(pool)]
         if endpoint == "embeddings":
             return {"model": model, "input": text}
-        return {"query": text, "k": 10}
+        return {"query": text, "k": k}
 
     def good(response: httpx.Response) -> bool:
         if response.status_code != 200:
             return False
         data = response.json()
-        return len(data["data"]) == 1 if endpoint == "embeddings" else len(data["results"][0]["hits"]) == 10
+        return len(data["data"]) == 1 if endpoint == "embeddings" else len(data["results"][0]["hits"]) == k
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal sent, failed
@@ -145,6 +145,7 @@ def chart(rows: list[dict], path: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("requests / s")
+        ax.set_ylim(bottom=0)
         ax.set_title(f"/v1/{endpoint}")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -169,10 +170,13 @@ def main() -> None:
         server, url = start_server(index, batching)
         try:
             model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+            k = min(10, httpx.get(f"{url}/health").json()["chunks"])
             for endpoint in ("embeddings", "search"):
-                asyncio.run(load(url, endpoint, model, 2, 8, 30, pool))  # warm-up
+                asyncio.run(load(url, endpoint, model, 2, 8, 30, pool, k))  # warm-up
                 for clients in args.concurrency:
-                    row = asyncio.run(load(url, endpoint, model, clients, args.requests, args.seconds, pool))
+                    row = asyncio.run(
+                        load(url, endpoint, model, clients, args.requests, args.seconds, pool, k)
+                    )
                     row["batching"] = batching
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -187,8 +191,8 @@ def main() -> None:
         "",
         f"`python benchmarks/serve_load.py` on {os.cpu_count()} CPU cores, loopback, client and server "
         f"on one machine: `ragkit serve --index {index}` (built-in encoder), one short real text per "
-        f"embeddings request, k 10 per search (the index's default mode); {args.seconds:g} s or "
-        f"{args.requests} requests per row.",
+        "embeddings request, k 10 (at most the index's chunks) per search in the index's default mode; "
+        f"{args.seconds:g} s or {args.requests} requests per row.",
         "",
         "| endpoint | batching | clients | requests | failed | requests/s | p50 ms | p99 ms |",
         "|---|---|---|---|---|---|---|---|",

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,7 @@ from transformers import PreTrainedTokenizerFast
 from ragkit import Encoder, EncoderConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EXAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "examples" / "corpus"  # the quickstart's articles
 
 SENTENCES = [
     "The cat sat on the mat.",
@@ -162,3 +168,26 @@ def run_ragkit(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """A FastAPI `app` under a real uvicorn on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

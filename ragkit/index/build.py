@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,7 +101,8 @@ class Index:
     `Index.build(corpus, encoder, "my-index")` reads a folder, chunks and embeds what changed since the
     last build, and swaps the finished index in atomically (see the module docstring).
     `Index.open("my-index")` changes an index document by document: `add`, `upsert`, `delete`, each
-    one atomic in the same way (a crash leaves the previous index).
+    one atomic in the same way (a crash leaves the previous index). Both go through one transaction,
+    `_commit`: lock, copy of the docstore, the change, faiss + BM25 + manifest from every chunk, swap.
     """
 
     def __init__(
@@ -186,31 +187,52 @@ class Index:
     def _update(
         self, documents: list[Document], deletes: list[str], *, add_only: bool = False
     ) -> BuildReport:
+        def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
+            old = store.file_hashes()
+            if add_only and (held := [d.doc_id for d in documents if DOCUMENT_KEY + d.doc_id in old]):
+                raise RagkitError(
+                    f"the index already holds document {held[0]!r} ({len(held)} in all); "
+                    "use `upsert` to replace documents"
+                )
+            todo = [d for d in documents if old.get(DOCUMENT_KEY + d.doc_id) != document_hash(d)]
+            self._embed(todo, store, report)
+            store.remove_files(DOCUMENT_KEY + i for i in deletes)
+            if store.counts()["chunks"] == 0:
+                raise RagkitError(
+                    f"this would leave {self.index_dir} without documents; remove the directory instead"
+                )
+            return old
+
+        return self._commit(change)
+
+    def _commit(
+        self,
+        change: Callable[[Docstore, BuildReport, IndexManifest | None], dict[str, str]],
+        *,
+        rebuild: bool = False,
+        resume: bool = False,
+        corpus: str | None = None,
+    ) -> BuildReport:
+        """One atomic change of the index directory, for the folder build and the document API alike.
+
+        Under the writer lock, `change` edits a copy of the docstore in `<index>.building/` (embedding
+        what it adds) and returns the {key: hash} map it started from; the faiss index, BM25 part and
+        manifest are then rebuilt from every chunk, and the finished directory is swapped in.
+        """
         encoder, index_dir = self.encoder, self.index_dir
         with writer_lock(index_dir):
             start = time.perf_counter()
             params = _build_params(encoder, self.chunking, self.fields)
-            previous = _previous_manifest(index_dir, params, rebuild=False)
+            previous = _previous_manifest(index_dir, params, rebuild)
             report = BuildReport(index_dir, faiss=faiss_build().describe())
             report.added_lexical = bool(previous) and not previous.lexical
             work = index_dir.with_name(f"{index_dir.name}.building")
-            _prepare_workdir(work, index_dir, params, resume=False, copy_previous=bool(previous))
+            copy_previous = bool(previous) and not rebuild
+            _prepare_workdir(work, index_dir, params, resume=resume, copy_previous=copy_previous)
             store = Docstore(work / DOCSTORE_FILE)
             try:
-                old = store.file_hashes()
-                if add_only and (held := [d.doc_id for d in documents if DOCUMENT_KEY + d.doc_id in old]):
-                    raise RagkitError(
-                        f"the index already holds document {held[0]!r} ({len(held)} in all); "
-                        "use `upsert` to replace documents"
-                    )
-                todo = [d for d in documents if old.get(DOCUMENT_KEY + d.doc_id) != document_hash(d)]
-                self._embed(todo, store, report)
-                store.remove_files(DOCUMENT_KEY + i for i in deletes)
+                old = change(store, report, None if rebuild else previous)
                 _count_changes(report, old, store.file_hashes())
-                if store.counts()["chunks"] == 0:
-                    raise RagkitError(
-                        f"this would leave {index_dir} without documents; remove the directory instead"
-                    )
                 _write_index(
                     work,
                     store,
@@ -223,7 +245,8 @@ class Index:
                 )
             finally:
                 store.close()
-            corpus = previous.corpus if previous else ""
+            if corpus is None:
+                corpus = previous.corpus if previous else ""
             _finish(work, index_dir, params, previous, report, corpus=corpus, spec=self.spec)
             report.seconds = time.perf_counter() - start
             return report
@@ -276,46 +299,42 @@ class Index:
         One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
         naming the first one's PID, while searches of the current index go on.
         """
-        index_dir, chunking, fields = Path(index_dir), chunking or ChunkingConfig(), fields or Fields()
-        with writer_lock(index_dir):
-            start = time.perf_counter()
-            Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
-            files = list_files(Path(corpus))
-            if not files:
-                raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
-            params = _build_params(encoder, chunking, fields)
-            previous = _previous_manifest(index_dir, params, rebuild)
-            report = BuildReport(index_dir, faiss=faiss_build().describe())
-            report.added_lexical = bool(previous) and not previous.lexical
+        index_dir = Path(index_dir)
+        Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
+        files = list_files(Path(corpus))
+        if not files:
+            raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
+        index = Index(
+            index_dir,
+            encoder,
+            chunking=chunking or ChunkingConfig(),
+            fields=fields or Fields(),
+            spec=spec,
+            pca=pca,
+            dim=dim,
+            whiten=whiten,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
 
-            work = index_dir.with_name(f"{index_dir.name}.building")
-            _prepare_workdir(
-                work, index_dir, params, resume=not rebuild, copy_previous=bool(previous) and not rebuild
+        def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
+            old = _file_hashes(index_dir) if previous else {}  # what the swapped-in index holds
+            done = store.file_hashes()  # that, plus what an interrupted build already embedded
+            report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
+            todo = [f for f in files if done.get(f.relpath) != f.content_hash]
+            _embed_files(
+                todo, encoder, store, index.chunking, index.fields, report, batch_size, show_progress
             )
-            store = Docstore(work / DOCSTORE_FILE)
-            try:
-                old = _file_hashes(index_dir) if previous and not rebuild else {}  # a rebuild adds all
-                done = store.file_hashes()
-                current = {f.relpath for f in files}
-                report.resumed = sum(
-                    done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files
+            # Files gone from the folder leave; documents added through `Index.open` stay.
+            current = {f.relpath for f in files}
+            store.remove_files({p for p in done if not p.startswith(DOCUMENT_KEY)} - current)
+            if store.counts()["chunks"] == 0:
+                raise RagkitError(
+                    f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
                 )
-                todo = [f for f in files if done.get(f.relpath) != f.content_hash]
-                _embed_files(todo, encoder, store, chunking, fields, report, batch_size, show_progress)
-                # Files gone from the folder leave; documents added through `Index.open` stay.
-                store.remove_files({p for p in done if not p.startswith(DOCUMENT_KEY)} - current)
-                _count_changes(report, old, store.file_hashes())
+            return old
 
-                if store.counts()["chunks"] == 0:
-                    raise RagkitError(
-                        f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
-                    )
-                _write_index(work, store, encoder, report, spec=spec, pca=pca, dim=dim, whiten=whiten)
-            finally:
-                store.close()
-            _finish(work, index_dir, params, previous, report, corpus=str(Path(corpus).resolve()), spec=spec)
-            report.seconds = time.perf_counter() - start
-            return report
+        return index._commit(change, rebuild=rebuild, resume=not rebuild, corpus=str(Path(corpus).resolve()))
 
 
 def _build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:

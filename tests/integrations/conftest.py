@@ -12,8 +12,6 @@ from helpers import shared_folder, tiny_encoder
 
 from ragkit.index import Index, Retriever
 
-QUESTION = "what is the heat transfer to a blunt body in hypersonic flow"
-
 
 @pytest.fixture(scope="session")
 def encoder():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import QUESTION
 
 pytest.importorskip("langchain_core", reason="pip install 'ragkit[langchain]'")
 
@@ -13,6 +12,8 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from ragkit.integrations.langchain import RagkitEmbeddings, RagkitRetriever
+
+QUESTION = "what is the heat transfer to a blunt body in hypersonic flow"
 
 
 def test_the_retriever_returns_ragkits_hits_as_documents(retriever):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import QUESTION
 
 pytest.importorskip("llama_index.core", reason="pip install 'ragkit[llama-index]'")
 
@@ -14,6 +13,8 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import TextNode
 
 from ragkit.integrations.llama_index import RagkitEmbedding, RagkitRetriever
+
+QUESTION = "what is the heat transfer to a blunt body in hypersonic flow"
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import live_server
+from helpers import live_server
 
 from ragkit.serve import ServeConfig, create_app
 

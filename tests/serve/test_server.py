@@ -7,9 +7,8 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
-from conftest import live_server
 from fastapi.testclient import TestClient
-from helpers import run_ragkit
+from helpers import EXAMPLE_CORPUS, live_server, run_ragkit
 
 from ragkit.index import Index, Retriever
 from ragkit.serve import ServeConfig, create_app
@@ -164,9 +163,7 @@ def test_a_failing_encode_is_a_500_json_error_and_the_server_keeps_serving(retri
 
 
 def test_dimensions_use_the_index_pca(encoder, tmp_path):
-    from conftest import EXAMPLES
-
-    Index.build(EXAMPLES, encoder, tmp_path / "pca", pca=16, show_progress=False)
+    Index.build(EXAMPLE_CORPUS, encoder, tmp_path / "pca", pca=16, show_progress=False)
     retriever = Retriever.load(tmp_path / "pca", encoder=encoder)
     with TestClient(create_app(retriever=retriever, config=ServeConfig(model_name="tiny"))) as client:
         body = client.post("/v1/embeddings", json={"model": "tiny", "input": TEXTS, "dimensions": 16}).json()
@@ -196,3 +193,41 @@ def test_serve_refuses_to_bind_beyond_loopback_without_a_key():
     result = run_ragkit("serve", "--host", "0.0.0.0", "--model", "smollm2-135m")
     assert result.returncode == 1
     assert "pass --api-key KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ragkit_serve_runs_a_server_a_client_can_call(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from helpers import tiny_encoder
+
+    encoder = tiny_encoder()
+    encoder.save(tmp_path / "enc")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = "from ragkit.cli.app import main; main()"
+    args = ["serve", "--model", str(tmp_path / "enc"), "--port", str(port), "--served-model-name", "mine"]
+    server = subprocess.Popen([sys.executable, "-c", command, *args], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        body = {"model": "mine", "input": TEXTS}
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json=body, timeout=30).json()
+        no_index = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "x"}, timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert health["model"] == "mine" and health["index"] is None
+    np.testing.assert_allclose([d["embedding"] for d in response["data"]], encoder.encode(TEXTS), atol=1e-5)
+    assert no_index.status_code == 404 and "--index DIR" in no_index.json()["error"]["message"]
