@@ -28,7 +28,7 @@ from ragkit.index.faiss_build import faiss_build
 from ragkit.index.faiss_index import build_index, default_search_params, resolve_spec
 from ragkit.index.lexical import LEXICAL_DIR, SETTINGS, LexicalIndex
 from ragkit.index.lock import writer_lock
-from ragkit.index.manifest import INDEX_FILE, IndexManifest
+from ragkit.index.manifest import INDEX_FILE, MANIFEST_FILE, IndexManifest
 from ragkit.index.transform import Transform
 from ragkit.io import swap_into_place
 from ragkit.progress import progress_bar
@@ -145,16 +145,12 @@ class Index:
             manifest = IndexManifest.read(index_dir)
             if encoder is None:
                 encoder = Encoder.load(manifest.encoder_config())
-            transform = manifest.transform
             return cls(
                 index_dir,
                 encoder,
                 chunking=ChunkingConfig(**manifest.chunking),
                 fields=Fields(**{k: tuple(v) if k == "id" else v for k, v in manifest.fields.items()}),
-                spec=manifest.index.get("spec"),
-                pca=transform["dim_out"] if transform["kind"] == "pca" else None,
-                dim=transform["dim_out"] if transform["kind"] == "truncate" else None,
-                whiten=bool(transform.get("whiten")),
+                **index_settings(index_dir, manifest, spec=spec, pca=pca, dim=dim, whiten=whiten),
                 batch_size=batch_size,
                 show_progress=show_progress,
             )
@@ -300,6 +296,11 @@ class Index:
         naming the first one's PID, while searches of the current index go on.
         """
         index_dir = Path(index_dir)
+        if not rebuild and (index_dir / MANIFEST_FILE).is_file():  # an update keeps what was chosen
+            settings = index_settings(
+                index_dir, IndexManifest.read(index_dir), spec=spec, pca=pca, dim=dim, whiten=whiten
+            )
+            spec, pca, dim, whiten = (settings[k] for k in ("spec", "pca", "dim", "whiten"))
         Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
         files = list_files(Path(corpus))
         if not files:
@@ -335,6 +336,39 @@ class Index:
             return old
 
         return index._commit(change, rebuild=rebuild, resume=not rebuild, corpus=str(Path(corpus).resolve()))
+
+
+def index_settings(
+    index_dir: Path,
+    manifest: IndexManifest,
+    *,
+    spec: str | None = None,
+    pca: int | None = None,
+    dim: int | None = None,
+    whiten: bool = False,
+) -> dict:
+    """The faiss spec, PCA / truncation and whitening an index was built with, which an update
+    keeps; an option given with another value is refused (a rebuild may change them)."""
+    transform = manifest.transform
+    recorded = {
+        "spec": manifest.index.get("spec"),
+        "pca": transform["dim_out"] if transform["kind"] == "pca" else None,
+        "dim": transform["dim_out"] if transform["kind"] == "truncate" else None,
+        "whiten": bool(transform.get("whiten")),
+    }
+    given = {"spec": spec, "pca": pca, "dim": dim, "whiten": whiten or None}  # False: not asked
+    for name, value in given.items():
+        if value is not None and value != recorded[name]:
+            was = (
+                f"without `{name}`"
+                if recorded[name] in (None, False)
+                else f"with `{name}` {recorded[name]!r}"
+            )
+            raise RagkitError(
+                f"{index_dir} was built {was}, not `{name}` {value!r}; leave `{name}` out to keep the "
+                "index's setting, or use `rebuild` to change it"
+            )
+    return recorded
 
 
 def _build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:

@@ -252,3 +252,17 @@ def test_a_killed_writer_leaves_no_stuck_lock(corpus, encoder, tmp_path):
     os.kill(holder.pid, signal.SIGKILL)  # a crash mid-build
     holder.wait()
     assert build(corpus, encoder, tmp_path / "idx").added > 0
+
+
+def test_an_update_keeps_the_recorded_pca_and_spec_and_refuses_other_values(corpus, encoder, tmp_path):
+    build(corpus, encoder, tmp_path / "idx", pca=8, spec="hnsw")
+    (corpus / "txt" / "new.txt").write_text("A new note on supersonic wing flutter.")
+    report = build(corpus, encoder, tmp_path / "idx")  # no options: the index's own are kept
+    assert report.added == 1 and report.transform["kind"] == "pca" and report.transform["dim_out"] == 8
+    assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["index"]["factory"] == "HNSW32"
+    with pytest.raises(RagkitError, match="built with `pca` 8, not `pca` 16; leave `pca` out"):
+        build(corpus, encoder, tmp_path / "idx", pca=16)
+    with pytest.raises(RagkitError, match="built without `dim`, not `dim` 4"):
+        Index.open(tmp_path / "idx", encoder, dim=4)
+    rebuilt = build(corpus, encoder, tmp_path / "idx", pca=16, rebuild=True)
+    assert rebuilt.transform["dim_out"] == 16
