@@ -39,6 +39,13 @@ Dtype = Annotated[
 ]
 MaxLength = Annotated[int | None, typer.Option(min=2, help="Tokens per text; longer texts are truncated.")]
 AttnImplementation = Annotated[str | None, typer.Option(help="sdpa (default), eager or flash_attention_2.")]
+Devices = Annotated[
+    str | None,
+    typer.Option(
+        help="Encode on several devices at once, a worker process each: all (every GPU), "
+        "cuda:0,cuda:1 or cpu,cpu."
+    ),
+]
 AllowUnvalidated = Annotated[
     bool, typer.Option(help="Use a model type whose bidirectional attention is not validated here.")
 ]
@@ -89,6 +96,7 @@ def embed(
     dtype: Dtype = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
+    devices: Devices = None,
 ) -> None:
     """Embed texts and print their cosine-similarity matrix."""
     import numpy as np
@@ -111,6 +119,7 @@ def embed(
         max_length=max_length,
         input_format=input_format,
         template=template,
+        devices=devices,
         **runtime(device, dtype, attn_implementation, allow_unvalidated),
     )
     start = time.perf_counter()
@@ -181,6 +190,7 @@ def index(
     dtype: Dtype = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
+    devices: Devices = None,
 ) -> None:
     """Build or update a FAISS index of a folder (only new or changed files are embedded), or upsert
     the documents of a JSON lines stream by id (--jsonl)."""
@@ -200,6 +210,7 @@ def index(
         max_length=max_length,
         input_format=input_format,
         template=template,
+        devices=devices,
         **runtime(device, dtype, attn_implementation, allow_unvalidated),
     )
     if document_instruction is not None:
@@ -580,6 +591,7 @@ def eval_(
     dtype: Dtype = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
+    devices: Devices = None,
 ) -> None:
     """Score encoders, BM25 or an index on retrieval tasks with mteb's metrics (nDCG@10, ...)."""
     from ragkit.eval import DenseSearch, IndexSearch, evaluate, load_task
@@ -609,6 +621,7 @@ def eval_(
             max_length=max_length,
             input_format=input_format,
             template=template,
+            devices=devices,
             **runtime(device, dtype, attn_implementation, allow_unvalidated),
         )
         systems.append(

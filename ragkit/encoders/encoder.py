@@ -38,6 +38,7 @@ from ragkit.encoders.loading import (
     resolve,
 )
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
+from ragkit.encoders.workers import EncoderPool, resolve_devices
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
@@ -120,6 +121,8 @@ class Encoder:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or EncoderConfig()
+        self.devices: list[str] | None = None  # several: `encode` runs a worker process on each
+        self._pool: EncoderPool | None = None
         if self.tokenizer.pad_token is None:  # decoders often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         set_bidirectional(model, self.config.bidirectional, allow_unvalidated=allow_unvalidated)
@@ -139,6 +142,7 @@ class Encoder:
         template: str | None = None,
         attn_implementation: str | None = None,
         allow_unvalidated: bool = False,
+        devices: str | Sequence[str] | None = None,
     ) -> Encoder:
         """Load a built-in name, Hugging Face id, local directory, .gguf file or saved ragkit encoder.
 
@@ -157,6 +161,8 @@ class Encoder:
         ragkit_config.json). "ragkit" is ragkit's own format (ragkit/encoders/formatting.py).
         `template` (a `TEMPLATES` name or a string with a "{text}" slot) overrides the template.
         `attn_implementation`: "sdpa" (transformers' default), "eager", "flash_attention_2", ...
+        `devices`: encode on several devices at once, a worker process each ("all", "cuda:0,cuda:1",
+        "cpu,cpu"; ragkit/encoders/workers.py).
         """
         if input_format is not None and input_format not in INPUT_FORMATS:
             raise RagkitError(
@@ -198,7 +204,9 @@ class Encoder:
         if template is not None:
             config.template = resolve_template(template)
         tokenizer = load_tokenizer(resolved, source)
-        return cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
+        encoder = cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
+        encoder.devices = resolve_devices(devices)
+        return encoder
 
     def fingerprint(self) -> dict:
         """What identifies the vectors this encoder produces: its source, architecture and config
@@ -285,10 +293,13 @@ class Encoder:
         normalize: bool = True,
         show_progress: bool | None = None,
         max_length: int | None = None,
+        devices: str | Sequence[str] | None = None,
     ) -> np.ndarray:
         """(len(texts), dim) float32 array in input order. Longest texts are batched together first.
 
         `max_length` truncates harder than the encoder's own limit (a document-length cap for eval).
+        `devices` (default: the encoder's `devices`): two or more encode in a worker process each,
+        started at the first such call and kept (`close()` stops them).
         """
         texts = check_texts(texts, "texts")
         if instruction is not None:
@@ -297,6 +308,11 @@ class Encoder:
             raise RagkitError(f"batch_size must be at least 1, got {batch_size}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        devices = resolve_devices(devices) if devices is not None else self.devices
+        if devices is not None and len(devices) > 1:
+            options = {"instruction": instruction, "batch_size": batch_size, "normalize": normalize}
+            pool = self._pool_on(devices)
+            return pool.encode(texts, show_progress=bool(show_progress), max_length=max_length, **options)
         ids, prompt_lengths = self.token_ids(texts, instruction, max_length)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
@@ -318,6 +334,22 @@ class Encoder:
         finally:
             self.model.train(was_training)
         return out
+
+    def _pool_on(self, devices: list[str]) -> EncoderPool:
+        """The worker pool for `devices`, started once (with the weights as they are then)."""
+        if self._pool is None or self._pool.devices != devices or not self._pool.alive:
+            self.close()
+            self._pool = EncoderPool(self, devices)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes of multi-device encoding, if any."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}  # a worker gets the model, not the pool
 
     def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:
         """Queries carry the query-side instruction (LLM2Vec: "Given a question, retrieve ...")."""

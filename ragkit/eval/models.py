@@ -20,6 +20,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
 from ragkit.encoders import Encoder
+from ragkit.encoders.encoder import CONFIG_NAME
 from ragkit.encoders.loading import BuiltinModel, quiet_transformers
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -233,7 +234,8 @@ def load_eval_model(
             batch_size=batch_size,
             label=name,
         )
-    if (Path(name).expanduser() / "modules.json").is_file():
+    local = Path(name).expanduser()
+    if (local / "modules.json").is_file() and not (local / CONFIG_NAME).is_file():  # not a ragkit export
         return SentenceTransformerModel(name, device=device, batch_size=batch_size)
     encoder = Encoder.load(name, device=device, **encoder_options)
     return RagkitModel(encoder, task_instructions=task_instructions, batch_size=batch_size)

@@ -46,6 +46,9 @@ def test_the_export_loads_back_into_ragkit_and_refuses_what_it_cannot_match(tmp_
     encoder.export(tmp_path / "st")
     again = Encoder.load(tmp_path / "st")
     np.testing.assert_allclose(again.encode_queries(SENTENCES), encoder.encode_queries(SENTENCES), atol=1e-5)
+    from ragkit.eval.models import RagkitModel, load_eval_model
+
+    assert isinstance(load_eval_model(str(tmp_path / "st")), RagkitModel)  # eval reads it as ragkit's
     with pytest.raises(RagkitError, match="weighted_mean"):
         tiny_encoder("llama", pooling="weighted_mean").export(tmp_path / "wm")
     with pytest.raises(RagkitError, match="unknown export `format`"):
