@@ -1,6 +1,7 @@
 """Encoding throughput of ragkit's Encoder against sentence-transformers on the same model, in one run.
 
     python benchmarks/encode_speed.py [--n 512] [--batch-size 32] [--model smollm2-135m]
+    python benchmarks/encode_speed.py --devices cpu,cpu     # also ragkit on two worker processes
 
 Both sides run the same weights in bidirectional mode with mean pooling over plain text (sentence-
 transformers 6.x would otherwise wrap texts in SmolLM2's chat template and keep the causal mask), and
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="passages to encode")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per system; the best is kept")
+    parser.add_argument("--devices", help="also time ragkit on these devices, a worker process each")
     args = parser.parse_args()
 
     console = Console()
@@ -79,17 +81,32 @@ def main() -> None:
         lambda: st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True), args.repeats
     )
 
+    rows = [("ragkit Encoder", ragkit_s), ("sentence-transformers", st_s)]
+    if args.devices:
+        pooled = encoder.encode(texts[:64], batch_size=args.batch_size, devices=args.devices)  # starts them
+        pooled_agreement = float((ours * pooled).sum(1).min())
+        pooled_s = best_time(
+            lambda: encoder.encode(texts, batch_size=args.batch_size, devices=args.devices), args.repeats
+        )
+        encoder.close()
+        rows.append((f"ragkit Encoder, devices {args.devices}", pooled_s))
+
     table = Table(
         title=f"{args.n} MS MARCO passages, {tokens} tokens, batch {args.batch_size}, "
         f"{encoder.device}, {torch.get_num_threads()} threads, {encoder.model.dtype}"
     )
     for column in ("system", "seconds", "texts/s", "tokens/s"):
         table.add_column(column, justify="right")
-    for name, seconds in (("ragkit Encoder", ragkit_s), ("sentence-transformers", st_s)):
+    for name, seconds in rows:
         table.add_row(name, f"{seconds:.2f}", f"{args.n / seconds:.1f}", f"{tokens / seconds:.0f}")
     console.print(table)
     console.print(f"min cosine between the two systems' vectors: {agreement:.7f}")
     console.print(f"ratio ragkit / sentence-transformers (texts/s): {st_s / ragkit_s:.2f}x")
+    if args.devices:
+        console.print(
+            f"devices {args.devices} / one process (texts/s): {ragkit_s / pooled_s:.2f}x "
+            f"(min cosine to one process: {pooled_agreement:.7f})"
+        )
 
 
 if __name__ == "__main__":

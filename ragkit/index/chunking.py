@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from ragkit.corpus import Document, document_text
@@ -37,18 +38,53 @@ class Chunk:
         return document_text(self.title, self.text)
 
 
+BLOCK_CHARS = 100_000  # longer texts are tokenized in blocks cut at line breaks: bounded memory
+
+
 def chunk_document(doc: Document, tokenizer: PreTrainedTokenizerBase, config: ChunkingConfig) -> list[Chunk]:
-    offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    if not offsets:  # a title without text
+    offsets = token_offsets(doc.text, tokenizer)
+    if not len(offsets):  # a title without text
         return [Chunk(doc.doc_id, doc.title, doc.text, 0, len(doc.text), doc.metadata, 0)]
     step = config.chunk_size - config.overlap
     chunks = []
     for first in range(0, len(offsets), step):
-        window = offsets[first : first + config.chunk_size]
-        start, end = window[0][0], window[-1][1]
+        last = min(first + config.chunk_size, len(offsets)) - 1
+        start, end = int(offsets[first, 0]), int(offsets[last, 1])
         chunks.append(
-            Chunk(doc.doc_id, doc.title, doc.text[start:end], start, end, doc.metadata, len(window))
+            Chunk(doc.doc_id, doc.title, doc.text[start:end], start, end, doc.metadata, last - first + 1)
         )
         if first + config.chunk_size >= len(offsets):
             break
     return chunks
+
+
+def token_offsets(text: str, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """(tokens, 2) character offsets of `text`'s tokens (no special tokens).
+
+    A text longer than `BLOCK_CHARS` is tokenized a block at a time and only the offsets are kept (a
+    tokenizer's full encoding of a 50 MB file takes gigabytes). Blocks end after a run of line breaks
+    (else before a space) in their second half, where byte-level BPE tokenizers split anyway; a
+    SentencePiece tokenizer may tokenize a block's first word as if it began the text.
+    """
+    blocks = []
+    start = 0
+    while start < len(text) or not blocks:
+        end = _block_end(text, start)
+        encoded = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
+        blocks.append(np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2) + start)
+        start = end
+    return np.concatenate(blocks)
+
+
+def _block_end(text: str, start: int) -> int:
+    end = start + BLOCK_CHARS
+    if end >= len(text):
+        return len(text)
+    newline = text.rfind("\n", start + BLOCK_CHARS // 2, end)
+    if newline > start:
+        cut = newline + 1
+        while cut < end and text[cut].isspace():  # the whole run of blank lines stays in this block
+            cut += 1
+        return cut
+    space = text.rfind(" ", start + BLOCK_CHARS // 2, end)
+    return space if space > start else end

@@ -39,3 +39,17 @@ def test_a_short_document_is_one_chunk_and_embeds_with_its_title():
 def test_bad_chunking_is_refused(size, overlap):
     with pytest.raises(RagkitError):
         ChunkingConfig(size, overlap)
+
+
+@pytest.mark.parametrize("separator", ["\n", "\n\n  \n", " "])
+def test_a_long_text_tokenized_in_blocks_has_the_offsets_of_one_call(separator, monkeypatch):
+    from ragkit.index import chunking
+
+    tokenizer = tiny_tokenizer()
+    text = separator.join(SENTENCES * 40)  # ~19,000 characters
+    whole = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    monkeypatch.setattr(chunking, "BLOCK_CHARS", 1000)  # ~20 blocks
+    assert chunking.token_offsets(text, tokenizer).tolist() == [list(pair) for pair in whole]
+    chunks = chunk_document(Document("d", text), tokenizer, ChunkingConfig(chunk_size=64, overlap=8))
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    assert sum(c.tokens for c in chunks) == len(whole) + 8 * (len(chunks) - 1)
