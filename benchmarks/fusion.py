@@ -114,8 +114,8 @@ def main() -> None:
         f"Default of `ragkit query` / `Retriever.search`: **{default}**, the dev-best setting among "
         "those that never score below either of their parts on a folder reported here (dense if none "
         "is): the reported folders thus choose among settings, so their scores for it are not held-out "
-        "estimates. Folders "
-        f"measured: {len(folders)} of {len(FOLDERS)}.",
+        f'estimates. `mode="hybrid"` without a setting uses **{default if default != "dense" else chosen}**. '
+        f"Folders measured: {len(folders)} of {len(FOLDERS)}.",
         "",
         "| setting | " + " | ".join(dev_names) + " | " + " | ".join(folders) + " | mean | beats BM25 on |",
         "|---" * (len(folders) + len(dev_names) + 3) + "|",

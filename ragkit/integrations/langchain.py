@@ -52,7 +52,7 @@ class RagkitRetriever(BaseRetriever):
 
     retriever: Retriever
     k: int = 4
-    mode: str | None = None  # None: the index's default (hybrid where it has a BM25 part)
+    mode: str | None = None  # None: the index's default (`Retriever.search`'s)
     filter: dict | None = None
 
     @classmethod
