@@ -16,7 +16,7 @@ from helpers import shared_folder, tiny_encoder
 from ragkit import RagkitError
 from ragkit.corpus import document_text
 from ragkit.index import ChunkingConfig, Index, Retriever
-from ragkit.index.fusion import DEFAULT_WEIGHT
+from ragkit.index.fusion import DEFAULT_MODE, DEFAULT_WEIGHT
 
 QUERIES = 6
 
@@ -165,7 +165,7 @@ def test_an_index_without_bm25_searches_dense_and_ragkit_index_adds_it(small):
     report = Index.build(corpus, encoder, index_dir, show_progress=False)
     assert report.added_lexical and "added a BM25 part" in report.summary()
     retriever = Retriever.load(index_dir, encoder=encoder)
-    assert retriever.resolve_mode(None) == "hybrid"
+    assert retriever.resolve_mode(None) == DEFAULT_MODE and retriever.resolve_mode("hybrid") == "hybrid"
     assert retriever.search("cat mat", k=1, mode="bm25")[0].path == "cats.md"
 
 
