@@ -55,6 +55,6 @@ def test_the_default_fusion_is_the_one_the_benchmark_measured():
 
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "fusion.json"
     measured = json.loads(results.read_text())
-    assert DEFAULT_MODE == ("dense" if measured["default"] == "dense" else "hybrid")
+    assert ("dense" if measured["default"] == "dense" else "hybrid") == DEFAULT_MODE
     hybrid = measured["default"] if measured["default"] != "dense" else measured["chosen"]
     assert f"{DEFAULT_METHOD} {DEFAULT_WEIGHT:g}" == hybrid
