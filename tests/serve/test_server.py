@@ -231,3 +231,19 @@ def test_ragkit_serve_runs_a_server_a_client_can_call(tmp_path):
     assert health["model"] == "mine" and health["index"] is None
     np.testing.assert_allclose([d["embedding"] for d in response["data"]], encoder.encode(TEXTS), atol=1e-5)
     assert no_index.status_code == 404 and "--index DIR" in no_index.json()["error"]["message"]
+
+
+def test_langchain_and_llama_index_openai_embeddings_against_a_live_server(encoder):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    llama_openai = pytest.importorskip("llama_index.embeddings.openai")
+    app = create_app(encoder, config=ServeConfig(model_name="tiny"))
+    with live_server(app) as url:
+        # LangChain sends tiktoken ids unless told not to (tiktoken's tables need the internet, too).
+        lc = langchain_openai.OpenAIEmbeddings(
+            base_url=f"{url}/v1", api_key="unused", model="tiny", check_embedding_ctx_length=False
+        )
+        li = llama_openai.OpenAIEmbedding(model_name="tiny", api_base=f"{url}/v1", api_key="unused")
+        from_langchain = lc.embed_documents(TEXTS)
+        from_llama_index = li.get_text_embedding_batch(TEXTS)
+    np.testing.assert_allclose(from_langchain, encoder.encode(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(from_llama_index, encoder.encode(TEXTS), atol=1e-6)
