@@ -15,7 +15,6 @@ encoding the query, as a RAG app sees it. Time it on an idle machine.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ragkit import Encoder
-from ragkit.index import ChunkingConfig, Fields, Retriever
-from ragkit.index.build import BuildReport, _finish, _write_index
+from ragkit.index import Index, Retriever
 from ragkit.index.chunking import Chunk
-from ragkit.index.docstore import DOCSTORE_FILE, Docstore
+from ragkit.index.docstore import Docstore
 from ragkit.index.faiss_build import faiss_build
 from ragkit.io import read_json_lines
 
@@ -56,23 +54,16 @@ def build(index_dir: Path, encoder: Encoder, n: int, real: int, seed: int = 0) -
         (n - real, encoder.dim)
     ).astype(np.float32)
     vectors[real:] = mix / np.linalg.norm(mix, axis=1, keepdims=True)
-    work = index_dir.with_name(index_dir.name + ".building")
-    work.mkdir(parents=True)
-    params = json.loads(
-        json.dumps(
-            {"encoder": encoder.fingerprint(), "chunking": vars(ChunkingConfig()), "fields": vars(Fields())}
-        )
-    )
-    (work / "build-params.json").write_text(json.dumps(params))
-    store = Docstore(work / DOCSTORE_FILE)
-    for first in range(0, n, 1000):  # one "file" per thousand chunks
-        rows = range(first, min(first + 1000, n))
-        chunks = [Chunk(f"d{i}", "", texts[i], 0, len(texts[i]), {"group": i % 10}, 0) for i in rows]
-        store.replace_file(f"part{first:07}", str(first), len(chunks), chunks, vectors[list(rows)])
-    report = BuildReport(index_dir, faiss=faiss_build().describe())
-    _write_index(work, store, encoder, report, spec=None, pca=None, dim=None, whiten=False)
-    store.close()
-    _finish(work, index_dir, params, None, report, corpus="synthetic", spec=None)
+    index = Index.open(index_dir, encoder)  # a new index, ragkit's default settings
+
+    def write_chunks(store: Docstore, report, previous) -> dict[str, str]:
+        for first in range(0, n, 1000):  # one "file" per thousand chunks
+            rows = range(first, min(first + 1000, n))
+            chunks = [Chunk(f"d{i}", "", texts[i], 0, len(texts[i]), {"group": i % 10}, 0) for i in rows]
+            store.replace_file(f"part{first:07}", str(first), len(chunks), chunks, vectors[list(rows)])
+        return {}  # nothing was there before
+
+    index._commit(write_chunks, corpus="synthetic")  # ragkit's own transaction: faiss, BM25, manifest
 
 
 def questions(n: int) -> list[str]:
