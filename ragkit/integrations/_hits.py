@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ragkit.encoders import Encoder
+from ragkit.encoders.loading import DEFAULT_ENCODER
 from ragkit.index import Hit, Retriever
 
 
@@ -27,7 +28,7 @@ def hit_id(hit: Hit) -> str:
 
 def as_encoder(encoder: Encoder | str | None) -> Encoder:
     """An `Encoder`, or the name or path to load one from (None: the built-in default)."""
-    return encoder if isinstance(encoder, Encoder) else Encoder.load(*(() if encoder is None else (encoder,)))
+    return encoder if isinstance(encoder, Encoder) else Encoder.load(encoder or DEFAULT_ENCODER)
 
 
 def as_retriever(retriever: Retriever | str) -> Retriever:

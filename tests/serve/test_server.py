@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import EXAMPLE_CORPUS, live_server, run_ragkit
+from helpers import EXAMPLE_CORPUS, free_port, live_server, run_ragkit, tiny_encoder
 
 from ragkit.index import Index, Retriever
 from ragkit.serve import ServeConfig, create_app
@@ -196,19 +196,14 @@ def test_serve_refuses_to_bind_beyond_loopback_without_a_key():
 
 
 def test_ragkit_serve_runs_a_server_a_client_can_call(tmp_path):
-    import socket
     import subprocess
     import sys
     import time
 
     import httpx
-    from helpers import tiny_encoder
-
     encoder = tiny_encoder()
     encoder.save(tmp_path / "enc")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = "from ragkit.cli.app import main; main()"
     args = ["serve", "--model", str(tmp_path / "enc"), "--port", str(port), "--served-model-name", "mine"]
     server = subprocess.Popen([sys.executable, "-c", command, *args], stderr=subprocess.PIPE, text=True)
