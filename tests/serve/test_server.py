@@ -201,6 +201,7 @@ def test_ragkit_serve_runs_a_server_a_client_can_call(tmp_path):
     import time
 
     import httpx
+
     encoder = tiny_encoder()
     encoder.save(tmp_path / "enc")
     port = free_port()
