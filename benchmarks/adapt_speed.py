@@ -33,6 +33,16 @@ CPU_RUNS = [
         dict(batch_size=16, max_length=128, gradient_checkpointing=False, autocast="bf16"),
     ),
     (
+        "supervised, bf16, LoRA on the top 15 of 30 layers",
+        "supervised",
+        dict(batch_size=16, max_length=128, gradient_checkpointing=False, autocast="bf16", lora_layers=15),
+    ),
+    (
+        "supervised, bf16, LoRA on the top 8 of 30 layers",
+        "supervised",
+        dict(batch_size=16, max_length=128, gradient_checkpointing=False, autocast="bf16", lora_layers=8),
+    ),
+    (
         "supervised + GradCache (chunks of 4)",
         "supervised",
         dict(batch_size=16, micro_batch_size=4, max_length=128, gradient_checkpointing=False),
@@ -134,6 +144,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--only", help="run only the configurations whose name contains this")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one configuration, in a fresh process
@@ -152,6 +163,8 @@ def main() -> None:
     for column in ("configuration", "settings", "tokens/s", "s/step", "peak memory GiB", "losses"):
         table.add_column(column, justify="left" if column in ("configuration", "settings") else "right")
     for label, stage, settings in runs:
+        if args.only and args.only not in label:
+            continue
         job = json.dumps({"stage": stage, "settings": settings, "device": device})
         child = subprocess.run(
             [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--child", job],

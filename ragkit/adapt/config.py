@@ -34,6 +34,7 @@ class StageConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    lora_layers: int | None = None  # LoRA on the top N layers only: backward stops below them (faster)
     seed: int = 42
     checkpoint_every: int = 100
     gradient_checkpointing: bool = False
@@ -59,6 +60,10 @@ class StageConfig:
         )
         need(self.lora_r >= 1, f"lora_r must be at least 1, got {self.lora_r}")
         need(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        need(
+            self.lora_layers is None or self.lora_layers >= 1,
+            f"lora_layers must be at least 1, got {self.lora_layers}",
+        )
         need(self.checkpoint_every >= 1, f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
         need(
             self.autocast in AUTOCAST_DTYPES,

@@ -89,7 +89,9 @@ def training_stage(
             EncoderConfig(max_length=config.max_length),
             allow_unvalidated=allow_unvalidated,
         )
-        encoder.model = add_lora(decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed)
+        encoder.model = add_lora(
+            decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed, config.lora_layers
+        )
         yield kind.stage(encoder, config, world, lm_head), encoder.model
 
 

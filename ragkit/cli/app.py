@@ -39,6 +39,13 @@ Dtype = Annotated[
 ]
 MaxLength = Annotated[int | None, typer.Option(min=2, help="Tokens per text; longer texts are truncated.")]
 AttnImplementation = Annotated[str | None, typer.Option(help="sdpa (default), eager or flash_attention_2.")]
+Precision = Annotated[
+    str | None,
+    typer.Option(
+        help="fp32, bf16 or int8 (CPU only): how the encoder computes (default: fp32 on CPU, bf16 on GPU; "
+        "benchmarks/results/cpu_precision.md)."
+    ),
+]
 Devices = Annotated[
     str | None,
     typer.Option(
@@ -65,7 +72,11 @@ Template = Annotated[
 
 
 def runtime(
-    device: str | None, dtype: str | None, attn_implementation: str | None, allow_unvalidated: bool
+    device: str | None,
+    dtype: str | None,
+    attn_implementation: str | None,
+    allow_unvalidated: bool,
+    precision: str | None = None,
 ) -> dict:
     """How to run a model whatever vectors it gives: the options `Encoder.load` and `Retriever.load`
     share (an index fixes everything else)."""
@@ -74,6 +85,7 @@ def runtime(
         "dtype": dtype,
         "attn_implementation": attn_implementation,
         "allow_unvalidated": allow_unvalidated,
+        "precision": precision,
     }
 
 
@@ -94,6 +106,7 @@ def embed(
     out: Annotated[Path | None, typer.Option(help="Save the (n, dim) float32 matrix as .npy.")] = None,
     device: Device = None,
     dtype: Dtype = None,
+    precision: Precision = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
     devices: Devices = None,
@@ -120,7 +133,7 @@ def embed(
         input_format=input_format,
         template=template,
         devices=devices,
-        **runtime(device, dtype, attn_implementation, allow_unvalidated),
+        **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
     )
     start = time.perf_counter()
     vectors = encoder.encode(texts, instruction=instruction, batch_size=batch_size)
@@ -188,6 +201,7 @@ def index(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: Device = None,
     dtype: Dtype = None,
+    precision: Precision = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
     devices: Devices = None,
@@ -211,7 +225,7 @@ def index(
         input_format=input_format,
         template=template,
         devices=devices,
-        **runtime(device, dtype, attn_implementation, allow_unvalidated),
+        **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
     )
     if document_instruction is not None:
         encoder.config.document_instruction = document_instruction
@@ -281,6 +295,7 @@ def query(
     weight: Annotated[float, typer.Option(help="Hybrid's dense share, 0 to 1.")] = DEFAULT_WEIGHT,
     device: Device = None,
     dtype: Dtype = None,
+    precision: Precision = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
@@ -299,7 +314,7 @@ def query(
         conditions[key] = pattern
     retriever = Retriever.load(
         index_dir,
-        **runtime(device, dtype, attn_implementation, allow_unvalidated),
+        **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
     )
     hits = retriever.search(text, k=k, filter=conditions, mode=mode, method=method, weight=weight)
     if json_output:
@@ -366,6 +381,7 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(min=0, help="How long a request waits for company.")] = 5.0,
     device: Device = None,
     dtype: Dtype = None,
+    precision: Precision = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
 ) -> None:
@@ -389,7 +405,7 @@ def serve(
             f"binding to {host} opens the server to other machines; pass --api-key KEY "
             "(or set RAGKIT_API_KEY), or bind to 127.0.0.1"
         )
-    options = runtime(device, dtype, attn_implementation, allow_unvalidated)
+    options = runtime(device, dtype, attn_implementation, allow_unvalidated, precision)
     if index_dir is not None:
         from ragkit.encoders import Encoder
         from ragkit.index import Retriever
@@ -589,6 +605,7 @@ def eval_(
     ),
     device: Device = None,
     dtype: Dtype = None,
+    precision: Precision = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
     devices: Devices = None,
@@ -607,7 +624,7 @@ def eval_(
     if index_dir is not None:
         retriever = Retriever.load(
             index_dir,
-            **runtime(device, dtype, attn_implementation, allow_unvalidated),
+            **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
         )
         for search_mode in mode or [None]:
             systems.append(IndexSearch(retriever, mode=search_mode, method=method, weight=weight))
@@ -622,7 +639,7 @@ def eval_(
             input_format=input_format,
             template=template,
             devices=devices,
-            **runtime(device, dtype, attn_implementation, allow_unvalidated),
+            **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
         )
         systems.append(
             DenseSearch(loaded, spec=spec, pca=pca, dim=dim, max_doc_tokens=max_doc_tokens, cache=cache)

@@ -38,6 +38,13 @@ from ragkit.encoders.loading import (
     resolve,
 )
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
+from ragkit.encoders.precision import (
+    Precision,
+    compute_context,
+    quantize_int8,
+    resolve_precision,
+    weight_dtype,
+)
 from ragkit.encoders.workers import EncoderPool, resolve_devices
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_path
@@ -117,10 +124,15 @@ class Encoder:
         config: EncoderConfig | None = None,
         *,
         allow_unvalidated: bool = False,
+        precision: Precision = "fp32",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or EncoderConfig()
+        # How `encode` computes (ragkit/encoders/precision.py); "int8" quantizes `model` in place.
+        self.precision = resolve_precision(precision, self.device)
+        if self.precision == "int8":
+            self.model = quantize_int8(model)
         self.devices: list[str] | None = None  # several: `encode` runs a worker process on each
         self._pool: EncoderPool | None = None
         if self.tokenizer.pad_token is None:  # decoders often have none; padding is masked anyway
@@ -143,6 +155,7 @@ class Encoder:
         attn_implementation: str | None = None,
         allow_unvalidated: bool = False,
         devices: str | Sequence[str] | None = None,
+        precision: Precision | None = None,
     ) -> Encoder:
         """Load a built-in name, Hugging Face id, local directory, .gguf file or saved ragkit encoder.
 
@@ -163,6 +176,9 @@ class Encoder:
         `attn_implementation`: "sdpa" (transformers' default), "eager", "flash_attention_2", ...
         `devices`: encode on several devices at once, a worker process each ("all", "cuda:0,cuda:1",
         "cpu,cpu"; ragkit/encoders/workers.py).
+        `precision`: "fp32", "bf16" or "int8" (CPU only); None: the device's default
+        (ragkit/encoders/precision.py, measured in benchmarks/results/cpu_precision.md). `dtype`, when
+        given, sets the weights' dtype regardless.
         """
         if input_format is not None and input_format not in INPUT_FORMATS:
             raise RagkitError(
@@ -177,10 +193,11 @@ class Encoder:
         if not str(name_or_path):
             raise RagkitError("name_or_path is empty: give a model name, Hub id, directory or .gguf file")
         device = resolve_device(device)
+        precision = resolve_precision(precision, device)
         model, source = load_model(
             name_or_path,
             adapters=tuple(adapters),
-            dtype=resolve_dtype(dtype, device),
+            dtype=resolve_dtype(dtype, device) if dtype is not None else weight_dtype(precision, device),
             attn_implementation=attn_implementation,
         )
         resolved = resolve(name_or_path)  # the weights' directory or id; `source` is past any adapters
@@ -204,7 +221,9 @@ class Encoder:
         if template is not None:
             config.template = resolve_template(template)
         tokenizer = load_tokenizer(resolved, source)
-        encoder = cls(model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated)
+        encoder = cls(
+            model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated, precision=precision
+        )
         encoder.devices = resolve_devices(devices)
         return encoder
 
@@ -323,7 +342,7 @@ class Encoder:
         self.model.eval()
         try:
             bar = progress_bar("encoding", enabled=show_progress, transient=True)
-            with torch.inference_mode(), bar:
+            with torch.inference_mode(), compute_context(self.precision, self.device), bar:
                 task = bar.add_task("encoding", total=len(texts))
                 for rows in batches:
                     vectors = self.embed(self.pad([ids[i] for i in rows], [prompt_lengths[i] for i in rows]))

@@ -150,11 +150,13 @@ class Retriever:
         attn_implementation: str | None = None,
         allow_unvalidated: bool = False,
         search_params: dict | None = None,
+        precision: str | None = None,
     ) -> Retriever:
         """Open an index; its encoder is loaded from the manifest unless a matching one is given.
 
         The manifest fixes everything that shapes the vectors (weights, pooling, input format,
-        instructions, max length); `device`, `dtype` and `attn_implementation` only say how to run it.
+        instructions, max length); `device`, `dtype`, `precision` and `attn_implementation` only say
+        how to run it.
         """
         manifest = IndexManifest.read(index_dir)
         if encoder is None:
@@ -164,6 +166,7 @@ class Retriever:
                 dtype=dtype,
                 attn_implementation=attn_implementation,
                 allow_unvalidated=allow_unvalidated,
+                precision=precision,
             )
         if encoder.fingerprint()["config_hash"] != manifest.config_hash:
             raise RagkitError(

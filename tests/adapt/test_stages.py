@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import TRAIN_SENTENCES, tiny_decoder_dir
+from helpers import TRAIN_SENTENCES, tiny_decoder_dir, tiny_model
 
 from ragkit import Encoder, EncoderConfig, RagkitError
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, SupervisedConfig
@@ -180,3 +180,19 @@ def test_every_stage_type_builds_from_the_one_table(tmp_path):
         config.max_length = 64
         with training_stage(name, lm, load_tokenizer(str(path)), config, World()) as (stage, _):
             assert isinstance(stage, kind.stage) and stage.step(0)[1] > 0
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook")
+def test_lora_on_the_top_layers_only_stops_backward_below_them():
+    model = add_lora(tiny_model("llama"), r=4, alpha=8, dropout=0.0, seed=0, layers=1)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.1." in name for name in trainable)
+    reached = []
+    model.base_model.model.layers[0].register_full_backward_hook(lambda *args: reached.append(0))
+    model.base_model.model.layers[1].register_full_backward_hook(lambda *args: reached.append(1))
+    ids = torch.randint(4, 100, (2, 6))
+    model(input_ids=ids).last_hidden_state.pow(2).mean().backward()
+    assert reached == [1]  # the bottom layer is never differentiated
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(RagkitError, match="lora_layers must be between 1 and the model's 2 layers, got 3"):
+        add_lora(tiny_model("llama"), r=4, alpha=8, dropout=0.0, seed=0, layers=3)

@@ -1,0 +1,179 @@
+"""CPU fast path: encode speed, cosine to fp32 and nDCG@10 for each inference precision, in one run.
+
+    python benchmarks/cpu_precision.py                  # speed + cosine, then nDCG on two folders
+    python benchmarks/cpu_precision.py --part speed     # speed + cosine only (needs idle cores)
+    python benchmarks/cpu_precision.py --part ndcg      # nDCG only (fine next to other work)
+
+Precisions (ragkit/encoders/precision.py): fp32; bf16 autocast over fp32 weights; bf16 weights;
+int8 dynamic quantization of the linear layers. Speed is real (unpadded) tokens per second encoding
+the same 512 MS MARCO passages, one precision after the other, best of `--repeats`; cosine is each
+passage's vector against fp32's. nDCG@10 uses ablation.md's settings (first 1500 documents keeping
+the judged ones, documents cut at 128 tokens, MTEB instructions). The rule that sets the CPU default:
+the fastest precision whose min cosine is >= 0.999 and whose nDCG@10 is within 0.005 of fp32 on
+every folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ragkit import Encoder
+from ragkit.eval import DenseSearch, evaluate, load_task
+from ragkit.eval.models import RagkitModel
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+# label -> Encoder.load options
+SETTINGS = {
+    "fp32": {"precision": "fp32"},
+    "bf16 autocast": {"precision": "bf16"},
+    "bf16 weights": {"precision": "fp32", "dtype": "bf16"},
+    "int8 dynamic": {"precision": "int8"},
+}
+MIN_COSINE, MAX_NDCG_DROP = 0.999, 0.005
+
+
+def msmarco_passages(n: int) -> list[str]:
+    import gzip
+
+    with gzip.open(DATA / "msmarco-subset" / "corpus.jsonl.gz", "rt") as f:
+        docs = [json.loads(line) for _, line in zip(range(n), f, strict=False)]
+    return [f"{d['title']} {d['text']}".strip() for d in docs]
+
+
+def speed(model: str, texts: list[str], repeats: int) -> dict[str, dict]:
+    out, reference = {}, None
+    for label, options in SETTINGS.items():
+        encoder = Encoder.load(model, **options)
+        tokens = sum(len(ids) for ids in encoder.token_ids(texts)[0])
+        encoder.encode(texts[:32], show_progress=False)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            vectors = encoder.encode(texts, show_progress=False)
+            times.append(time.perf_counter() - start)
+        reference = vectors if reference is None else reference
+        cosine = (vectors * reference).sum(axis=1)
+        out[label] = {
+            "tokens_per_s": tokens / min(times),
+            "texts_per_s": len(texts) / min(times),
+            "min_cosine": float(cosine.min()),
+            "mean_cosine": float(cosine.mean()),
+        }
+        print(label, out[label], flush=True)
+        del encoder
+        gc.collect()
+    return out
+
+
+def ndcg(model: str, folders: list[str], max_docs: int, max_doc_tokens: int) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for label, options in SETTINGS.items():
+        system = DenseSearch(RagkitModel(Encoder.load(model, **options)), max_doc_tokens=max_doc_tokens)
+        system.label = label
+        out[label] = {}
+        for folder in folders:
+            (row,) = evaluate([system], [load_task(DATA / folder)], output=None, max_docs=max_docs)
+            out[label][folder] = row.scores["ndcg_at_10"]
+            print(label, folder, out[label][folder], flush=True)
+        del system
+        gc.collect()
+    return out
+
+
+def choose(results: dict) -> str:
+    """The fastest setting that keeps cosine and nDCG@10 within the rule; a precision ragkit offers."""
+    fp32 = results["ndcg"].get("fp32", {})
+    allowed = []
+    for label, s in results["speed"].items():
+        if label not in ("fp32", "bf16 autocast", "int8 dynamic"):  # bf16 weights: not an option on CPU
+            continue
+        scores = results["ndcg"].get(label, {})
+        close = all(abs(scores.get(f, -1) - v) <= MAX_NDCG_DROP for f, v in fp32.items())
+        if s["min_cosine"] >= MIN_COSINE and close:
+            allowed.append((s["tokens_per_s"], label))
+    return max(allowed)[1] if allowed else "fp32"
+
+
+def report(results: dict) -> str:
+    speed_rows, scores = results["speed"], results["ndcg"]
+    folders = sorted({f for s in scores.values() for f in s})
+    base = speed_rows.get("fp32", {}).get("tokens_per_s")
+    lines = [
+        "# CPU fast path: inference precision",
+        "",
+        f"`python benchmarks/cpu_precision.py` ({results['model']}, {results['threads']} threads, "
+        f"{results['n']} MS MARCO passages, batch 32, best of {results['repeats']}; one precision after "
+        "the other on idle cores). nDCG@10 with ablation.md's settings (1500 documents, 128 tokens).",
+        "",
+        "| precision | tokens/s | x fp32 | min cosine | mean cosine | "
+        + " | ".join(f"nDCG@10 {f}" for f in folders)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(folders),
+    ]
+    for label, s in speed_rows.items():
+        cells = [f"{scores.get(label, {}).get(f, float('nan')):.4f}" for f in folders]
+        lines.append(
+            f"| {label} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] / base:.2f} | {s['min_cosine']:.5f} "
+            f"| {s['mean_cosine']:.5f} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        f"Rule: the fastest of fp32 / bf16 autocast / int8 with min cosine >= {MIN_COSINE} and nDCG@10 "
+        f"within {MAX_NDCG_DROP} of fp32 on every folder. Chosen: **{choose(results)}** "
+        "(ragkit/encoders/precision.py `CPU_DEFAULT`; `--precision` switches).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="llm2vec-smollm2-135m")
+    parser.add_argument("--part", choices=("all", "speed", "ndcg"), default="all")
+    parser.add_argument("--n", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--folders", nargs="+", default=["cranfield", "scifact"])
+    parser.add_argument("--max-docs", type=int, default=1500)
+    parser.add_argument("--max-doc-tokens", type=int, default=128)
+    args = parser.parse_args()
+    store = RESULTS / "cpu_precision.json"
+    results = json.loads(store.read_text()) if store.is_file() else {"speed": {}, "ndcg": {}}
+    results.update(model=args.model, n=args.n, repeats=args.repeats, threads=torch.get_num_threads())
+    if args.part in ("all", "speed"):
+        results["speed"] = speed(args.model, msmarco_passages(args.n), args.repeats)
+        store.write_text(json.dumps(results, indent=1) + "\n")
+    if args.part in ("all", "ndcg"):
+        results["ndcg"] = ndcg(args.model, args.folders, args.max_docs, args.max_doc_tokens)
+        store.write_text(json.dumps(results, indent=1) + "\n")
+    if results["speed"]:
+        (RESULTS / "cpu_precision.md").write_text(report(results))
+        table = Table(title="CPU precision")
+        for column in ("precision", "tokens/s", "x fp32", "min cosine", *args.folders):
+            table.add_column(column, justify="right")
+        base = results["speed"]["fp32"]["tokens_per_s"]
+        for label, s in results["speed"].items():
+            table.add_row(
+                label,
+                f"{s['tokens_per_s']:,.0f}",
+                f"{s['tokens_per_s'] / base:.2f}",
+                f"{s['min_cosine']:.5f}",
+                *(f"{results['ndcg'].get(label, {}).get(f, np.nan):.4f}" for f in args.folders),
+            )
+        Console().print(table)
+        print("chosen:", choose(results))
+
+
+if __name__ == "__main__":
+    main()
