@@ -162,10 +162,10 @@ class IndexSearch:
     ) -> None:
         self.retriever = retriever
         self.chunks_per_document = chunks_per_document
-        self.mode = retriever.resolve_mode(mode)  # a bad mode, or one the index lacks, fails now
+        self.mode = retriever.resolve_mode(mode)  # a bad mode fails now
         check_fusion(method, weight)
         self.method, self.weight = method, weight
-        self.doc_ids = retriever.store.doc_ids_by_position()
+        self.doc_ids = retriever.store.doc_ids()  # chunk id -> document id
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
         setting = f" {method} {weight:g}" if self.mode == "hybrid" else ""
         self.label = f"index:{retriever.index_dir.name} {self.mode}{setting}"
@@ -177,7 +177,7 @@ class IndexSearch:
     def index(
         self, corpus, *, task_metadata: TaskMetadata, hf_split: str, hf_subset: str, **kwargs: Any
     ) -> None:
-        indexed, wanted = set(self.doc_ids), set(corpus["id"])
+        indexed, wanted = set(self.doc_ids.values()), set(corpus["id"])
         missing = wanted - indexed
         if missing:
             raise RagkitError(

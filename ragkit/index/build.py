@@ -1,15 +1,22 @@
-"""`Index.build`: corpus folder -> chunks -> vectors -> FAISS index (and a BM25 of the same chunks)
-in one directory, incrementally and atomically.
+"""`Index.build`: corpus folder -> chunks -> vectors -> FAISS index (and a BM25 of the same chunks),
+incrementally, in place and atomically.
 
-The build happens in `<index>.building/` (the previous docstore copied in, so unchanged files are not
-embedded again) and is swapped into place only when complete: an interrupted build leaves the previous
-index intact, and rerunning the same command resumes from the files already embedded.
+An update writes the index's next generation into the same directory: new chunks and vectors go into
+the docstore tagged with it, replaced ones are marked removed by it (readers of the current generation
+see neither), the FAISS index gets the new vectors added and the old ones removed by chunk id
+(`index-<g>.faiss`), the BM25 part is rebuilt (`bm25-<g>/`), and writing the manifest that names the
+generation commits it. An interrupted update leaves the previous generation answering, and rerunning
+the same command resumes from the files already embedded. The FAISS index and the PCA are trained
+again only when the policy says so (the corpus grew or shrank `RETRAIN_FACTOR` times since they
+were trained) or on `rebuild`. A new index, or a rebuild, is built in `<index>.building/` and swapped
+into place when complete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -25,17 +32,25 @@ from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_build import faiss_build
-from ragkit.index.faiss_index import build_index, default_search_params, resolve_spec
-from ragkit.index.lexical import LEXICAL_DIR, SETTINGS, LexicalIndex
+from ragkit.index.faiss_index import (
+    default_search_params,
+    resolve_spec,
+    trained,
+    training_sample_size,
+    with_ids,
+)
+from ragkit.index.lexical import SETTINGS, LexicalIndex
 from ragkit.index.lock import writer_lock
-from ragkit.index.manifest import INDEX_FILE, MANIFEST_FILE, IndexManifest
-from ragkit.index.transform import Transform
+from ragkit.index.manifest import MANIFEST_FILE, IndexManifest, index_file, lexical_dir
+from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
 from ragkit.io import swap_into_place
 from ragkit.progress import progress_bar
 
 EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
 DOCUMENT_KEY = "doc:"  # docstore key prefix of documents added through `Index.open`, not from files
 PARAMS_FILE = "build-params.json"
+RETRAIN_FACTOR = 2.0  # retrain the FAISS index / PCA once the corpus has grown or shrunk this much
+ADD_BLOCK = 65_536  # vectors added to FAISS at a time
 
 
 @dataclass
@@ -55,7 +70,12 @@ class BuildReport:
     factory: str = ""
     transform: dict = field(default_factory=dict)
     faiss: str = ""  # which faiss build made the index
-    added_lexical: bool = False  # the previous index had no BM25 part (an older ragkit built it)
+    generation: int = 0  # the index's generation after this change
+    in_place: bool = False  # an update of an existing index (not a new build or a rebuild)
+    vectors_added: int = 0  # FAISS vectors added and removed by an in-place update
+    vectors_removed: int = 0
+    retrained: str = ""  # why the FAISS index / PCA were trained (again); "" when they were kept
+    bytes_per_vector: float = 0.0
 
     def summary(self) -> str:
         c = self.counts
@@ -77,10 +97,15 @@ class BuildReport:
             f"embedded {self.chunks_embedded} chunks, {self.tokens_embedded} tokens ({rate:.0f} tokens/s); "
             f"{self.seconds:.1f} s in all"
         )
-        if self.added_lexical:
+        if self.in_place and not self.retrained:
             lines.append(
-                "added a BM25 part to this index (built without one): hybrid and bm25 search now work"
+                f"updated in place (generation {self.generation}): {self.vectors_added} vectors added, "
+                f"{self.vectors_removed} removed"
+                if self.vectors_added or self.vectors_removed
+                else "nothing changed: the index was left as it was"
             )
+        elif self.in_place:
+            lines.append(f"retrained the index (generation {self.generation}): {self.retrained}")
         reading = self.reading
         if reading.skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(reading.skipped.items()))
@@ -102,7 +127,7 @@ class Index:
     last build, and swaps the finished index in atomically (see the module docstring).
     `Index.open("my-index")` changes an index document by document: `add`, `upsert`, `delete`, each
     one atomic in the same way (a crash leaves the previous index). Both go through one transaction,
-    `_commit`: lock, copy of the docstore, the change, faiss + BM25 + manifest from every chunk, swap.
+    `_commit`: lock, the change at the next generation, faiss updated in place + BM25, manifest.
     """
 
     def __init__(
@@ -184,13 +209,14 @@ class Index:
         self, documents: list[Document], deletes: list[str], *, add_only: bool = False
     ) -> BuildReport:
         def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
-            old = store.file_hashes()
+            old = _file_hashes(self.index_dir, previous.generation) if previous else {}  # committed
             if add_only and (held := [d.doc_id for d in documents if DOCUMENT_KEY + d.doc_id in old]):
                 raise RagkitError(
                     f"the index already holds document {held[0]!r} ({len(held)} in all); "
                     "use `upsert` to replace documents"
                 )
-            todo = [d for d in documents if old.get(DOCUMENT_KEY + d.doc_id) != document_hash(d)]
+            done = store.file_hashes()  # and what an interrupted call already embedded
+            todo = [d for d in documents if done.get(DOCUMENT_KEY + d.doc_id) != document_hash(d)]
             self._embed(todo, store, report)
             store.remove_files(DOCUMENT_KEY + i for i in deletes)
             if store.counts()["chunks"] == 0:
@@ -199,21 +225,24 @@ class Index:
                 )
             return old
 
-        return self._commit(change)
+        return self._commit(change, kind="documents")
 
     def _commit(
         self,
         change: Callable[[Docstore, BuildReport, IndexManifest | None], dict[str, str]],
         *,
+        kind: str,
         rebuild: bool = False,
-        resume: bool = False,
         corpus: str | None = None,
     ) -> BuildReport:
-        """One atomic change of the index directory, for the folder build and the document API alike.
+        """One atomic change of the index, for the folder build and the document API alike.
 
-        Under the writer lock, `change` edits a copy of the docstore in `<index>.building/` (embedding
-        what it adds) and returns the {key: hash} map it started from; the faiss index, BM25 part and
-        manifest are then rebuilt from every chunk, and the finished directory is swapped in.
+        Under the writer lock, `change` edits the docstore at the next generation (embedding what it
+        adds) and returns the {key: hash} map the index held before; the FAISS index is then updated
+        in place (or trained again, by the policy) and the BM25 part rebuilt, and the manifest naming
+        the generation commits it. A new index or a rebuild is made in `<index>.building/` and swapped
+        in. `kind` names the change ("folder:<path>", "documents"): an interrupted change of the
+        same kind is resumed, another kind's is rolled back first.
         """
         encoder, index_dir = self.encoder, self.index_dir
         with writer_lock(index_dir):
@@ -221,29 +250,48 @@ class Index:
             params = _build_params(encoder, self.chunking, self.fields)
             previous = _previous_manifest(index_dir, params, rebuild)
             report = BuildReport(index_dir, faiss=faiss_build().describe())
-            report.added_lexical = bool(previous) and not previous.lexical
-            work = index_dir.with_name(f"{index_dir.name}.building")
-            copy_previous = bool(previous) and not rebuild
-            _prepare_workdir(work, index_dir, params, resume=resume, copy_previous=copy_previous)
-            store = Docstore(work / DOCSTORE_FILE)
+            in_place = previous is not None and not rebuild
+            if in_place:
+                directory, report.generation, report.in_place = index_dir, previous.generation + 1, True
+            else:
+                directory, report.generation = index_dir.with_name(f"{index_dir.name}.building"), 1
+                _prepare_workdir(directory, params, resume=not rebuild)
+            store = Docstore(directory / DOCSTORE_FILE, generation=report.generation)
             try:
-                old = change(store, report, None if rebuild else previous)
+                store.begin(kind)
+                old = change(store, report, previous if in_place else None)
                 _count_changes(report, old, store.file_hashes())
-                _write_index(
-                    work,
+                if in_place and not _has_changes(store, encoder.dim):
+                    store.abandon()
+                    report.generation, report.counts = previous.generation, store.counts()
+                    report.factory, report.transform = previous.index["factory"], previous.transform
+                    report.counts["vectors"] = previous.counts.get("vectors", report.counts["chunks"])
+                    report.seconds = time.perf_counter() - start
+                    return report
+                trained_info = _write_generation(
+                    directory,
                     store,
                     encoder,
                     report,
+                    previous if in_place else None,
                     spec=self.spec,
                     pca=self.pca,
                     dim=self.dim,
                     whiten=self.whiten,
                 )
+                if corpus is None:
+                    corpus = previous.corpus if previous else ""
+                _manifest(params, previous, report, trained_info, corpus=corpus, spec=self.spec).write(
+                    directory
+                )  # the commit
+                store.committed(keep_from=report.generation - 1)
             finally:
                 store.close()
-            if corpus is None:
-                corpus = previous.corpus if previous else ""
-            _finish(work, index_dir, params, previous, report, corpus=corpus, spec=self.spec)
+            if in_place:
+                _remove_old_generations(index_dir, report.generation)
+            else:
+                (directory / PARAMS_FILE).unlink()
+                swap_into_place(directory, index_dir)
             report.seconds = time.perf_counter() - start
             return report
 
@@ -319,7 +367,7 @@ class Index:
         )
 
         def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
-            old = _file_hashes(index_dir) if previous else {}  # what the swapped-in index holds
+            old = _file_hashes(index_dir, previous.generation) if previous else {}  # what the index holds
             done = store.file_hashes()  # that, plus what an interrupted build already embedded
             report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
             todo = [f for f in files if done.get(f.relpath) != f.content_hash]
@@ -335,7 +383,8 @@ class Index:
                 )
             return old
 
-        return index._commit(change, rebuild=rebuild, resume=not rebuild, corpus=str(Path(corpus).resolve()))
+        corpus_path = str(Path(corpus).resolve())
+        return index._commit(change, kind=f"folder:{corpus_path}", rebuild=rebuild, corpus=corpus_path)
 
 
 def index_settings(
@@ -412,43 +461,95 @@ def document_hash(doc: Document) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _write_index(
-    work: Path,
+def _has_changes(store: Docstore, dim: int) -> bool:
+    added, _, removed = store.changes(dim)
+    return bool(len(added) or len(removed))
+
+
+def _write_generation(
+    directory: Path,
     store: Docstore,
     encoder: Encoder,
     report: BuildReport,
+    previous: IndexManifest | None,
     *,
     spec: str | None,
     pca: int | None,
     dim: int | None,
     whiten: bool,
-) -> None:
-    """The faiss index (after the PCA / truncation fitted here) and the BM25 part, from every chunk
-    in the docstore: an update gives the same index as a rebuild from the same documents."""
-    vectors = store.all_vectors(encoder.dim)
-    transform = Transform.fit(vectors, pca=pca, dim=dim, whiten=whiten)
-    reduced = transform.apply(vectors)
-    factory = resolve_spec(spec, len(reduced), transform.dim_out)
-    faiss.write_index(build_index(reduced, factory), str(work / INDEX_FILE))
-    LexicalIndex.build(store.texts_by_position()).save(work / LEXICAL_DIR)
-    transform.save(work)
-    report.counts, report.factory, report.transform = store.counts(), factory, transform.describe()
-    report.counts["vectors"] = len(reduced)
+) -> dict[str, int]:
+    """The FAISS index and BM25 part of the store's generation, beside the previous ones; returns
+    when the FAISS index / PCA were trained ({"generation", "vectors"})."""
+    g, n = report.generation, store.counts()["chunks"]
+    removing = previous is not None and len(store.changes(encoder.dim)[2]) > 0
+    reason = "new index" if previous is None else _retrain_reason(previous, n, removing)
+    if reason:
+        transform, factory, index = _train_and_fill(
+            store, encoder.dim, n, spec=spec, pca=pca, dim=dim, whiten=whiten
+        )
+        pca_file = f"transform-{g}.pca"
+        transform.save(directory, pca_file)
+        report.transform, report.factory = transform.describe(pca_file), factory
+        report.retrained = "" if previous is None else reason
+        trained_info = {"generation": g, "vectors": n}
+    else:
+        index = faiss.read_index(str(directory / previous.index_path))
+        transform = Transform.load(directory, previous.transform)
+        added, vectors, removed = store.changes(encoder.dim)
+        if len(removed):
+            index.remove_ids(removed)
+        for first in range(0, len(added), ADD_BLOCK):
+            block = slice(first, first + ADD_BLOCK)
+            index.add_with_ids(transform.apply(vectors[block]), added[block])
+        report.vectors_added, report.vectors_removed = len(added), len(removed)
+        report.transform, report.factory = previous.transform, previous.index["factory"]
+        trained_info = previous.trained
+    faiss.write_index(index, str(directory / index_file(g)))
+    ids, texts = store.texts()
+    LexicalIndex.build(texts, ids=ids).save(directory / lexical_dir(g))
+    report.counts = store.counts()
+    report.counts["vectors"] = int(index.ntotal)
+    report.bytes_per_vector = round((directory / index_file(g)).stat().st_size / max(index.ntotal, 1), 1)
+    return trained_info
 
 
-def _finish(
-    work: Path,
-    index_dir: Path,
+def _retrain_reason(previous: IndexManifest, n: int, removing: bool) -> str:
+    """Why an update must train the FAISS index / PCA again; "" when it can update them in place."""
+    factory, trained_on = previous.index["factory"], previous.trained.get("vectors", n)
+    learned = previous.transform["kind"] == "pca" or re.search(r"IVF|PQ|SQ", factory)
+    if learned and (n >= RETRAIN_FACTOR * trained_on or n * RETRAIN_FACTOR <= trained_on):
+        return f"it has {n} chunks, {n / max(trained_on, 1):.1f}x the {trained_on} it was trained on"
+    if removing and "HNSW" in factory:
+        return "an HNSW graph cannot remove vectors in place"
+    return ""
+
+
+def _train_and_fill(
+    store: Docstore, d: int, n: int, *, spec: str | None, pca: int | None, dim: int | None, whiten: bool
+) -> tuple[Transform, str, faiss.Index]:
+    """PCA / truncation and a FAISS index (and its factory string) trained on samples of the store's
+    vectors, then filled with all of them a block at a time (memory: the index plus one block)."""
+    transform = Transform.fit(store.sample_vectors(d, PCA_TRAINING_SAMPLE), pca=pca, dim=dim, whiten=whiten)
+    factory = resolve_spec(spec, n, transform.dim_out)
+    index = with_ids(factory, transform.dim_out)
+    if not index.is_trained:
+        index = trained(index, transform.apply(store.sample_vectors(d, training_sample_size(factory))))
+    for ids, vectors in store.vector_blocks(d, ADD_BLOCK):
+        index.add_with_ids(transform.apply(vectors), ids)
+    return transform, factory, index
+
+
+def _manifest(
     params: dict,
     previous: IndexManifest | None,
     report: BuildReport,
+    trained_info: dict[str, int],
     *,
     corpus: str,
     spec: str | None,
-) -> None:
-    """Write the manifest and swap the finished index into place."""
+) -> IndexManifest:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    IndexManifest(
+    return IndexManifest(
         **params,
         created=previous.created if previous else now,
         updated=now,
@@ -458,11 +559,25 @@ def _finish(
         search_params=default_search_params(report.factory),
         lexical=SETTINGS,
         counts=dict(report.counts),
-        bytes_per_vector=_bytes_per_vector(work / INDEX_FILE, report.counts["vectors"]),
+        bytes_per_vector=report.bytes_per_vector,
         faiss=report.faiss,
-    ).write(work)
-    (work / PARAMS_FILE).unlink()
-    swap_into_place(work, index_dir)
+        generation=report.generation,
+        trained=trained_info,
+    )
+
+
+def _remove_old_generations(index_dir: Path, generation: int) -> None:
+    """Files of generations before the previous one: no reader loads them any more (a reader keeps
+    what it loaded in memory; one opening the previous generation right now still finds it)."""
+    manifest = IndexManifest.read(index_dir)
+    keep = {manifest.transform.get("file")}
+    for path in index_dir.iterdir():
+        found = re.fullmatch(r"(?:index-(\d+)\.faiss|bm25-(\d+)|transform-(\d+)\.pca)", path.name)
+        if not found or path.name in keep:
+            continue
+        g = int(next(x for x in found.groups() if x))
+        if g < generation - 1 or (path.suffix == ".pca" and g < manifest.trained.get("generation", 0)):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _count_changes(report: BuildReport, old: dict[str, str], new: dict[str, str]) -> None:
@@ -494,20 +609,19 @@ def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMan
     return manifest
 
 
-def _prepare_workdir(work: Path, index_dir: Path, params: dict, *, resume: bool, copy_previous: bool) -> None:
-    """Resume an interrupted build made the same way, else start afresh or from the current docstore."""
+def _prepare_workdir(work: Path, params: dict, *, resume: bool) -> None:
+    """Resume an interrupted new build made the same way, else start afresh."""
     params_file = work / PARAMS_FILE
     if resume and params_file.is_file() and json.loads(params_file.read_text()) == params:
         return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    if copy_previous:
-        shutil.copy2(index_dir / DOCSTORE_FILE, work / DOCSTORE_FILE)
     params_file.write_text(json.dumps(params))
 
 
-def _file_hashes(index_dir: Path) -> dict[str, str]:
-    store = Docstore(index_dir / DOCSTORE_FILE, readonly=True)
+def _file_hashes(index_dir: Path, generation: int) -> dict[str, str]:
+    """What generation `generation` of the index holds: {path: content hash}."""
+    store = Docstore(index_dir / DOCSTORE_FILE, generation=generation, readonly=True)
     try:
         return store.file_hashes()
     finally:
@@ -565,7 +679,3 @@ def _embed_files(
         if pending:
             flush()
     report.embed_seconds = time.perf_counter() - started
-
-
-def _bytes_per_vector(index_file: Path, n: int) -> float:
-    return round(index_file.stat().st_size / max(n, 1), 1)

@@ -1,8 +1,10 @@
 """SQLite docstore: every chunk's text, offsets, metadata and embedding, and every file's content hash.
 
-Embeddings are kept (float32, before any PCA) so that an incremental update re-embeds only new or
-changed files and then rebuilds the faiss index from all vectors, giving the same index as a full
-rebuild.
+Chunk ids are the FAISS ids. Rows are versioned by the index's generation (the manifest's
+`generation`): a row is `added` in one generation and `removed` in a later one, so an update writes
+generation g+1 into the same file while readers of generation g keep seeing exactly their version;
+the manifest naming g+1 is what commits it. Embeddings are kept (float32, before any PCA), so an
+update embeds only new or changed files and a retrain reads the vectors back instead of re-embedding.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ DOCSTORE_FILE = "docstore.sqlite"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
     content_hash TEXT NOT NULL,
-    documents INTEGER NOT NULL
+    documents INTEGER NOT NULL,
+    added INTEGER NOT NULL,
+    removed INTEGER
 );
+CREATE INDEX IF NOT EXISTS files_path ON files (path);
 CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
     chunk_no INTEGER NOT NULL,
     doc_id TEXT NOT NULL,
@@ -39,24 +44,30 @@ CREATE TABLE IF NOT EXISTS chunks (
     end INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     embedding BLOB NOT NULL,
-    position INTEGER,
-    UNIQUE (path, chunk_no)
+    added INTEGER NOT NULL,
+    removed INTEGER
 );
-CREATE INDEX IF NOT EXISTS chunks_position ON chunks (position);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks (path);
+CREATE INDEX IF NOT EXISTS chunks_added ON chunks (added);
+CREATE INDEX IF NOT EXISTS chunks_removed ON chunks (removed);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+VISIBLE = "added <= :g AND (removed IS NULL OR removed > :g)"  # the rows of generation :g
 
 
 class Docstore:
-    """Chunks and files of one index in SQLite.
+    """Chunks and files of one index in SQLite, as seen by one generation.
 
-    One connection, opened at once and shared by every thread under a lock (reads are a few rows
-    per search): a web server's thread pool can search one `Retriever`, and since the open file is
-    kept, a reader keeps its snapshot of the index when `ragkit index` swaps a new one in.
-    A missing or damaged file is a one-line `RagkitError` that says to rebuild.
+    A reader opens it `readonly` at the manifest's generation; a writer at the generation it is
+    writing (the current one + 1), where its own uncommitted rows are visible and the rows it replaced
+    are not. One connection, opened at once and shared by every thread under a lock (reads are a few
+    rows per search), so a web server's thread pool can search one `Retriever`. SQLite's WAL journal
+    lets readers read while a writer writes. A missing or damaged file is a one-line `RagkitError`
+    that says to rebuild.
     """
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        self.path, self.readonly = Path(path), readonly
+    def __init__(self, path: Path, *, generation: int = 1, readonly: bool = False) -> None:
+        self.path, self.readonly, self.generation = Path(path), readonly, generation
         if readonly and not self.path.is_file():
             raise RagkitError(
                 f"{self.path} is missing; rebuild the index with `ragkit index CORPUS --rebuild`"
@@ -64,10 +75,11 @@ class Docstore:
         self._lock = threading.RLock()
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         with self._guard():
-            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
             if readonly:
                 self.counts()  # fail now, with the one-line error, if the file is not a docstore
             else:
+                self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.executescript(SCHEMA)
 
     @contextlib.contextmanager
@@ -76,61 +88,143 @@ class Docstore:
         with self._lock, _DatabaseErrors(self.path):
             yield
 
+    def _rows(self, sql: str, params: dict | tuple = ()) -> list[tuple]:
+        with self._guard():
+            if isinstance(params, dict):
+                params = {"g": self.generation, **params}
+            return self.db.execute(sql, params).fetchall()
+
     def close(self) -> None:
         with self._lock:
             self.db.close()
 
-    def file_hashes(self) -> dict[str, str]:
-        with self._guard():
-            return dict(self.db.execute("SELECT path, content_hash FROM files"))
+    # --- writing (a writer's generation: the one it is making) ---
+
+    def begin(self, kind: str) -> bool:
+        """Start (or resume) writing this generation for `kind` of change ("folder:<path>", "documents").
+        Uncommitted rows of an interrupted change of another kind are rolled back first; True if
+        uncommitted rows of the same kind are kept (a resume)."""
+        with self._guard(), self.db:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'pending'").fetchone()
+            pending = json.loads(row[0]) if row else None
+            resumed = pending == {"kind": kind, "generation": self.generation}
+            if pending is not None and not resumed:
+                self._rollback()
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('pending', ?)",
+                (json.dumps({"kind": kind, "generation": self.generation}),),
+            )
+        return resumed
+
+    def _rollback(self) -> None:
+        """Undo every uncommitted change (rows added, or marked removed, after the last commit)."""
+        g = self.generation
+        for table in ("chunks", "files"):
+            self.db.execute(f"DELETE FROM {table} WHERE added >= ?", (g,))
+            self.db.execute(f"UPDATE {table} SET removed = NULL WHERE removed >= ?", (g,))
+
+    def abandon(self) -> None:
+        """Nothing to commit after all: forget the pending change."""
+        with self._guard(), self.db:
+            self.db.execute("DELETE FROM meta WHERE key = 'pending'")
+
+    def committed(self, keep_from: int) -> None:
+        """The manifest now names this generation: forget the pending change, and delete rows no
+        reader of generation `keep_from` or later can see (removed at or before it)."""
+        with self._guard(), self.db:
+            self.db.execute("DELETE FROM meta WHERE key = 'pending'")
+            for table in ("chunks", "files"):
+                self.db.execute(f"DELETE FROM {table} WHERE removed <= ?", (keep_from,))
 
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ):
         """Store one file's chunks and vectors, replacing any earlier version, in one transaction."""
         with self._guard(), self.db:
-            self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            self._remove(path)
             self.db.executemany(
-                "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, embedding) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, embedding, "
+                "added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (path, i, c.doc_id, c.title, c.text, c.start, c.end, json.dumps(c.metadata), v.tobytes())
+                    (
+                        path,
+                        i,
+                        c.doc_id,
+                        c.title,
+                        c.text,
+                        c.start,
+                        c.end,
+                        json.dumps(c.metadata),
+                        v.tobytes(),
+                        g,
+                    )
+                    for g in [self.generation]
                     for i, (c, v) in enumerate(zip(chunks, vectors.astype(np.float32), strict=True))
                 ],
             )
-            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (path, content_hash, documents))
+            self.db.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, NULL)",
+                (path, content_hash, documents, self.generation),
+            )
 
     def remove_files(self, paths: Iterable[str]) -> None:
         with self._guard(), self.db:
             for path in paths:
-                self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
-                self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+                self._remove(path)
 
-    def all_vectors(self, dim: int) -> np.ndarray:
-        """Every vector, in (path, chunk_no) order, and record that order as each chunk's index position."""
-        with self._guard():
-            rows = list(self.db.execute("SELECT id, embedding FROM chunks ORDER BY path, chunk_no"))
-        with self._guard(), self.db:
-            self.db.executemany(
-                "UPDATE chunks SET position = ? WHERE id = ?", [(i, r[0]) for i, r in enumerate(rows)]
+    def _remove(self, path: str) -> None:
+        """This generation's rows of `path` go; earlier generations' are marked removed by it."""
+        g = self.generation
+        for table in ("chunks", "files"):
+            self.db.execute(f"DELETE FROM {table} WHERE path = ? AND added = ?", (path, g))
+            self.db.execute(f"UPDATE {table} SET removed = ? WHERE path = ? AND removed IS NULL", (g, path))
+
+    def changes(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What this generation changes in the FAISS index: (ids added, their vectors, ids removed)."""
+        added = self._rows("SELECT id, embedding FROM chunks WHERE added = :g ORDER BY id", {})
+        removed = self._rows("SELECT id FROM chunks WHERE removed = :g AND added < :g ORDER BY id", {})
+        return _ids(added), _vectors(added, dim), np.array([i for (i,) in removed], dtype=np.int64)
+
+    # --- reading (the generation's rows) ---
+
+    def file_hashes(self) -> dict[str, str]:
+        return dict(self._rows(f"SELECT path, content_hash FROM files WHERE {VISIBLE}", {}))
+
+    def vector_blocks(self, dim: int, block: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every chunk's (ids, vectors), in id order, a block at a time: memory stays bounded."""
+        last = -1
+        while True:
+            rows = self._rows(
+                f"SELECT id, embedding FROM chunks WHERE {VISIBLE} AND id > :last ORDER BY id LIMIT :n",
+                {"last": last, "n": block},
             )
-        if not rows:
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            if not rows:
+                return
+            yield _ids(rows), _vectors(rows, dim)
+            last = rows[-1][0]
 
-    def chunks_at(self, positions: Iterable[int]) -> Iterator[dict]:
-        """Chunk records by index position, in the order asked."""
-        positions = [int(p) for p in positions]
-        # One bound parameter (a JSON array), however many positions: no "too many SQL variables".
+    def sample_vectors(self, dim: int, n: int, seed: int = 0) -> np.ndarray:
+        """Up to `n` of the vectors, a seeded sample (what PCA and IVF train on)."""
+        ids = self.ids()
+        if len(ids) > n:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+        return self.vectors_at(ids, dim)
+
+    def ids(self) -> np.ndarray:
+        return _ids(self._rows(f"SELECT id FROM chunks WHERE {VISIBLE} ORDER BY id", {}))
+
+    def chunks_at(self, ids: Iterable[int]) -> Iterator[dict]:
+        """Chunk records by id, in the order asked."""
+        ids = [int(i) for i in ids]
+        # One bound parameter (a JSON array), however many ids: no "too many SQL variables".
         query = (
-            "SELECT position, id, path, doc_id, title, text, start, end, metadata FROM chunks "
-            "WHERE position IN (SELECT value FROM json_each(?))"
+            "SELECT id, path, doc_id, title, text, start, end, metadata FROM chunks "
+            "WHERE id IN (SELECT value FROM json_each(?))"
         )
-        with self._guard():
-            found = {row[0]: row for row in self.db.execute(query, (json.dumps(positions),))}
-        for p in positions:
-            if p in found:
-                _, chunk_id, path, doc_id, title, text, start, end, metadata = found[p]
+        found = {row[0]: row for row in self._rows(query, (json.dumps(ids),))}
+        for i in ids:
+            if i in found:
+                chunk_id, path, doc_id, title, text, start, end, metadata = found[i]
                 yield dict(
                     chunk_id=chunk_id,
                     path=path,
@@ -142,46 +236,50 @@ class Docstore:
                     metadata=json.loads(metadata),
                 )
 
-    def positions_where(self, condition: str, params: list) -> np.ndarray:
-        """Index positions of the chunks a compiled filter (`filters.compile_filter`) keeps, sorted."""
-        with self._guard():
-            rows = self.db.execute(
-                f"SELECT position FROM chunks WHERE position IS NOT NULL AND ({condition}) ORDER BY position",
-                params,
-            )
-            return np.array([p for (p,) in rows], dtype=np.int64)
+    def ids_where(self, condition: str, params: list) -> np.ndarray:
+        """Ids of the chunks a compiled filter (`filters.compile_filter`) keeps, sorted."""
+        g = self.generation
+        rows = self._rows(
+            f"SELECT id FROM chunks WHERE added <= ? AND (removed IS NULL OR removed > ?) AND ({condition}) "
+            "ORDER BY id",
+            (g, g, *params),
+        )
+        return _ids(rows)
 
-    def vectors_at(self, positions: np.ndarray, dim: int) -> np.ndarray:
-        """The stored vectors (before any PCA) of chunks by index position, in the order asked."""
-        query = "SELECT position, embedding FROM chunks WHERE position IN (SELECT value FROM json_each(?))"
-        with self._guard():
-            found = dict(self.db.execute(query, (json.dumps([int(p) for p in positions]),)))
-        if not len(positions):
+    def vectors_at(self, ids: np.ndarray, dim: int) -> np.ndarray:
+        """The stored vectors (before any PCA) of chunks by id, in the order asked."""
+        query = "SELECT id, embedding FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
+        found = dict(self._rows(query, (json.dumps([int(i) for i in ids]),)))
+        if not len(ids):
             return np.zeros((0, dim), dtype=np.float32)
-        return np.frombuffer(b"".join(found[int(p)] for p in positions), dtype=np.float32).reshape(-1, dim)
+        return np.frombuffer(b"".join(found[int(i)] for i in ids), dtype=np.float32).reshape(-1, dim)
 
-    def doc_ids_by_position(self) -> list[str]:
-        """The document id of every indexed chunk, in index order."""
-        with self._guard():
-            rows = self.db.execute("SELECT doc_id FROM chunks WHERE position IS NOT NULL ORDER BY position")
-            return [d for (d,) in rows]
+    def doc_ids(self) -> dict[int, str]:
+        """Chunk id -> document id, for every chunk."""
+        return dict(self._rows(f"SELECT id, doc_id FROM chunks WHERE {VISIBLE}", {}))
 
-    def texts_by_position(self) -> list[str]:
-        """What the encoder embedded for every indexed chunk (title above text), in index order: what
-        the BM25 part ranks."""
-        with self._guard():
-            rows = self.db.execute(
-                "SELECT title, text FROM chunks WHERE position IS NOT NULL ORDER BY position"
-            )
-            return [document_text(title, text) for title, text in rows]
+    def texts(self) -> tuple[np.ndarray, list[str]]:
+        """(ids, what the encoder embedded: title above text) of every chunk, in id order: what the
+        BM25 part ranks."""
+        rows = self._rows(f"SELECT id, title, text FROM chunks WHERE {VISIBLE} ORDER BY id", {})
+        return _ids(rows), [document_text(title, text) for _, title, text in rows]
 
     def counts(self) -> dict[str, int]:
-        with self._guard():
-            files, documents = self.db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files"
-            ).fetchone()
-            (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        ((files, documents),) = self._rows(
+            f"SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files WHERE {VISIBLE}", {}
+        )
+        ((chunks,),) = self._rows(f"SELECT COUNT(*) FROM chunks WHERE {VISIBLE}", {})
         return {"files": files, "documents": documents, "chunks": chunks}
+
+
+def _ids(rows: list[tuple]) -> np.ndarray:
+    return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+def _vectors(rows: list[tuple], dim: int) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
 
 
 class _DatabaseErrors:

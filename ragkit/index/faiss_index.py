@@ -95,6 +95,33 @@ def build_index(vectors: np.ndarray, factory: str, *, seed: int = 0) -> faiss.In
     return faiss.index_gpu_to_cpu(work) if on_gpu else index
 
 
+def with_ids(factory: str, d: int) -> faiss.Index:
+    """An empty index whose vectors carry ids (chunk ids): IVF indexes store ids themselves, the
+    others are wrapped in `IndexIDMap2`. Vectors can then be added and removed in place."""
+    ivf = re.search(r"\bIVF\d+", factory)
+    return faiss.index_factory(d, factory if ivf else f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+
+
+def trained(index: faiss.Index, sample: np.ndarray) -> faiss.Index:
+    """`index` trained (IVF centroids, PQ / SQ codebooks) on `sample`; an IVF index trains on the
+    GPUs when faiss-gpu sees any. The result is on the CPU."""
+    if index.is_trained:
+        return index
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    if faiss_build().uses_gpu and isinstance(faiss.downcast_index(index), faiss.IndexIVF):
+        work = _to_gpus(index)
+        work.train(sample)
+        return faiss.index_gpu_to_cpu(work)
+    index.train(sample)
+    return index
+
+
+def training_sample_size(factory: str) -> int:
+    """Vectors to train on: 256 per IVF list (faiss's own cap), else 100,000."""
+    ivf = re.search(r"\bIVF(\d+)", factory)
+    return 256 * int(ivf.group(1)) if ivf else 100_000
+
+
 def _to_gpus(index: faiss.Index) -> faiss.Index:
     options = faiss.GpuMultipleClonerOptions()
     options.shard = True  # split the vectors across GPUs rather than copying them to each
@@ -118,6 +145,8 @@ def selector_params(index: faiss.Index, ids: np.ndarray) -> faiss.SearchParamete
     """Search parameters that restrict a CPU `index` to `ids`, keeping its nprobe / efSearch."""
     selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
     inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIDMap2):  # it translates the selector to its inner index's ids
+        inner = faiss.downcast_index(inner.index)
     if isinstance(inner, faiss.IndexIVF):
         return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
     if isinstance(inner, faiss.IndexHNSW):

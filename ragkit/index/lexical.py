@@ -1,7 +1,7 @@
 """BM25 over a list of texts (bm25s), saved as files: the lexical half of hybrid search.
 
-One implementation for the index (`bm25/` beside `index.faiss`, rebuilt with it at every build, so
-updates and the atomic swap cover it) and for `ragkit eval --bm25`. The settings are those of mteb's
+One implementation for the index (`bm25-<generation>/` beside the FAISS index, rebuilt with each
+generation, each text keyed by its chunk id) and for `ragkit eval --bm25`. The settings are those of mteb's
 `baseline/bm25s` for English: Lucene BM25, k1 1.5, b 0.75, English stop words, Snowball stemmer.
 """
 
@@ -16,7 +16,6 @@ import numpy as np
 
 from ragkit.errors import RagkitError
 
-LEXICAL_DIR = "bm25"
 SETTINGS = {
     "kind": "bm25s",
     "method": "lucene",
@@ -28,26 +27,33 @@ SETTINGS = {
 
 
 class LexicalIndex:
-    """`search` returns, per query, {position: BM25 score} for its top k texts with a score above 0.
+    """`search` returns, per query, {id: BM25 score} for its top k texts with a score above 0.
 
-    Safe to search from many threads: scoring only reads arrays, and the stemmer (not thread-safe)
-    is used under a lock.
+    Each text has an id (its chunk id in an index; its position by default). Safe to search from many
+    threads: scoring only reads arrays, and the stemmer (not thread-safe) is used under a lock.
     """
 
-    def __init__(self, retriever, settings: dict = SETTINGS) -> None:
+    def __init__(self, retriever, settings: dict = SETTINGS, ids: np.ndarray | None = None) -> None:
         import Stemmer
 
         self.retriever, self.settings = retriever, settings
+        self.ids = np.arange(len(self)) if ids is None else np.asarray(ids, dtype=np.int64)
         self.stemmer = Stemmer.Stemmer(settings["stemmer"])
         self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, texts: Sequence[str], settings: dict = SETTINGS) -> LexicalIndex:
+    def build(
+        cls, texts: Sequence[str], settings: dict = SETTINGS, ids: np.ndarray | None = None
+    ) -> LexicalIndex:
+        """`ids`: one per text, ascending (default: positions)."""
         import bm25s
 
-        index = cls(bm25s.BM25(k1=settings["k1"], b=settings["b"], method=settings["method"]), settings)
+        retriever = bm25s.BM25(k1=settings["k1"], b=settings["b"], method=settings["method"])
+        index = cls(retriever, settings, np.zeros(0) if ids is None else ids)
         tokens = index._tokenize(list(texts), return_ids=True)
         index.retriever.index(tokens, show_progress=False)
+        if ids is None:
+            index.ids = np.arange(len(index))
         return index
 
     def __len__(self) -> int:
@@ -56,7 +62,7 @@ class LexicalIndex:
     def search(
         self, queries: Sequence[str], k: int, allowed: np.ndarray | None = None
     ) -> list[dict[int, float]]:
-        """`allowed` (sorted positions) restricts the ranking to those texts (a search filter)."""
+        """`allowed` (sorted ids) restricts the ranking to those texts (a search filter)."""
         results = []
         vocab = self.retriever.vocab_dict
         for words in self._tokenize(list(queries), return_ids=False):
@@ -65,21 +71,26 @@ class LexicalIndex:
                 results.append({})
                 continue
             scores = self.retriever.get_scores(known)
-            ids = np.arange(len(scores)) if allowed is None else allowed
-            scores = scores[ids]
+            rows = np.arange(len(scores)) if allowed is None else self._rows(allowed)
+            scores = scores[rows]
             n = min(k, len(scores))
             if n == 0:
                 results.append({})
                 continue
             top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
             top = top[np.argsort(-scores[top], kind="stable")]
-            results.append({int(ids[i]): float(scores[i]) for i in top if scores[i] > 0})
+            results.append({int(self.ids[rows[i]]): float(scores[i]) for i in top if scores[i] > 0})
         return results
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """The rows of the texts with these ids (ids it does not hold are left out)."""
+        return np.flatnonzero(np.isin(self.ids, ids))
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         self.retriever.save(str(directory), show_progress=False)
         (directory / "settings.json").write_text(json.dumps(self.settings) + "\n")
+        np.save(directory / "ids.npy", self.ids)
 
     @classmethod
     def load(cls, directory: str | Path) -> LexicalIndex:
@@ -89,12 +100,13 @@ class LexicalIndex:
         try:
             settings = json.loads((directory / "settings.json").read_text())
             retriever = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+            ids = np.load(directory / "ids.npy")
         except (OSError, ValueError, KeyError) as e:
             raise RagkitError(
                 f"the BM25 part of the index ({directory}) is missing or damaged; run `ragkit index` "
                 "again to rebuild it"
             ) from e
-        return cls(retriever, settings)
+        return cls(retriever, settings, ids)
 
     def _tokenize(self, texts: list[str], return_ids: bool):
         import bm25s

@@ -11,9 +11,18 @@ from ragkit.encoders import EncoderConfig
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_write_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: versioned docstore rows, chunk ids as FAISS ids, files named by generation
 MANIFEST_FILE = "manifest.json"
-INDEX_FILE = "index.faiss"
+
+
+def index_file(generation: int) -> str:
+    """The FAISS index of one generation (an update writes the next beside it)."""
+    return f"index-{generation}.faiss"
+
+
+def lexical_dir(generation: int) -> str:
+    """The BM25 part of one generation."""
+    return f"bm25-{generation}"
 
 
 @dataclass
@@ -37,7 +46,20 @@ class IndexManifest:
     counts: dict[str, int] = field(default_factory=dict)
     bytes_per_vector: float = 0.0
     faiss: str = ""  # which faiss build wrote it
+    # Updates write generation + 1 beside this one; the manifest naming it is the commit.
+    generation: int = 1
+    # When the FAISS index and the PCA were last trained: {"generation", "vectors"}; an update
+    # retrains (and says so) once the corpus has grown or shrunk `RETRAIN_FACTOR` times since.
+    trained: dict[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    @property
+    def index_path(self) -> str:
+        return index_file(self.generation)
+
+    @property
+    def lexical_path(self) -> str:
+        return lexical_dir(self.generation)
 
     @property
     def config_hash(self) -> str:

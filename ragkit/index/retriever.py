@@ -27,8 +27,8 @@ from ragkit.index.fusion import (
     check_fusion,
     fuse,
 )
-from ragkit.index.lexical import LEXICAL_DIR, LexicalIndex
-from ragkit.index.manifest import INDEX_FILE, IndexManifest
+from ragkit.index.lexical import LexicalIndex
+from ragkit.index.manifest import IndexManifest
 from ragkit.index.transform import Transform
 
 
@@ -54,30 +54,29 @@ class Snapshot:
     cpu_index: faiss.Index  # filtered searches pass faiss an ID selector, which only CPU indexes take
     transform: Transform
     store: Docstore
-    lexical: LexicalIndex | None  # None: built by a ragkit without BM25
+    lexical: LexicalIndex
 
     @classmethod
     def open(cls, index_dir: Path, manifest: IndexManifest, search_params: dict | None) -> Snapshot:
+        index_path = index_dir / manifest.index_path
         try:
-            index = faiss.read_index(str(index_dir / INDEX_FILE))
+            index = faiss.read_index(str(index_path))
         except RuntimeError as e:
-            raise RagkitError(
-                f"{index_dir / INDEX_FILE} is missing or corrupt; rebuild with `rebuild`"
-            ) from e
+            raise RagkitError(f"{index_path} is missing or corrupt; rebuild with `rebuild`") from e
         params = {**manifest.search_params, **(search_params or {})}
         on_device = prepare_for_search(index, params)
         cpu = (
             index
             if on_device is index
-            else prepare_for_search(faiss.read_index(str(index_dir / INDEX_FILE)), params, gpu=False)
+            else prepare_for_search(faiss.read_index(str(index_path)), params, gpu=False)
         )
         return cls(
             manifest,
             on_device,
             cpu,
             Transform.load(index_dir, manifest.transform),
-            Docstore(index_dir / DOCSTORE_FILE, readonly=True),
-            LexicalIndex.load(index_dir / LEXICAL_DIR) if manifest.lexical else None,
+            Docstore(index_dir / DOCSTORE_FILE, generation=manifest.generation, readonly=True),
+            LexicalIndex.load(index_dir / manifest.lexical_path),
         )
 
     @classmethod
@@ -215,7 +214,7 @@ class Retriever:
         weight: float = DEFAULT_WEIGHT,
         filter: dict | None = None,
     ) -> list[dict[int, float]]:
-        """Per query, index position -> score, best first, for the top n chunks (the top n of each
+        """Per query, chunk id -> score, best first, for the top n chunks (the top n of each
         side, fused, in hybrid mode, where each side retrieves at least `HYBRID_CANDIDATES`).
         What `search` ranks before reading hits; `ragkit eval --index` scores it."""
         return self._ranked(self.snapshot, queries, n, mode, method, weight, filter)
@@ -231,11 +230,11 @@ class Retriever:
         filter: dict | None,
         query_vectors: np.ndarray | None = None,
     ) -> list[dict[int, float]]:
-        mode = self.resolve_mode(mode, snapshot)
+        mode = self.resolve_mode(mode)
         check_fusion(method, weight)
         allowed = None
         if filter is not None:
-            allowed = snapshot.store.positions_where(*compile_filter(filter))
+            allowed = snapshot.store.ids_where(*compile_filter(filter))
         queries = check_texts(queries, "query")
         if mode == "bm25":
             vectors = [None] * len(queries)
@@ -266,18 +265,18 @@ class Retriever:
     def _dense(
         self, snapshot: Snapshot, vector: np.ndarray, n: int, allowed: np.ndarray | None
     ) -> dict[int, float]:
-        """The top n positions by inner product, among `allowed` ones if given."""
+        """The top n chunk ids by inner product, among `allowed` ones if given."""
         if allowed is None:
-            scores, positions = snapshot.index.search(vector[None], n)
+            scores, ids = snapshot.index.search(vector[None], n)
         else:
             params = selector_params(snapshot.cpu_index, allowed)
-            scores, positions = snapshot.cpu_index.search(vector[None], n, params=params)
-            if (positions[0] >= 0).sum() < n:  # an IVF index probed too few lists: score them exactly
+            scores, ids = snapshot.cpu_index.search(vector[None], n, params=params)
+            if (ids[0] >= 0).sum() < n:  # an IVF index probed too few lists: score them exactly
                 stored = snapshot.transform.apply(snapshot.store.vectors_at(allowed, self.encoder.dim))
                 exact = stored @ vector
                 top = np.argsort(-exact, kind="stable")[:n]
                 return {int(allowed[i]): float(exact[i]) for i in top}
-        return {int(p): float(s) for s, p in zip(scores[0], positions[0], strict=True) if p >= 0}
+        return {int(i): float(s) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0}
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors as the index holds documents: the index's encoder and instruction, then its PCA."""
@@ -286,18 +285,12 @@ class Retriever:
     def _embed(self, snapshot: Snapshot, queries: Sequence[str]) -> np.ndarray:
         return snapshot.transform.apply(self.encoder.encode_queries(queries))
 
-    def resolve_mode(self, mode: str | None, snapshot: Snapshot | None = None) -> str:
+    def resolve_mode(self, mode: str | None) -> str:
         """The mode a search with `mode` runs: the default for None, else `mode` if this index has it."""
-        lexical = (snapshot or self.snapshot).lexical
         if mode is None:
-            return DEFAULT_MODE if lexical is not None else "dense"
+            return DEFAULT_MODE
         if mode not in SEARCH_MODES:
             raise RagkitError(f"unknown search `mode` {mode!r}: use one of {', '.join(SEARCH_MODES)}")
-        if mode != "dense" and lexical is None:
-            raise RagkitError(
-                f"{self.index_dir} has no BM25 part (built by an older ragkit), so only dense search; "
-                f"run `ragkit index CORPUS --index {self.index_dir}` to add it"
-            )
         return mode
 
     def close(self) -> None:
@@ -305,6 +298,5 @@ class Retriever:
 
 
 def _hits(snapshot: Snapshot, ranked: dict[int, float], k: int) -> list[Hit]:
-    positions = list(ranked)[:k]
-    records = snapshot.store.chunks_at(positions)
-    return [Hit(score=ranked[p], **r) for p, r in zip(positions, records, strict=True)]
+    records = snapshot.store.chunks_at(list(ranked)[:k])
+    return [Hit(score=ranked[r["chunk_id"]], **r) for r in records]

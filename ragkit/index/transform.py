@@ -78,16 +78,19 @@ class Transform:
         faiss.normalize_L2(x)
         return x
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, "dim_in": self.dim_in, "dim_out": self.dim_out, "whiten": self.whiten}
+    def describe(self, file: str | None = None) -> dict:
+        """The settings, and the file holding the PCA matrix when there is one (`file`)."""
+        described = {"kind": self.kind, "dim_in": self.dim_in, "dim_out": self.dim_out, "whiten": self.whiten}
+        return {**described, "file": file or PCA_FILE} if self.kind == "pca" else described
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, file: str = PCA_FILE) -> None:
         if self.pca is not None:
-            faiss.write_VectorTransform(self.pca, str(directory / PCA_FILE))
+            faiss.write_VectorTransform(self.pca, str(directory / file))
 
     @classmethod
     def load(cls, directory: Path, description: dict) -> Transform:
-        transform = cls(**description)
+        settings = {k: v for k, v in description.items() if k != "file"}
+        transform = cls(**settings)
         if transform.kind == "pca":
-            transform.pca = faiss.read_VectorTransform(str(directory / PCA_FILE))
+            transform.pca = faiss.read_VectorTransform(str(directory / description.get("file", PCA_FILE)))
         return transform

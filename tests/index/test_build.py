@@ -130,14 +130,20 @@ def test_an_interrupted_build_keeps_the_old_index_and_resumes(corpus, encoder, t
 def test_an_error_while_indexing_leaves_the_old_index(corpus, encoder, tmp_path, monkeypatch):
     build(corpus, encoder, tmp_path / "idx")
     before = (tmp_path / "idx" / "manifest.json").read_text()
+    hits = search_all(tmp_path / "idx", encoder, ["wing", "extra document"])
+    # Fails after the new FAISS file is written, before the manifest that would commit it.
     monkeypatch.setattr(
-        "ragkit.index.build.build_index", lambda *a, **k: (_ for _ in ()).throw(MemoryError())
+        "ragkit.index.build.LexicalIndex.build", lambda *a, **k: (_ for _ in ()).throw(MemoryError())
     )
     (corpus / "txt" / "extra.txt").write_text("an extra document")
+    (corpus / "txt" / "1.txt").unlink()
     with pytest.raises(MemoryError):
         build(corpus, encoder, tmp_path / "idx")
     assert (tmp_path / "idx" / "manifest.json").read_text() == before
-    assert Retriever.load(tmp_path / "idx", encoder=encoder).search("wing", k=1)
+    assert search_all(tmp_path / "idx", encoder, ["wing", "extra document"]) == hits
+    monkeypatch.undo()
+    report = build(corpus, encoder, tmp_path / "idx")
+    assert (report.added, report.removed, report.generation) == (1, 1, 2)
 
 
 def test_another_encoder_is_refused_unless_rebuilding(corpus, encoder, tmp_path):
@@ -159,7 +165,13 @@ def test_other_chunking_is_refused_unless_rebuilding(corpus, encoder, tmp_path):
 
 def test_pca_is_recorded_and_applied_to_queries(corpus, encoder, tmp_path):
     report = build(corpus, encoder, tmp_path / "idx", pca=8, spec="hnsw")
-    assert report.transform == {"kind": "pca", "dim_in": 32, "dim_out": 8, "whiten": False}
+    assert report.transform == {
+        "kind": "pca",
+        "dim_in": 32,
+        "dim_out": 8,
+        "whiten": False,
+        "file": "transform-1.pca",
+    }
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["transform"]["kind"] == "pca" and manifest["index"]["factory"] == "HNSW32"
     retriever = Retriever.load(tmp_path / "idx", encoder=encoder)
@@ -190,14 +202,14 @@ def test_missing_corrupt_and_future_indexes_are_one_line_errors(corpus, encoder,
     build(corpus, encoder, tmp_path / "idx")
     manifest = tmp_path / "idx" / "manifest.json"
     good = manifest.read_text()
-    manifest.write_text(good.replace('"format_version": 1', '"format_version": 99'))
+    manifest.write_text(good.replace('"format_version": 2', '"format_version": 99'))
     with pytest.raises(RagkitError, match="upgrade ragkit"):
         Retriever.load(tmp_path / "idx", encoder=encoder)
     manifest.write_text("{ not json")
     with pytest.raises(RagkitError, match="corrupt"):
         Retriever.load(tmp_path / "idx", encoder=encoder)
     manifest.write_text(good)
-    (tmp_path / "idx" / "index.faiss").write_bytes(b"garbage")
+    (tmp_path / "idx" / "index-1.faiss").write_bytes(b"garbage")
     with pytest.raises(RagkitError, match="missing or corrupt"):
         Retriever.load(tmp_path / "idx", encoder=encoder)
     manifest.write_text("{ not json")

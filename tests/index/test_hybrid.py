@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,7 +15,7 @@ from helpers import shared_folder, tiny_encoder
 from ragkit import RagkitError
 from ragkit.corpus import document_text
 from ragkit.index import ChunkingConfig, Index, Retriever
-from ragkit.index.fusion import DEFAULT_MODE, DEFAULT_WEIGHT
+from ragkit.index.fusion import DEFAULT_WEIGHT
 
 QUERIES = 6
 
@@ -47,11 +46,11 @@ def _minmax(run: dict[int, float]) -> dict[int, float]:
 
 def test_dense_mode_is_exact_cosine_search_over_the_chunks(real):
     retriever, queries, _ = real
-    texts = retriever.store.texts_by_position()
+    ids, texts = retriever.store.texts()
     documents = retriever.encoder.encode_documents(texts)
     for query, ranked in zip(queries, retriever.ranked(queries, 20, mode="dense"), strict=True):
         scores = documents @ retriever.embed_queries([query])[0]
-        assert list(ranked)[:5] == list(np.argsort(-scores, kind="stable")[:5])
+        assert list(ranked)[:5] == list(ids[np.argsort(-scores, kind="stable")[:5]])
 
 
 def test_bm25_mode_ranks_the_chunk_texts_as_bm25s_does(real):
@@ -60,7 +59,7 @@ def test_bm25_mode_ranks_the_chunk_texts_as_bm25s_does(real):
 
     retriever, queries, _ = real
     stemmer = Stemmer.Stemmer("english")  # an independent bm25s index of the same texts
-    texts = retriever.store.texts_by_position()
+    _, texts = retriever.store.texts()
     bm25 = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     bm25.index(
         bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
@@ -108,7 +107,7 @@ def test_hybrid_search_returns_hits_in_the_fused_order_with_filters_and_threads(
     # held nothing else: both runs restricted to them, then fused.
     group = {r["_id"]: r["group"] for r in rows}
     filtered = retriever.search(queries[0], k=5, mode="hybrid", filter={"group": "a"})
-    doc_of = retriever.store.doc_ids_by_position()
+    doc_of = retriever.store.doc_ids()
     (dense,) = retriever.ranked([queries[0]], 1000, mode="dense")
     (lexical,) = retriever.ranked([queries[0]], 1000, mode="bm25")
     d = _minmax({p: v for p, v in dense.items() if group[doc_of[p]] == "a"})
@@ -143,30 +142,12 @@ def test_an_update_keeps_the_bm25_part_in_step_with_the_files(small):
     Index.build(corpus, encoder, index_dir, show_progress=False)
     retriever = Retriever.load(index_dir, encoder=encoder)
     assert retriever.search("zebras", k=1, mode="bm25")[0].path == "zebra.txt"
-    texts = retriever.store.texts_by_position()
+    _, texts = retriever.store.texts()
     assert texts == [document_text("Cats", "# Cats\nThe cat sat on the mat."), *texts[1:]] and len(texts) == 3
     (corpus / "zebra.txt").unlink()
     Index.build(corpus, encoder, index_dir, show_progress=False)
     retriever = Retriever.load(index_dir, encoder=encoder)
     assert retriever.search("zebras", k=1, mode="bm25") == []
-
-
-def test_an_index_without_bm25_searches_dense_and_ragkit_index_adds_it(small):
-    corpus, encoder, index_dir = small
-    manifest = json.loads((index_dir / "manifest.json").read_text())
-    del manifest["lexical"]  # as an older ragkit wrote it
-    (index_dir / "manifest.json").write_text(json.dumps(manifest))
-    shutil.rmtree(index_dir / "bm25")
-    retriever = Retriever.load(index_dir, encoder=encoder)
-    assert retriever.resolve_mode(None) == "dense" and len(retriever.search("cat", k=2)) == 2
-    with pytest.raises(RagkitError, match=r"has no BM25 part.*ragkit index") as error:
-        retriever.search("cat", k=2, mode="hybrid")
-    assert "\n" not in str(error.value)
-    report = Index.build(corpus, encoder, index_dir, show_progress=False)
-    assert report.added_lexical and "added a BM25 part" in report.summary()
-    retriever = Retriever.load(index_dir, encoder=encoder)
-    assert retriever.resolve_mode(None) == DEFAULT_MODE and retriever.resolve_mode("hybrid") == "hybrid"
-    assert retriever.search("cat mat", k=1, mode="bm25")[0].path == "cats.md"
 
 
 @pytest.mark.parametrize(
