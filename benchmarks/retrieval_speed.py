@@ -63,9 +63,7 @@ def build(index_dir: Path, encoder: Encoder, n: int, real: int, seed: int = 0) -
             store.replace_file(f"part{first:07}", str(first), len(chunks), chunks, vectors[list(rows)])
         return {}  # nothing was there before
 
-    index._commit(
-        write_chunks, kind="synthetic", corpus="synthetic"
-    )  # ragkit's own transaction: faiss, BM25, manifest
+    index._commit(write_chunks, kind="synthetic", corpus="synthetic")  # ragkit's own transaction
 
 
 def questions(n: int) -> list[str]:

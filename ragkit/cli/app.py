@@ -205,6 +205,16 @@ def index(
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
     devices: Devices = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Read, chunk and embed on a Ray cluster: auto (the running one), local (a new local "
+            "instance) or an address such as ray://head:10001. Needs ragkit[ray].",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(min=1, help="Encoder actors on Ray (default: one per GPU, else 2).")
+    ] = None,
 ) -> None:
     """Build or update a FAISS index of a folder (only new or changed files are embedded), or upsert
     the documents of a JSON lines stream by id (--jsonl)."""
@@ -215,6 +225,8 @@ def index(
 
     if (corpus is None) == (jsonl is None):
         raise RagkitError("give a corpus folder or --jsonl FILE (one of the two)")
+    if ray is not None and jsonl is not None:
+        raise RagkitError("--ray embeds a corpus folder; --jsonl streams are upserted locally")
     check_corpus_path(corpus or jsonl)  # a wrong path or option fails now, not after seconds of model loading
     Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
     encoder = Encoder.load(
@@ -258,6 +270,8 @@ def index(
         fields=fields,
         rebuild=rebuild,
         batch_size=batch_size,
+        ray=ray,
+        ray_actors=ray_actors,
     )
     console.print(report.summary())
 

@@ -42,6 +42,7 @@ from ragkit.index.faiss_index import (
 from ragkit.index.lexical import SETTINGS, LexicalIndex
 from ragkit.index.lock import writer_lock
 from ragkit.index.manifest import MANIFEST_FILE, IndexManifest, index_file, lexical_dir
+from ragkit.index.ray_embed import embed_files_on_ray
 from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
 from ragkit.io import swap_into_place
 from ragkit.progress import progress_bar
@@ -337,8 +338,14 @@ class Index:
         rebuild: bool = False,
         batch_size: int = 32,
         show_progress: bool = True,
+        ray: str | None = None,
+        ray_actors: int | None = None,
     ) -> BuildReport:
         """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time.
+
+        `ray`: read, chunk and embed the files to embed on a Ray cluster ("auto": the running one,
+        "local": a new local instance, or an address), with `ray_actors` encoder actors (default:
+        one per GPU, else 2); ragkit/index/ray_embed.py.
 
         One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
         naming the first one's PID, while searches of the current index go on.
@@ -371,9 +378,25 @@ class Index:
             done = store.file_hashes()  # that, plus what an interrupted build already embedded
             report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
             todo = [f for f in files if done.get(f.relpath) != f.content_hash]
-            _embed_files(
-                todo, encoder, store, index.chunking, index.fields, report, batch_size, show_progress
-            )
+            if ray is not None and todo:
+                started = time.perf_counter()
+                report.chunks_embedded, report.tokens_embedded = embed_files_on_ray(
+                    todo,
+                    encoder,
+                    store,
+                    chunking=index.chunking,
+                    fields=index.fields,
+                    stats=report.reading,
+                    address=ray,
+                    actors=ray_actors,
+                    batch_size=batch_size,
+                    shard_dir=index_dir.with_name(f"{index_dir.name}.ray-shards"),
+                )
+                report.embed_seconds = time.perf_counter() - started
+            else:
+                _embed_files(
+                    todo, encoder, store, index.chunking, index.fields, report, batch_size, show_progress
+                )
             # Files gone from the folder leave; documents added through `Index.open` stay.
             current = {f.relpath for f in files}
             store.remove_files({p for p in done if not p.startswith(DOCUMENT_KEY)} - current)
