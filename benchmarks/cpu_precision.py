@@ -74,16 +74,21 @@ def speed(model: str, texts: list[str], repeats: int) -> dict[str, dict]:
     return out
 
 
-def ndcg(model: str, folders: list[str], max_docs: int, max_doc_tokens: int) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for label, options in SETTINGS.items():
+def ndcg(
+    model: str, folders: list[str], max_docs: int, max_doc_tokens: int, labels: list[str], out: dict, save
+) -> dict[str, dict]:
+    for label in labels:
+        options = SETTINGS[label]
+        if all(f in out.get(label, {}) for f in folders):
+            continue
         system = DenseSearch(RagkitModel(Encoder.load(model, **options)), max_doc_tokens=max_doc_tokens)
         system.label = label
-        out[label] = {}
+        out.setdefault(label, {})
         for folder in folders:
             (row,) = evaluate([system], [load_task(DATA / folder)], output=None, max_docs=max_docs)
             out[label][folder] = row.scores["ndcg_at_10"]
             print(label, folder, out[label][folder], flush=True)
+            save()  # each cell as it comes: a long run can stop and go on
         del system
         gc.collect()
     return out
@@ -147,6 +152,7 @@ def main() -> None:
     parser.add_argument("--folders", nargs="+", default=["cranfield", "scifact"])
     parser.add_argument("--max-docs", type=int, default=1500)
     parser.add_argument("--max-doc-tokens", type=int, default=128)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     args = parser.parse_args()
     store = RESULTS / "cpu_precision.json"
     results = json.loads(store.read_text()) if store.is_file() else {"speed": {}, "ndcg": {}}
@@ -155,7 +161,12 @@ def main() -> None:
         results["speed"] = speed(args.model, msmarco_passages(args.n), args.repeats)
         store.write_text(json.dumps(results, indent=1) + "\n")
     if args.part in ("all", "ndcg"):
-        results["ndcg"] = ndcg(args.model, args.folders, args.max_docs, args.max_doc_tokens)
+
+        def save() -> None:
+            store.write_text(json.dumps(results, indent=1) + "\n")
+
+        folders, settings = args.folders, args.settings
+        ndcg(args.model, folders, args.max_docs, args.max_doc_tokens, settings, results["ndcg"], save)
         store.write_text(json.dumps(results, indent=1) + "\n")
     if results["speed"]:
         (RESULTS / "cpu_precision.md").write_text(report(results))

@@ -2,6 +2,12 @@
 
     python benchmarks/encode_speed.py [--n 512] [--batch-size 32] [--model smollm2-135m]
     python benchmarks/encode_speed.py --devices cpu,cpu     # also ragkit on two worker processes
+    python benchmarks/encode_speed.py --llm2vec             # also the reference llm2vec 0.2.3
+
+`--llm2vec` runs the reference in its own environment (../shared/peers/setup_llm2vec.sh builds it
+under $PEERS, default ~/.cache/ragkit-peers) on the same SmolLM2 weights, the same passages and
+batch size, after a warm-up, best of `--repeats`; its vectors must match ragkit's before it is timed.
+The table also goes to benchmarks/results/encode_speed.md.
 
 Both sides run the same weights in bidirectional mode with mean pooling over plain text (sentence-
 transformers 6.x would otherwise wrap texts in SmolLM2's chat template and keep the causal mask), and
@@ -13,9 +19,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +33,52 @@ from rich.table import Table
 from ragkit import Encoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+PEERS = Path(os.environ.get("PEERS", Path.home() / ".cache" / "ragkit-peers"))
+REFERENCE = r"""
+import json, sys, time, numpy as np, torch
+from llm2vec import LLM2Vec
+texts, batch, repeats = json.load(open(sys.argv[1])), int(sys.argv[3]), int(sys.argv[4])
+m = LLM2Vec.from_pretrained(
+    sys.argv[2], enable_bidirectional=True, pooling_mode="mean", torch_dtype=torch.float32
+)
+m.encode(texts[:64], batch_size=batch, show_progress_bar=False, device="cpu")  # warm-up
+times = []
+for _ in range(repeats):
+    start = time.perf_counter()
+    vectors = m.encode(texts, batch_size=batch, show_progress_bar=False, device="cpu").float().numpy()
+    times.append(time.perf_counter() - start)
+np.save(sys.argv[5], vectors)
+print(min(times))
+"""
+
+
+def reference_llm2vec(texts: list[str], batch_size: int, repeats: int) -> tuple[float, np.ndarray]:
+    """Seconds (best of `repeats`) and vectors of the reference llm2vec on `texts`, in its own venv."""
+    python = PEERS / "llm2vec-venv" / "bin" / "python"
+    if not python.is_file():
+        raise SystemExit(f"{python} not found: run bash ../shared/peers/setup_llm2vec.sh first")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "texts.json").write_text(json.dumps(texts))
+        (Path(tmp) / "ref.py").write_text(REFERENCE)
+        done = subprocess.run(
+            [
+                str(python),
+                str(Path(tmp) / "ref.py"),
+                str(Path(tmp) / "texts.json"),
+                str(PEERS / "smollm2-hf-llm2vec"),
+                str(batch_size),
+                str(repeats),
+                str(Path(tmp) / "vectors.npy"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"the reference llm2vec failed:\n{done.stderr[-3000:]}")
+        vectors = np.load(Path(tmp) / "vectors.npy")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return float(done.stdout.strip().splitlines()[-1]), vectors
 
 
 def msmarco_passages(n: int) -> list[str]:
@@ -62,6 +118,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per system; the best is kept")
     parser.add_argument("--devices", help="also time ragkit on these devices, a worker process each")
+    parser.add_argument("--llm2vec", action="store_true", help="also time the reference llm2vec 0.2.3")
     args = parser.parse_args()
 
     console = Console()
@@ -90,6 +147,12 @@ def main() -> None:
         )
         encoder.close()
         rows.append((f"ragkit Encoder, devices {args.devices}", pooled_s))
+    if args.llm2vec:
+        reference_s, reference_vectors = reference_llm2vec(texts, args.batch_size, args.repeats)
+        reference_agreement = float((encoder.encode(texts) * reference_vectors).sum(1).min())
+        if reference_agreement < 0.9999:
+            raise SystemExit(f"ragkit and llm2vec disagree (min cosine {reference_agreement:.6f})")
+        rows.append(("reference llm2vec 0.2.3 (transformers 4.44)", reference_s))
 
     table = Table(
         title=f"{args.n} MS MARCO passages, {tokens} tokens, batch {args.batch_size}, "
@@ -102,6 +165,27 @@ def main() -> None:
     console.print(table)
     console.print(f"min cosine between the two systems' vectors: {agreement:.7f}")
     console.print(f"ratio ragkit / sentence-transformers (texts/s): {st_s / ragkit_s:.2f}x")
+    if args.llm2vec:
+        console.print(
+            f"ratio ragkit / reference llm2vec (texts/s): {reference_s / ragkit_s:.2f}x "
+            f"(min cosine to ragkit: {reference_agreement:.7f})"
+        )
+    lines = [
+        "# Encoding speed",
+        "",
+        f"`python benchmarks/encode_speed.py{' --llm2vec' if args.llm2vec else ''}`: {args.n} MS MARCO "
+        f"passages ({tokens:,} tokens), {args.model}, batch {args.batch_size}, {encoder.device}, "
+        f"{torch.get_num_threads()} threads, fp32; best of {args.repeats}, one system after the other.",
+        "",
+        "| system | seconds | texts/s | tokens/s | ragkit's speed over it |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {seconds:.2f} | {args.n / seconds:.1f} | {tokens / seconds:,.0f} | "
+            f"{seconds / ragkit_s:.2f}x |"
+            for name, seconds in rows
+        ),
+    ]
+    (RESULTS / "encode_speed.md").write_text("\n".join(lines) + "\n")
     if args.devices:
         console.print(
             f"devices {args.devices} / one process (texts/s): {ragkit_s / pooled_s:.2f}x "

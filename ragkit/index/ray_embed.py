@@ -125,11 +125,17 @@ def embed_files_on_ray(
 ) -> tuple[int, int]:
     """Embed `files` on Ray and store each file's chunks and vectors; returns (chunks, tokens)."""
     ray = start_ray(address)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     actors = actors or gpus or 2
+    # Read and chunk tasks are light; the encoder actors get three quarters of the CPUs between them,
+    # so that they never hold every CPU while the tasks that feed them wait (a Ray Data deadlock).
+    actor_cpus = 1.0 if gpus else max(0.25, 0.75 * cpus / actors)
     rows = [{"path": str(f.path), "relpath": f.relpath, "content_hash": f.content_hash} for f in files]
     chunked = ray.data.from_items(rows).flat_map(
-        _read_and_chunk, fn_kwargs={"tokenizer": encoder.tokenizer, "chunking": chunking, "fields": fields}
+        _read_and_chunk,
+        fn_kwargs={"tokenizer": encoder.tokenizer, "chunking": chunking, "fields": fields},
+        num_cpus=0.25,
     )
     embedded = chunked.map_batches(
         _EmbedActor,
@@ -142,6 +148,7 @@ def embed_files_on_ray(
         batch_size=ROWS_PER_BATCH,
         concurrency=actors,
         num_gpus=1 if gpus else 0,
+        num_cpus=actor_cpus,
     )
     shutil.rmtree(shard_dir, ignore_errors=True)
     embedded.write_parquet(str(shard_dir))  # the shards
