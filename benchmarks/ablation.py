@@ -84,6 +84,9 @@ def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
         "bi + MNTP + SimCSE": adapted("smollm2-mntp-simcse"),
         "bi + MNTP + supervised, release 0.1 (SciFact + SNLI)": adapted("smollm2-mntp-supervised"),
         "bi + MNTP + supervised": dense("llm2vec-smollm2-135m"),
+        # A second supervised round on top of the shipped encoder (benchmarks/configs/
+        # smollm2-supervised-squad2.toml): 80 more steps of 32, LoRA on the top 15 layers.
+        "bi + MNTP + supervised, + round 2": adapted("smollm2-squad2"),
     }
 
 
