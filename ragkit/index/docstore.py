@@ -43,13 +43,15 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     metadata TEXT NOT NULL,
-    embedding BLOB NOT NULL,
     added INTEGER NOT NULL,
     removed INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks (path);
-CREATE INDEX IF NOT EXISTS chunks_added ON chunks (added);
+-- Which rows a generation sees, without reading the rows (counts, ids, changes).
+CREATE INDEX IF NOT EXISTS chunks_generation ON chunks (added, removed);
 CREATE INDEX IF NOT EXISTS chunks_removed ON chunks (removed);
+-- Embeddings apart from the texts: scanning texts (BM25) or counting never reads the vectors.
+CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, embedding BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 VISIBLE = "added <= :g AND (removed IS NULL OR removed > :g)"  # the rows of generation :g
@@ -119,6 +121,7 @@ class Docstore:
     def _rollback(self) -> None:
         """Undo every uncommitted change (rows added, or marked removed, after the last commit)."""
         g = self.generation
+        self.db.execute("DELETE FROM vectors WHERE id IN (SELECT id FROM chunks WHERE added >= ?)", (g,))
         for table in ("chunks", "files"):
             self.db.execute(f"DELETE FROM {table} WHERE added >= ?", (g,))
             self.db.execute(f"UPDATE {table} SET removed = NULL WHERE removed >= ?", (g,))
@@ -133,6 +136,9 @@ class Docstore:
         reader of generation `keep_from` or later can see (removed at or before it)."""
         with self._guard(), self.db:
             self.db.execute("DELETE FROM meta WHERE key = 'pending'")
+            self.db.execute(
+                "DELETE FROM vectors WHERE id IN (SELECT id FROM chunks WHERE removed <= ?)", (keep_from,)
+            )
             for table in ("chunks", "files"):
                 self.db.execute(f"DELETE FROM {table} WHERE removed <= ?", (keep_from,))
 
@@ -140,28 +146,26 @@ class Docstore:
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ):
         """Store one file's chunks and vectors, replacing any earlier version, in one transaction."""
+        vectors = np.asarray(vectors, dtype=np.float32)
         with self._guard(), self.db:
             self._remove(path)
-            self.db.executemany(
-                "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, embedding, "
-                "added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
+            for chunk_no, (c, vector) in enumerate(zip(chunks, vectors, strict=True)):
+                row = self.db.execute(
+                    "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, added) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         path,
-                        i,
+                        chunk_no,
                         c.doc_id,
                         c.title,
                         c.text,
                         c.start,
                         c.end,
                         json.dumps(c.metadata),
-                        v.tobytes(),
-                        g,
-                    )
-                    for g in [self.generation]
-                    for i, (c, v) in enumerate(zip(chunks, vectors.astype(np.float32), strict=True))
-                ],
-            )
+                        self.generation,
+                    ),
+                )
+                self.db.execute("INSERT INTO vectors VALUES (?, ?)", (row.lastrowid, vector.tobytes()))
             self.db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, NULL)",
                 (path, content_hash, documents, self.generation),
@@ -175,13 +179,20 @@ class Docstore:
     def _remove(self, path: str) -> None:
         """This generation's rows of `path` go; earlier generations' are marked removed by it."""
         g = self.generation
+        self.db.execute(
+            "DELETE FROM vectors WHERE id IN (SELECT id FROM chunks WHERE path = ? AND added = ?)", (path, g)
+        )
         for table in ("chunks", "files"):
             self.db.execute(f"DELETE FROM {table} WHERE path = ? AND added = ?", (path, g))
             self.db.execute(f"UPDATE {table} SET removed = ? WHERE path = ? AND removed IS NULL", (g, path))
 
     def changes(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What this generation changes in the FAISS index: (ids added, their vectors, ids removed)."""
-        added = self._rows("SELECT id, embedding FROM chunks WHERE added = :g ORDER BY id", {})
+        added = self._rows(
+            "SELECT c.id, v.embedding FROM chunks c JOIN vectors v ON v.id = c.id "
+            "WHERE c.added = :g ORDER BY c.id",
+            {},
+        )
         removed = self._rows("SELECT id FROM chunks WHERE removed = :g AND added < :g ORDER BY id", {})
         return _ids(added), _vectors(added, dim), np.array([i for (i,) in removed], dtype=np.int64)
 
@@ -194,8 +205,10 @@ class Docstore:
         """Every chunk's (ids, vectors), in id order, a block at a time: memory stays bounded."""
         last = -1
         while True:
-            rows = self._rows(
-                f"SELECT id, embedding FROM chunks WHERE {VISIBLE} AND id > :last ORDER BY id LIMIT :n",
+            rows = self._rows(  # CROSS JOIN: walk the vectors in id order, look each chunk up
+                "SELECT v.id, v.embedding FROM vectors v CROSS JOIN chunks c ON c.id = v.id "
+                "WHERE v.id > :last AND c.added <= :g AND (c.removed IS NULL OR c.removed > :g) "
+                "ORDER BY v.id LIMIT :n",
                 {"last": last, "n": block},
             )
             if not rows:
@@ -248,7 +261,7 @@ class Docstore:
 
     def vectors_at(self, ids: np.ndarray, dim: int) -> np.ndarray:
         """The stored vectors (before any PCA) of chunks by id, in the order asked."""
-        query = "SELECT id, embedding FROM chunks WHERE id IN (SELECT value FROM json_each(?))"
+        query = "SELECT id, embedding FROM vectors WHERE id IN (SELECT value FROM json_each(?))"
         found = dict(self._rows(query, (json.dumps([int(i) for i in ids]),)))
         if not len(ids):
             return np.zeros((0, dim), dtype=np.float32)
