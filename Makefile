@@ -34,9 +34,9 @@ reference: install
 	$(BIN)/pip install --quiet -e ".[test]"
 	MAIN_VENV=$(abspath $(VENV)) bash ../shared/peers/setup_llm2vec.sh
 
-bench: install
+bench: reference
 	$(BIN)/pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/encode_speed.py
+	$(BIN)/python benchmarks/encode_speed.py --llm2vec
 	$(BIN)/python benchmarks/index_speed.py
 	$(BIN)/python benchmarks/adapt_speed.py
 
