@@ -262,7 +262,7 @@ class Index:
                 store.begin(kind)
                 old = change(store, report, previous if in_place else None)
                 _count_changes(report, old, store.file_hashes())
-                if in_place and not _has_changes(store, encoder.dim):
+                if in_place and not store.has_changes():
                     store.abandon()
                     report.generation, report.counts = previous.generation, store.counts()
                     report.factory, report.transform = previous.index["factory"], previous.transform
@@ -484,11 +484,6 @@ def document_hash(doc: Document) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _has_changes(store: Docstore, dim: int) -> bool:
-    added, _, removed = store.changes(dim)
-    return bool(len(added) or len(removed))
-
-
 def _write_generation(
     directory: Path,
     store: Docstore,
@@ -504,8 +499,8 @@ def _write_generation(
     """The FAISS index and BM25 part of the store's generation, beside the previous ones; returns
     when the FAISS index / PCA were trained ({"generation", "vectors"})."""
     g, n = report.generation, store.counts()["chunks"]
-    removing = previous is not None and len(store.changes(encoder.dim)[2]) > 0
-    reason = "new index" if previous is None else _retrain_reason(previous, n, removing)
+    added, vectors, removed = store.changes(encoder.dim) if previous else (None, None, None)
+    reason = "new index" if previous is None else _retrain_reason(previous, n, len(removed) > 0)
     if reason:
         transform, factory, index = _train_and_fill(
             store, encoder.dim, n, spec=spec, pca=pca, dim=dim, whiten=whiten
@@ -518,7 +513,6 @@ def _write_generation(
     else:
         index = faiss.read_index(str(directory / previous.index_path))
         transform = Transform.load(directory, previous.transform)
-        added, vectors, removed = store.changes(encoder.dim)
         if len(removed):
             index.remove_ids(removed)
         for first in range(0, len(added), ADD_BLOCK):

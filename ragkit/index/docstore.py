@@ -186,6 +186,15 @@ class Docstore:
             self.db.execute(f"DELETE FROM {table} WHERE path = ? AND added = ?", (path, g))
             self.db.execute(f"UPDATE {table} SET removed = ? WHERE path = ? AND removed IS NULL", (g, path))
 
+    def has_changes(self) -> bool:
+        """Whether this generation adds or removes any chunk."""
+        ((found,),) = self._rows(
+            "SELECT EXISTS (SELECT 1 FROM chunks WHERE added = :g) "
+            "OR EXISTS (SELECT 1 FROM chunks WHERE removed = :g AND added < :g)",
+            {},
+        )
+        return bool(found)
+
     def changes(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What this generation changes in the FAISS index: (ids added, their vectors, ids removed)."""
         added = self._rows(
