@@ -125,7 +125,7 @@ def report(results: dict) -> str:
         "|---|---|---|---|---|" + "---|" * len(folders),
     ]
     for label, s in speed_rows.items():
-        cells = [f"{scores.get(label, {}).get(f, float('nan')):.4f}" for f in folders]
+        cells = [f"{scores[label][f]:.4f}" if f in scores.get(label, {}) else "–" for f in folders]
         lines.append(
             f"| {label} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] / base:.2f} | {s['min_cosine']:.5f} "
             f"| {s['mean_cosine']:.5f} | " + " | ".join(cells) + " |"
@@ -156,8 +156,9 @@ def main() -> None:
     args = parser.parse_args()
     store = RESULTS / "cpu_precision.json"
     results = json.loads(store.read_text()) if store.is_file() else {"speed": {}, "ndcg": {}}
-    results.update(model=args.model, n=args.n, repeats=args.repeats, threads=torch.get_num_threads())
+    results["model"] = args.model
     if args.part in ("all", "speed"):
+        results.update(n=args.n, repeats=args.repeats, threads=torch.get_num_threads())
         results["speed"] = speed(args.model, msmarco_passages(args.n), args.repeats)
         store.write_text(json.dumps(results, indent=1) + "\n")
     if args.part in ("all", "ndcg"):
