@@ -14,7 +14,10 @@ CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (RuntimeError, OSError, ConnectionError) as error:  # the machine cannot run Ray at all
+        pytest.skip(f"a local Ray instance does not start here: {error}")
     yield "auto"  # what `--ray auto` finds: the instance started here
     ray.shutdown()
 
