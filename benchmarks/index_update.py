@@ -21,25 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from retrieval_speed import pieces as passages  # n distinct ~100-word real passages
 
 from ragkit import Encoder
 from ragkit.index import Index
-from ragkit.io import read_json_lines
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def passages(n: int) -> list[str]:
-    """n distinct passages of about 100 words of real text (the sample reused as needed)."""
-    words: list[str] = []
-    for _, row in read_json_lines(DATA / "text" / "enwiki_sample_gensim.paragraphs.jsonl"):
-        for paragraph in row.get("paragraphs", []):
-            words += paragraph.split()
-        if len(words) > 100 * n:
-            break
-    cut = [" ".join(words[i : i + 100]) for i in range(0, len(words) - 100, 100)]
-    return [f"{cut[i % len(cut)]} ({i})" for i in range(n)]
 
 
 def write_corpus(root: Path, files: int, per_file: int) -> None:
