@@ -185,6 +185,13 @@ def index(
     pca: Annotated[int | None, typer.Option(help="Reduce vectors to this many dims with PCA.")] = None,
     whiten: Annotated[bool, typer.Option(help="Whiten with the PCA.")] = False,
     dim: Annotated[int | None, typer.Option(help="Keep only the first DIM dims (truncation).")] = None,
+    on_disk: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the IVF index's inverted lists in a memory-mapped file, for vectors past RAM "
+            "(spec: ivf unless given)."
+        ),
+    ] = False,
     chunk_size: Annotated[int, typer.Option(help="Tokens per chunk.")] = 256,
     overlap: Annotated[int, typer.Option(help="Tokens shared by neighbouring chunks.")] = 32,
     text_field: Annotated[str, typer.Option(help="JSON / CSV field holding the text.")] = "text",
@@ -221,14 +228,14 @@ def index(
     from ragkit import Encoder
     from ragkit.corpus import check_corpus_path
     from ragkit.index import ChunkingConfig, Fields, Index
-    from ragkit.index.transform import Transform
+    from ragkit.index.settings import IndexSettings
 
     if (corpus is None) == (jsonl is None):
         raise RagkitError("give a corpus folder or --jsonl FILE (one of the two)")
     if ray is not None and jsonl is not None:
         raise RagkitError("--ray embeds a corpus folder; --jsonl streams are upserted locally")
     check_corpus_path(corpus or jsonl)  # a wrong path or option fails now, not after seconds of model loading
-    Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
+    IndexSettings(spec, pca, dim, whiten, on_disk).check()
     encoder = Encoder.load(
         model,
         pooling=pooling,
@@ -253,6 +260,7 @@ def index(
             pca=pca,
             dim=dim,
             whiten=whiten,
+            on_disk=on_disk,
             batch_size=batch_size,
             show_progress=True,
         ).upsert(read_records(jsonl, fields))
@@ -266,6 +274,7 @@ def index(
         pca=pca,
         whiten=whiten,
         dim=dim,
+        on_disk=on_disk,
         chunking=ChunkingConfig(chunk_size, overlap),
         fields=fields,
         rebuild=rebuild,

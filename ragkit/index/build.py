@@ -42,7 +42,9 @@ from ragkit.index.faiss_index import (
 from ragkit.index.lexical import SETTINGS, LexicalIndex
 from ragkit.index.lock import writer_lock
 from ragkit.index.manifest import MANIFEST_FILE, IndexManifest, index_file, lexical_dir
+from ragkit.index.ondisk import add, disk_bytes, fill, ivfdata_file, lists_to_file, read_index
 from ragkit.index.ray_embed import embed_files_on_ray
+from ragkit.index.settings import IndexSettings
 from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
 from ragkit.io import swap_into_place
 from ragkit.progress import progress_bar
@@ -138,16 +140,12 @@ class Index:
         *,
         chunking: ChunkingConfig,
         fields: Fields,
-        spec: str | None,
-        pca: int | None,
-        dim: int | None,
-        whiten: bool,
+        settings: IndexSettings,
         batch_size: int = 32,
         show_progress: bool = False,
     ) -> None:
         self.index_dir, self.encoder, self.chunking, self.fields = index_dir, encoder, chunking, fields
-        self.spec, self.pca, self.dim, self.whiten = spec, pca, dim, whiten
-        self.batch_size, self.show_progress = batch_size, show_progress
+        self.settings, self.batch_size, self.show_progress = settings, batch_size, show_progress
 
     @classmethod
     def open(
@@ -160,13 +158,15 @@ class Index:
         pca: int | None = None,
         dim: int | None = None,
         whiten: bool = False,
+        on_disk: bool = False,
         batch_size: int = 32,
         show_progress: bool = False,
     ) -> Index:
         """An index to change document by document. An existing one keeps its encoder (loaded from
-        the manifest unless given), chunking, faiss spec and PCA; a new one is created by the first
+        the manifest unless given), chunking and `IndexSettings`; a new one is created by the first
         write, with `encoder` (default: the built-in encoder) and these settings."""
         index_dir = Path(index_dir)
+        settings = IndexSettings(spec, pca, dim, whiten, on_disk)
         if index_dir.exists():
             manifest = IndexManifest.read(index_dir)
             if encoder is None:
@@ -176,20 +176,17 @@ class Index:
                 encoder,
                 chunking=ChunkingConfig(**manifest.chunking),
                 fields=Fields(**{k: tuple(v) if k == "id" else v for k, v in manifest.fields.items()}),
-                **index_settings(index_dir, manifest, spec=spec, pca=pca, dim=dim, whiten=whiten),
+                settings=settings.kept_for(index_dir, manifest),
                 batch_size=batch_size,
                 show_progress=show_progress,
             )
-        Transform.check_options(None, pca=pca, dim=dim, whiten=whiten)
+        settings.check()
         return cls(
             index_dir,
             encoder or Encoder.load(),
             chunking=chunking or ChunkingConfig(),
             fields=Fields(),
-            spec=spec,
-            pca=pca,
-            dim=dim,
-            whiten=whiten,
+            settings=settings,
             batch_size=batch_size,
             show_progress=show_progress,
         )
@@ -275,16 +272,14 @@ class Index:
                     encoder,
                     report,
                     previous if in_place else None,
-                    spec=self.spec,
-                    pca=self.pca,
-                    dim=self.dim,
-                    whiten=self.whiten,
+                    self.settings,
                 )
                 if corpus is None:
                     corpus = previous.corpus if previous else ""
-                _manifest(params, previous, report, trained_info, corpus=corpus, spec=self.spec).write(
-                    directory
-                )  # the commit
+                manifest = _manifest(
+                    params, previous, report, trained_info, corpus=corpus, settings=self.settings
+                )
+                manifest.write(directory)  # the commit
                 store.committed(keep_from=report.generation - 1)
             finally:
                 store.close()
@@ -333,6 +328,7 @@ class Index:
         pca: int | None = None,
         whiten: bool = False,
         dim: int | None = None,
+        on_disk: bool = False,
         chunking: ChunkingConfig | None = None,
         fields: Fields | None = None,
         rebuild: bool = False,
@@ -343,6 +339,9 @@ class Index:
     ) -> BuildReport:
         """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time.
 
+        `spec`, `pca`, `whiten`, `dim`, `on_disk`: how the vectors are stored (`IndexSettings`),
+        chosen by the first build and kept by updates.
+
         `ray`: read, chunk and embed the files to embed on a Ray cluster ("auto": the running one,
         "local": a new local instance, or an address), with `ray_actors` encoder actors (default:
         one per GPU, else 2); ragkit/index/ray_embed.py.
@@ -351,12 +350,10 @@ class Index:
         naming the first one's PID, while searches of the current index go on.
         """
         index_dir = Path(index_dir)
+        settings = IndexSettings(spec, pca, dim, whiten, on_disk)
         if not rebuild and (index_dir / MANIFEST_FILE).is_file():  # an update keeps what was chosen
-            settings = index_settings(
-                index_dir, IndexManifest.read(index_dir), spec=spec, pca=pca, dim=dim, whiten=whiten
-            )
-            spec, pca, dim, whiten = (settings[k] for k in ("spec", "pca", "dim", "whiten"))
-        Transform.check_options(encoder.dim, pca=pca, dim=dim, whiten=whiten)
+            settings = settings.kept_for(index_dir, IndexManifest.read(index_dir))
+        settings.check(encoder.dim)
         files = list_files(Path(corpus))
         if not files:
             raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
@@ -365,10 +362,7 @@ class Index:
             encoder,
             chunking=chunking or ChunkingConfig(),
             fields=fields or Fields(),
-            spec=spec,
-            pca=pca,
-            dim=dim,
-            whiten=whiten,
+            settings=settings,
             batch_size=batch_size,
             show_progress=show_progress,
         )
@@ -408,39 +402,6 @@ class Index:
 
         corpus_path = str(Path(corpus).resolve())
         return index._commit(change, kind=f"folder:{corpus_path}", rebuild=rebuild, corpus=corpus_path)
-
-
-def index_settings(
-    index_dir: Path,
-    manifest: IndexManifest,
-    *,
-    spec: str | None = None,
-    pca: int | None = None,
-    dim: int | None = None,
-    whiten: bool = False,
-) -> dict:
-    """The faiss spec, PCA / truncation and whitening an index was built with, which an update
-    keeps; an option given with another value is refused (a rebuild may change them)."""
-    transform = manifest.transform
-    recorded = {
-        "spec": manifest.index.get("spec"),
-        "pca": transform["dim_out"] if transform["kind"] == "pca" else None,
-        "dim": transform["dim_out"] if transform["kind"] == "truncate" else None,
-        "whiten": bool(transform.get("whiten")),
-    }
-    given = {"spec": spec, "pca": pca, "dim": dim, "whiten": whiten or None}  # False: not asked
-    for name, value in given.items():
-        if value is not None and value != recorded[name]:
-            was = (
-                f"without `{name}`"
-                if recorded[name] in (None, False)
-                else f"with `{name}` {recorded[name]!r}"
-            )
-            raise RagkitError(
-                f"{index_dir} was built {was}, not `{name}` {value!r}; leave `{name}` out to keep the "
-                "index's setting, or use `rebuild` to change it"
-            )
-    return recorded
 
 
 def _build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:
@@ -490,34 +451,31 @@ def _write_generation(
     encoder: Encoder,
     report: BuildReport,
     previous: IndexManifest | None,
-    *,
-    spec: str | None,
-    pca: int | None,
-    dim: int | None,
-    whiten: bool,
+    settings: IndexSettings,
 ) -> dict[str, int]:
     """The FAISS index and BM25 part of the store's generation, beside the previous ones; returns
     when the FAISS index / PCA were trained ({"generation", "vectors"})."""
     g, n = report.generation, store.counts()["chunks"]
+    lists_file = directory / ivfdata_file(g) if settings.on_disk else None
     added, vectors, removed = store.changes(encoder.dim) if previous else (None, None, None)
     reason = "new index" if previous is None else _retrain_reason(previous, n, len(removed) > 0)
     if reason:
-        transform, factory, index = _train_and_fill(
-            store, encoder.dim, n, spec=spec, pca=pca, dim=dim, whiten=whiten
-        )
+        transform, factory, index = _train_and_fill(store, encoder.dim, n, settings, lists_file)
         pca_file = f"transform-{g}.pca"
         transform.save(directory, pca_file)
         report.transform, report.factory = transform.describe(pca_file), factory
         report.retrained = "" if previous is None else reason
         trained_info = {"generation": g, "vectors": n}
     else:
-        index = faiss.read_index(str(directory / previous.index_path))
+        index = read_index(directory / previous.index_path)
+        if lists_file:  # the previous generation's lists stay as its readers mapped them
+            lists_to_file(index, lists_file)
         transform = Transform.load(directory, previous.transform)
         if len(removed):
             index.remove_ids(removed)
         for first in range(0, len(added), ADD_BLOCK):
             block = slice(first, first + ADD_BLOCK)
-            index.add_with_ids(transform.apply(vectors[block]), added[block])
+            add(index, transform.apply(vectors[block]), added[block])
         report.vectors_added, report.vectors_removed = len(added), len(removed)
         report.transform, report.factory = previous.transform, previous.index["factory"]
         trained_info = previous.trained
@@ -526,7 +484,8 @@ def _write_generation(
     LexicalIndex.build(texts, ids=ids).save(directory / lexical_dir(g))
     report.counts = store.counts()
     report.counts["vectors"] = int(index.ntotal)
-    report.bytes_per_vector = round((directory / index_file(g)).stat().st_size / max(index.ntotal, 1), 1)
+    size = (directory / index_file(g)).stat().st_size + (disk_bytes(lists_file) if lists_file else 0)
+    report.bytes_per_vector = round(size / max(index.ntotal, 1), 1)
     return trained_info
 
 
@@ -542,17 +501,24 @@ def _retrain_reason(previous: IndexManifest, n: int, removing: bool) -> str:
 
 
 def _train_and_fill(
-    store: Docstore, d: int, n: int, *, spec: str | None, pca: int | None, dim: int | None, whiten: bool
+    store: Docstore, d: int, n: int, settings: IndexSettings, lists_file: Path | None
 ) -> tuple[Transform, str, faiss.Index]:
     """PCA / truncation and a FAISS index (and its factory string) trained on samples of the store's
-    vectors, then filled with all of them a block at a time (memory: the index plus one block)."""
+    vectors, then filled with all of them a block at a time: memory is the index plus one block, or
+    one block when the lists go to `lists_file` on disk."""
+    pca, dim, whiten = settings.pca, settings.dim, settings.whiten
     transform = Transform.fit(store.sample_vectors(d, PCA_TRAINING_SAMPLE), pca=pca, dim=dim, whiten=whiten)
-    factory = resolve_spec(spec, n, transform.dim_out)
+    factory = resolve_spec(settings.faiss_spec, n, transform.dim_out)
     index = with_ids(factory, transform.dim_out)
     if not index.is_trained:
-        index = trained(index, transform.apply(store.sample_vectors(d, training_sample_size(factory))))
-    for ids, vectors in store.vector_blocks(d, ADD_BLOCK):
-        index.add_with_ids(transform.apply(vectors), ids)
+        size = training_sample_size(factory, d=transform.dim_out, on_disk=settings.on_disk)
+        index = trained(index, transform.apply(store.sample_vectors(d, size)))
+    blocks = ((transform.apply(v), ids) for ids, v in store.vector_blocks(d, ADD_BLOCK))
+    if lists_file:
+        fill(index, blocks, lists_file)
+    else:
+        for vectors, ids in blocks:
+            index.add_with_ids(vectors, ids)
     return transform, factory, index
 
 
@@ -563,7 +529,7 @@ def _manifest(
     trained_info: dict[str, int],
     *,
     corpus: str,
-    spec: str | None,
+    settings: IndexSettings,
 ) -> IndexManifest:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return IndexManifest(
@@ -572,7 +538,12 @@ def _manifest(
         updated=now,
         corpus=corpus,
         transform=report.transform,
-        index={"spec": spec, "factory": report.factory, "metric": "inner_product"},
+        index={
+            "spec": settings.spec,
+            "factory": report.factory,
+            "metric": "inner_product",
+            "on_disk": settings.on_disk,
+        },
         search_params=default_search_params(report.factory),
         lexical=SETTINGS,
         counts=dict(report.counts),
@@ -585,11 +556,12 @@ def _manifest(
 
 def _remove_old_generations(index_dir: Path, generation: int) -> None:
     """Files of generations before the previous one: no reader loads them any more (a reader keeps
-    what it loaded in memory; one opening the previous generation right now still finds it)."""
+    what it loaded in memory, and an on-disk lists file it mapped stays readable once unlinked; one
+    opening the previous generation right now still finds it)."""
     manifest = IndexManifest.read(index_dir)
     keep = {manifest.transform.get("file")}
     for path in index_dir.iterdir():
-        found = re.fullmatch(r"(?:index-(\d+)\.faiss|bm25-(\d+)|transform-(\d+)\.pca)", path.name)
+        found = re.fullmatch(r"(?:index-(\d+)\.(?:faiss|ivfdata)|bm25-(\d+)|transform-(\d+)\.pca)", path.name)
         if not found or path.name in keep:
             continue
         g = int(next(x for x in found.groups() if x))

@@ -15,6 +15,7 @@ import numpy as np
 
 from ragkit.errors import RagkitError
 from ragkit.index.faiss_build import faiss_build
+from ragkit.index.ondisk import TRAINING_BYTES
 
 FLAT_UP_TO = 100_000  # exact search is fast enough below this many vectors
 PRESETS = {
@@ -116,10 +117,17 @@ def trained(index: faiss.Index, sample: np.ndarray) -> faiss.Index:
     return index
 
 
-def training_sample_size(factory: str) -> int:
-    """Vectors to train on: 256 per IVF list (faiss's own cap), else 100,000."""
+def training_sample_size(factory: str, *, d: int = 0, on_disk: bool = False) -> int:
+    """Vectors to train on: 256 per IVF list (faiss's own cap), else 100,000. An index with its lists
+    on disk trains on at most `ondisk.TRAINING_BYTES` of `d`-dim vectors (and 39 per list, faiss's
+    floor), so that its memory does not grow with the corpus."""
     ivf = re.search(r"\bIVF(\d+)", factory)
-    return 256 * int(ivf.group(1)) if ivf else 100_000
+    if not ivf:
+        return 100_000
+    nlist = int(ivf.group(1))
+    if on_disk:
+        return min(256 * nlist, max(39 * nlist, TRAINING_BYTES // (4 * max(d, 1))))
+    return 256 * nlist
 
 
 def _to_gpus(index: faiss.Index) -> faiss.Index:

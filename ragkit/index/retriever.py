@@ -29,6 +29,7 @@ from ragkit.index.fusion import (
 )
 from ragkit.index.lexical import LexicalIndex
 from ragkit.index.manifest import IndexManifest
+from ragkit.index.ondisk import read_index
 from ragkit.index.transform import Transform
 
 
@@ -60,16 +61,13 @@ class Snapshot:
     def open(cls, index_dir: Path, manifest: IndexManifest, search_params: dict | None) -> Snapshot:
         index_path = index_dir / manifest.index_path
         try:
-            index = faiss.read_index(str(index_path))
+            index = read_index(index_path)
         except RuntimeError as e:
             raise RagkitError(f"{index_path} is missing or corrupt; rebuild with `rebuild`") from e
         params = {**manifest.search_params, **(search_params or {})}
-        on_device = prepare_for_search(index, params)
-        cpu = (
-            index
-            if on_device is index
-            else prepare_for_search(faiss.read_index(str(index_path)), params, gpu=False)
-        )
+        # Lists kept on disk stay there: copying them to a GPU would need them all in memory.
+        on_device = prepare_for_search(index, params, gpu=not manifest.index.get("on_disk"))
+        cpu = index if on_device is index else prepare_for_search(read_index(index_path), params, gpu=False)
         return cls(
             manifest,
             on_device,
