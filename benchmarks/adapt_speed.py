@@ -26,6 +26,7 @@ CPU_RUNS = [
     ("mntp + grad checkpointing", "mntp", dict(batch_size=8, max_length=128, gradient_checkpointing=True)),
     ("mntp, bf16 autocast", "mntp", dict(batch_size=8, max_length=128, autocast="bf16")),
     ("simcse", "simcse", dict(batch_size=32, max_length=64)),
+    ("simcse, bf16 autocast", "simcse", dict(batch_size=32, max_length=64, autocast="bf16")),
     ("supervised", "supervised", dict(batch_size=16, max_length=128, gradient_checkpointing=False)),
     (
         "supervised, bf16 autocast",

@@ -12,9 +12,10 @@ from typing import Protocol
 
 import torch
 
-from ragkit.adapt.config import AUTOCAST_DTYPES, StageConfig
+from ragkit.adapt.config import StageConfig
 from ragkit.adapt.distributed import World, average_gradients, barrier, mean, step_seed
 from ragkit.adapt.lora import adapter_state, load_adapter_state
+from ragkit.encoders.precision import native_bf16
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
@@ -125,9 +126,16 @@ def train(
     )
 
 
+def autocast_dtype(config: StageConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 for autocast "bf16", and for "auto" where `device` computes bf16 in hardware; else None."""
+    if config.autocast == "bf16" or (config.autocast == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return None
+
+
 def autocast(config: StageConfig, device: torch.device):
     """Mixed precision for the forward passes; losses and LoRA weights stay fp32."""
-    dtype = AUTOCAST_DTYPES[config.autocast]
+    dtype = autocast_dtype(config, device)
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 

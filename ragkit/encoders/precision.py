@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -21,6 +22,7 @@ Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
 CPU_DEFAULT: Precision = "fp32"
 GPU_DEFAULT: Precision = "bf16"
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> Precision:
@@ -32,6 +34,21 @@ def resolve_precision(precision: str | None, device: torch.device) -> Precision:
     if precision == "int8" and device.type != "cpu":
         raise RagkitError("precision int8 is for CPU encoding: on a GPU use bf16 (the default) or fp32")
     return precision  # type: ignore[return-value]
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 matmuls in hardware: a CUDA GPU that supports bf16, or a CPU
+    with AVX-512 bf16 or AMX (elsewhere CPU bf16 is emulated, and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with CPUINFO.open() as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:  # not Linux: no way to tell, so no
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def weight_dtype(precision: Precision, device: torch.device) -> torch.dtype:

@@ -196,3 +196,20 @@ def test_lora_on_the_top_layers_only_stops_backward_below_them():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with pytest.raises(RagkitError, match="lora_layers must be between 1 and the model's 2 layers, got 3"):
         add_lora(tiny_model("llama"), r=4, alpha=8, dropout=0.0, seed=0, layers=3)
+
+
+def test_auto_autocast_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    from ragkit.adapt import trainer
+    from ragkit.adapt.config import PRESETS
+
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(trainer, "native_bf16", lambda device, native=native: native)
+        expected = torch.bfloat16 if native else None
+        assert trainer.autocast_dtype(MNTPConfig(autocast="auto"), cpu) == expected
+        assert trainer.autocast_dtype(MNTPConfig(autocast="bf16"), cpu) == torch.bfloat16  # asked: always
+        assert trainer.autocast_dtype(MNTPConfig(), cpu) is None
+    # The CPU preset trains every stage that way (benchmarks/results/adapt_speed.md: same losses, faster).
+    assert {stage["autocast"] for stage in PRESETS["cpu-small"].values()} == {"auto"}
+    with pytest.raises(RagkitError, match="autocast must be one of None, bf16, auto"):
+        MNTPConfig(autocast="fp8").check("mntp")

@@ -23,7 +23,7 @@ NAME = "llm2vec-smollm2-135m"
 
 def test_shipped_adapters_are_fp16_in_training_order_and_name_the_builtin_base():
     builtin = BUILTIN_ENCODERS[NAME]
-    assert [Path(a).name for a in builtin.adapters] == ["1-mntp", "2-supervised"]
+    assert [Path(a).name for a in builtin.adapters] == ["1-mntp", "2-supervised", "3-supervised"]
     for adapter in builtin.adapters:
         config = json.loads((Path(adapter) / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == builtin.base == "smollm2-135m"

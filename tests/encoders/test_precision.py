@@ -47,3 +47,16 @@ def test_precision_defaults_and_one_line_errors():
         assert torch.is_autocast_enabled("cpu")
     with compute_context("fp32", torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path, monkeypatch):
+    from ragkit.encoders import precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    cpu = torch.device("cpu")
+    assert not precision.native_bf16(cpu)  # unreadable: no
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert not precision.native_bf16(cpu)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert precision.native_bf16(cpu)
