@@ -138,7 +138,8 @@ def main() -> None:
         "# Peak memory of a build",
         "",
         f"`python benchmarks/build_memory.py --chunks {args.chunks}`: {memory['chunks']:,} chunks x 768 "
-        f"dims ({memory['factory']}), texts of 30 words, built twice, each in its own process: IVF "
+        f"dims ({' / '.join(dict.fromkeys([memory['factory'], disk['factory']]))}), texts of 30 words, "
+        "built twice, each in its own process: IVF "
         f"lists in memory ({memory['seconds']:,.0f} s) and on disk with `on_disk` ({disk['seconds']:,.0f} "
         f"s). The vectors alone are {raw:.2f} GiB.",
         "",

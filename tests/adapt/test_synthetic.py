@@ -125,7 +125,7 @@ def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(mock_generat
         max_length=48,
     )
     configs["synthetic"].passages, configs["synthetic"].negative_depth = 40, 10
-    configs["synthetic"].autocast = "bf16"  # as the cpu-small preset: mining runs under it too
+    configs["synthetic"].autocast = "bf16"  # cpu-small's "auto" on a bf16 CPU: mining runs under it too
     report = adapt(str(base), tmp_path / "enc", configs, show_progress=False)
     assert [r.stage for r in report.stages] == ["synthetic"]
 
