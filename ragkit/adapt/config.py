@@ -14,8 +14,9 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-# "auto": bf16 where the device computes it in hardware (AVX-512 bf16 / AMX CPUs, bf16 GPUs), else none
-AUTOCAST_CHOICES: tuple[str | None, ...] = (None, "bf16", "auto")
+# "auto": bf16 where the device computes it in hardware (AVX-512 bf16 / AMX CPUs, bf16 GPUs), else
+# none; "fp32" (or leaving it out) turns it off, which a TOML file, having no null, can only say so.
+AUTOCAST_CHOICES: tuple[str | None, ...] = (None, "fp32", "bf16", "auto")
 
 
 @dataclass

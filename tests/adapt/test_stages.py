@@ -209,7 +209,8 @@ def test_auto_autocast_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
         assert trainer.autocast_dtype(MNTPConfig(autocast="auto"), cpu) == expected
         assert trainer.autocast_dtype(MNTPConfig(autocast="bf16"), cpu) == torch.bfloat16  # asked: always
         assert trainer.autocast_dtype(MNTPConfig(), cpu) is None
+        assert trainer.autocast_dtype(MNTPConfig(autocast="fp32"), cpu) is None
     # The CPU preset trains every stage that way (benchmarks/results/adapt_speed.md: same losses, faster).
     assert {stage["autocast"] for stage in PRESETS["cpu-small"].values()} == {"auto"}
-    with pytest.raises(RagkitError, match="autocast must be one of None, bf16, auto"):
+    with pytest.raises(RagkitError, match="autocast must be one of None, fp32, bf16, auto"):
         MNTPConfig(autocast="fp8").check("mntp")
