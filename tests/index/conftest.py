@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, tiny_encoder
 
 
 def read_beir(name: str) -> tuple[list[dict], list[dict]]:
@@ -56,3 +56,20 @@ def lsa_vectors(cranfield) -> tuple[np.ndarray, np.ndarray]:
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return d.astype(np.float32), q.astype(np.float32)
+
+
+@pytest.fixture
+def encoder():
+    """A random-weight tiny Llama encoder: index tests need its vectors to be stable, not good."""
+    return tiny_encoder("llama")
+
+
+@pytest.fixture
+def corpus(tmp_path, cranfield):
+    """40 real Cranfield abstracts, one .txt file each (test_build.py defines its own mix)."""
+    docs, _ = cranfield
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for d in docs[:40]:
+        (root / f"{d['_id']}.txt").write_text(d["text"])
+    return root

@@ -16,11 +16,6 @@ CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
 
 
 @pytest.fixture
-def encoder():
-    return tiny_encoder("llama")
-
-
-@pytest.fixture
 def corpus(tmp_path, cranfield):
     """24 real Cranfield abstracts, one .txt file each, and a .jsonl with 6 more (with metadata)."""
     docs, _ = cranfield

@@ -12,30 +12,12 @@ import sys
 import time
 
 import faiss
-import pytest
-from helpers import tiny_encoder
 
 from ragkit import Encoder
 from ragkit.index import ChunkingConfig, Index, Retriever
 from ragkit.index.build import RETRAIN_FACTOR
 
 CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
-
-
-@pytest.fixture
-def encoder():
-    return tiny_encoder("llama")
-
-
-@pytest.fixture
-def corpus(tmp_path, cranfield):
-    """40 real Cranfield abstracts, one .txt file each."""
-    docs, _ = cranfield
-    root = tmp_path / "corpus"
-    root.mkdir()
-    for d in docs[:40]:
-        (root / f"{d['_id']}.txt").write_text(d["text"])
-    return root
 
 
 def build(corpus, encoder, index_dir, **options):

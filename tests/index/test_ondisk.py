@@ -8,7 +8,6 @@ import shutil
 
 import faiss
 import pytest
-from helpers import tiny_encoder
 
 from ragkit.errors import RagkitError
 from ragkit.index import ChunkingConfig, Index, Retriever
@@ -18,21 +17,6 @@ from ragkit.index.ondisk import TRAINING_BYTES, is_on_disk, read_index
 CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
 SPEC = "IVF2,Flat"  # 2 lists (78+ vectors to train), both probed: exact, comparable answers
 QUERIES = ("wing", "heat transfer", "boundary layer", "supersonic flow over a flat plate")
-
-
-@pytest.fixture
-def encoder():
-    return tiny_encoder("llama")
-
-
-@pytest.fixture
-def corpus(tmp_path, cranfield):
-    docs, _ = cranfield
-    root = tmp_path / "corpus"
-    root.mkdir()
-    for d in docs[:40]:
-        (root / f"{d['_id']}.txt").write_text(d["text"])
-    return root
 
 
 def build(corpus, encoder, index_dir, **options):
