@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ragkit.encoders.loading import DEFAULT_ENCODER
 from ragkit.errors import RagkitError, for_flags
-from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_MODE, DEFAULT_WEIGHT
+from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
 
 app = typer.Typer(
     help="Decoder LLMs as text encoders (LLM2Vec), and retrieval on top of them.",
@@ -222,6 +222,13 @@ def index(
     ray_actors: Annotated[
         int | None, typer.Option(min=1, help="Encoder actors on Ray (default: one per GPU, else 2).")
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="Choose the index's default search (dense, BM25 or a fusion) from pseudo-queries drawn "
+            "from the corpus; off: the fallback chosen on dev splits.",
+        ),
+    ] = True,
 ) -> None:
     """Build or update a FAISS index of a folder (only new or changed files are embedded), or upsert
     the documents of a JSON lines stream by id (--jsonl)."""
@@ -263,6 +270,7 @@ def index(
             on_disk=on_disk,
             batch_size=batch_size,
             show_progress=True,
+            calibrate=calibrate,
         ).upsert(read_records(jsonl, fields))
         console.print(report.summary())
         return
@@ -281,6 +289,7 @@ def index(
         batch_size=batch_size,
         ray=ray,
         ray_actors=ray_actors,
+        calibrate=calibrate,
     )
     console.print(report.summary())
 
@@ -308,14 +317,25 @@ def query(
     mode: Annotated[
         str | None,
         typer.Option(
-            help=f"dense, bm25 or hybrid (both, fused). Default: {DEFAULT_MODE} where the index has "
-            "a BM25 part, else dense."
+            help="dense, bm25 or hybrid (both, fused). Default: the setting the index calibrated itself "
+            "to when it was built (printed with the results)."
         ),
     ] = None,
     method: Annotated[
-        str, typer.Option("--fusion", help="How hybrid fuses: weighted (min-max scores) or rrf (ranks).")
-    ] = DEFAULT_METHOD,
-    weight: Annotated[float, typer.Option(help="Hybrid's dense share, 0 to 1.")] = DEFAULT_WEIGHT,
+        str | None,
+        typer.Option(
+            "--fusion",
+            help=f"How hybrid fuses: weighted (min-max scores) or rrf (ranks). Default: the index's "
+            f"calibrated one, else {DEFAULT_METHOD}.",
+        ),
+    ] = None,
+    weight: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Hybrid's dense share, 0 to 1. Default: the index's calibrated one, "
+            f"else {DEFAULT_WEIGHT:g}."
+        ),
+    ] = None,
     device: Device = None,
     dtype: Dtype = None,
     precision: Precision = None,
@@ -339,13 +359,14 @@ def query(
         index_dir,
         **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
     )
-    hits = retriever.search(text, k=k, filter=conditions, mode=mode, method=method, weight=weight)
+    setting = retriever.resolve(mode, method, weight)
+    hits = retriever.search(
+        text, k=k, filter=conditions, mode=setting.mode, method=setting.method, weight=setting.weight
+    )
     if json_output:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return
-    searched = retriever.resolve_mode(mode)
-    setting = f", {method} {weight:g}" if searched == "hybrid" else ""
-    table = Table(title=f"top {len(hits)} for {text!r} ({searched}{setting})", title_justify="left")
+    table = Table(title=f"top {len(hits)} for {text!r}", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("score", justify="right")
     table.add_column("source", max_width=32)
@@ -357,6 +378,7 @@ def query(
             str(rank), f"{hit.score:.3f}", source, snippet[:200] + ("…" if len(snippet) > 200 else "")
         )
     console.print(table)
+    console.print(f"[dim]search: {setting}; {retriever.explain(setting)}[/]", highlight=False)
 
 
 @app.command()
@@ -592,9 +614,15 @@ def eval_(
         typer.Option(help="Search mode(s) to score --index with: dense, bm25, hybrid; repeatable."),
     ] = None,
     method: Annotated[
-        str, typer.Option("--fusion", help="How hybrid fuses: weighted (min-max scores) or rrf (ranks).")
-    ] = DEFAULT_METHOD,
-    weight: Annotated[float, typer.Option(help="Hybrid's dense share, 0 to 1.")] = DEFAULT_WEIGHT,
+        str | None,
+        typer.Option(
+            "--fusion",
+            help="How hybrid fuses: weighted (min-max scores) or rrf (ranks). Default: the index's.",
+        ),
+    ] = None,
+    weight: Annotated[
+        float | None, typer.Option(help="Hybrid's dense share, 0 to 1. Default: the index's.")
+    ] = None,
     split: Annotated[str | None, typer.Option(help="qrels split (default: the task's test split).")] = None,
     max_docs: Annotated[
         int | None, typer.Option(min=1, help="Subsample larger corpora to this many docs (judged ones kept).")

@@ -18,7 +18,7 @@ from ragkit.errors import RagkitError
 from ragkit.eval.cache import cached_embeddings
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
-from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT, FusionMethod, SearchMode, check_fusion, fuse
+from ragkit.index.fusion import FusionMethod, SearchMode, check_fusion, fuse
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
@@ -157,18 +157,18 @@ class IndexSearch:
         *,
         chunks_per_document: int = 4,
         mode: SearchMode | None = None,
-        method: FusionMethod = DEFAULT_METHOD,
-        weight: float = DEFAULT_WEIGHT,
+        method: FusionMethod | None = None,
+        weight: float | None = None,
     ) -> None:
         self.retriever = retriever
         self.chunks_per_document = chunks_per_document
-        self.mode = retriever.resolve_mode(mode)  # a bad mode fails now
-        check_fusion(method, weight)
-        self.method, self.weight = method, weight
+        # What is not given is the index's own (its calibrated setting); a bad value fails now.
+        self.setting = retriever.resolve(mode, method, weight)
+        self.mode = self.setting.mode
         self.doc_ids = retriever.store.doc_ids()  # chunk id -> document id
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
-        setting = f" {method} {weight:g}" if self.mode == "hybrid" else ""
-        self.label = f"index:{retriever.index_dir.name} {self.mode}{setting}"
+        default = " (the index's default)" if mode is None and method is None and weight is None else ""
+        self.label = f"index:{retriever.index_dir.name} {self.setting.label}{default}"
 
     @property
     def mteb_model_meta(self):
@@ -197,8 +197,9 @@ class IndexSearch:
         **kwargs: Any,
     ) -> dict[str, dict[str, float]]:
         fetch = min(top_k * self.chunks_per_document, len(self.doc_ids))
+        s = self.setting
         ranked = self.retriever.ranked(
-            query_texts(queries), fetch, mode=self.mode, method=self.method, weight=self.weight
+            query_texts(queries), fetch, mode=s.mode, method=s.method, weight=s.weight
         )
         results = {}
         for qid, ranking in zip(queries["id"], ranked, strict=True):

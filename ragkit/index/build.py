@@ -27,8 +27,11 @@ from pathlib import Path
 import faiss
 
 from ragkit.corpus import CorpusFile, Document, Fields, ReadStats, list_files, read_documents
+from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
+from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
+from ragkit.index.calibration import Calibration, calibrate_store
 from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_build import faiss_build
@@ -79,6 +82,7 @@ class BuildReport:
     vectors_removed: int = 0
     retrained: str = ""  # why the FAISS index / PCA were trained (again); "" when they were kept
     bytes_per_vector: float = 0.0
+    calibration: Calibration | None = None  # the default search setting, when (re)calibrated by this change
 
     def summary(self) -> str:
         c = self.counts
@@ -119,6 +123,8 @@ class BuildReport:
             )
         if reading.empty_documents:
             lines.append(f"{reading.empty_documents} empty documents ignored")
+        if self.calibration is not None:
+            lines.append(f"default search: {self.calibration.setting}, {self.calibration.reason()}")
         lines.append(self.faiss)
         return "\n".join(lines)
 
@@ -143,9 +149,11 @@ class Index:
         settings: IndexSettings,
         batch_size: int = 32,
         show_progress: bool = False,
+        calibrate: bool = True,
     ) -> None:
         self.index_dir, self.encoder, self.chunking, self.fields = index_dir, encoder, chunking, fields
         self.settings, self.batch_size, self.show_progress = settings, batch_size, show_progress
+        self.calibrate = calibrate  # choose the default search setting from the corpus (calibration.py)
 
     @classmethod
     def open(
@@ -161,6 +169,7 @@ class Index:
         on_disk: bool = False,
         batch_size: int = 32,
         show_progress: bool = False,
+        calibrate: bool = True,
     ) -> Index:
         """An index to change document by document. An existing one keeps its encoder (loaded from
         the manifest unless given), chunking and `IndexSettings`; a new one is created by the first
@@ -170,7 +179,8 @@ class Index:
         if index_dir.exists():
             manifest = IndexManifest.read(index_dir)
             if encoder is None:
-                encoder = Encoder.load(manifest.encoder_config())
+                precision = matching_precision(manifest.precision, resolve_device(None))
+                encoder = Encoder.load(manifest.encoder_config(), precision=precision)
             return cls(
                 index_dir,
                 encoder,
@@ -179,6 +189,7 @@ class Index:
                 settings=settings.kept_for(index_dir, manifest),
                 batch_size=batch_size,
                 show_progress=show_progress,
+                calibrate=calibrate,
             )
         settings.check()
         return cls(
@@ -189,6 +200,7 @@ class Index:
             settings=settings,
             batch_size=batch_size,
             show_progress=show_progress,
+            calibrate=calibrate,
         )
 
     def add(self, documents: Iterable[Document | dict]) -> BuildReport:
@@ -274,10 +286,18 @@ class Index:
                     previous if in_place else None,
                     self.settings,
                 )
+                calibration = self._calibration(directory, store, report, previous if in_place else None)
                 if corpus is None:
                     corpus = previous.corpus if previous else ""
                 manifest = _manifest(
-                    params, previous, report, trained_info, corpus=corpus, settings=self.settings
+                    params,
+                    previous,
+                    report,
+                    trained_info,
+                    corpus=corpus,
+                    settings=self.settings,
+                    calibration=calibration,
+                    precision=encoder.precision,
                 )
                 manifest.write(directory)  # the commit
                 store.committed(keep_from=report.generation - 1)
@@ -290,6 +310,26 @@ class Index:
                 swap_into_place(directory, index_dir)
             report.seconds = time.perf_counter() - start
             return report
+
+    def _calibration(
+        self, directory: Path, store: Docstore, report: BuildReport, previous: IndexManifest | None
+    ) -> dict:
+        """The generation's default search setting (`Calibration.to_json()`; {} for none): chosen
+        again for a new or retrained index, one without a setting yet, or once the corpus has grown or
+        shrunk `RETRAIN_FACTOR` times since it was chosen; else the previous one, kept."""
+        kept = previous.calibration if previous else {}
+        if not self.calibrate:
+            return {}
+        n, since = report.counts["chunks"], kept.get("chunks", 0)
+        if kept and not report.retrained and since * RETRAIN_FACTOR > n and n * RETRAIN_FACTOR > since:
+            return kept
+        transform = Transform.load(directory, report.transform)
+        calibration = calibrate_store(store, self.encoder, transform, batch_size=self.batch_size)
+        if calibration is None:
+            return {}
+        calibration.chunks, calibration.generation = n, report.generation
+        report.calibration = calibration
+        return calibration.to_json()
 
     def _embed(self, documents: list[Document], store: Docstore, report: BuildReport) -> None:
         progress = progress_bar("embedding", "documents", enabled=self.show_progress)
@@ -336,6 +376,7 @@ class Index:
         show_progress: bool = True,
         ray: str | None = None,
         ray_actors: int | None = None,
+        calibrate: bool = True,
     ) -> BuildReport:
         """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time.
 
@@ -345,6 +386,10 @@ class Index:
         `ray`: read, chunk and embed the files to embed on a Ray cluster ("auto": the running one,
         "local": a new local instance, or an address), with `ray_actors` encoder actors (default:
         one per GPU, else 2); ragkit/index/ray_embed.py.
+
+        `calibrate`: choose the index's default search setting (dense, BM25 or a fusion of them) from
+        pseudo-queries drawn from the corpus (ragkit/index/calibration.py); False keeps the fallback
+        chosen on dev splits.
 
         One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
         naming the first one's PID, while searches of the current index go on.
@@ -365,6 +410,7 @@ class Index:
             settings=settings,
             batch_size=batch_size,
             show_progress=show_progress,
+            calibrate=calibrate,
         )
 
         def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
@@ -530,6 +576,8 @@ def _manifest(
     *,
     corpus: str,
     settings: IndexSettings,
+    calibration: dict,
+    precision: str,
 ) -> IndexManifest:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return IndexManifest(
@@ -551,6 +599,8 @@ def _manifest(
         faiss=report.faiss,
         generation=report.generation,
         trained=trained_info,
+        calibration=calibration,
+        precision=precision,
     )
 
 

@@ -12,6 +12,7 @@ nothing from it):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from ragkit.errors import RagkitError
@@ -22,13 +23,11 @@ RRF_K = 60
 SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 
-# What `Retriever.search` and `ragkit query` do by default, from benchmarks/results/fusion.md. The
-# mode: a fusion setting if one never scores below dense or BM25 alone on any shared folder, else
-# dense. With the built-in encoder none is safe on all six (weighted 0.1-0.3 beat BM25 on five and
-# have the best mean, 0.505 vs BM25's 0.493, but lose to it on nfcorpus), so the default is dense.
-# Hybrid's own default setting (`mode="hybrid"` with no method or weight): the best mean nDCG@10
-# over two dev splits that no reported folder belongs to (SQuAD, PubMedQA): weighted, dense 0.5.
-DEFAULT_MODE: SearchMode = "dense"
+# By default each index searches with the setting it calibrated itself to (ragkit/index/calibration.py).
+# Chosen on two dev splits that no reported folder belongs to (SQuAD, PubMedQA;
+# benchmarks/results/fusion.md): `FALLBACK`, the best of every setting, dense and BM25 included, for an
+# index with no calibration (too few sentences to draw pseudo-queries from); and hybrid's own setting,
+# the best fused one, for `mode="hybrid"` without a method or weight.
 DEFAULT_METHOD: FusionMethod = "weighted"
 DEFAULT_WEIGHT = 0.5
 HYBRID_CANDIDATES = 1000  # each side's top n before fusion, as measured (mteb retrieves 1000)
@@ -84,3 +83,39 @@ def _check_weights(rankings: Sequence[Ranking], weights: Sequence[float] | None)
     if len(weights) != len(rankings):
         raise RagkitError(f"{len(weights)} weights for {len(rankings)} rankings: give one per ranking")
     return weights
+
+
+@dataclass(frozen=True)
+class SearchSetting:
+    """One way to search an index: `mode`, and for hybrid the fusion `method` and dense `weight`."""
+
+    mode: SearchMode
+    method: FusionMethod | None = None
+    weight: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise RagkitError(f"unknown search `mode` {self.mode!r}: use one of {', '.join(SEARCH_MODES)}")
+        if self.mode == "hybrid":
+            if self.method is None or self.weight is None:
+                raise RagkitError("a hybrid setting needs a fusion `method` and a dense `weight`")
+            check_fusion(self.method, self.weight)
+
+    @property
+    def label(self) -> str:
+        """ "dense", "bm25" or "<method> <weight>", as benchmarks/results/fusion.md names them."""
+        return self.mode if self.mode != "hybrid" else f"{self.method} {self.weight:g}"
+
+    def __str__(self) -> str:
+        return self.mode if self.mode != "hybrid" else f"hybrid ({self.method}, dense weight {self.weight:g})"
+
+    @classmethod
+    def from_label(cls, label: str) -> SearchSetting:
+        if label in ("dense", "bm25"):
+            return cls(label)  # type: ignore[arg-type]
+        method, weight = label.split()
+        return cls("hybrid", method, float(weight))  # type: ignore[arg-type]
+
+
+HYBRID_DEFAULT = SearchSetting("hybrid", DEFAULT_METHOD, DEFAULT_WEIGHT)
+FALLBACK = HYBRID_DEFAULT

@@ -9,6 +9,7 @@ from typing import Any
 
 from ragkit.encoders import EncoderConfig
 from ragkit.errors import RagkitError
+from ragkit.index.calibration import Calibration
 from ragkit.io import atomic_write_text
 
 FORMAT_VERSION = 2  # 2: versioned docstore rows, chunk ids as FAISS ids, files named by generation
@@ -51,6 +52,12 @@ class IndexManifest:
     # When the FAISS index and the PCA were last trained: {"generation", "vectors"}; an update
     # retrains (and says so) once the corpus has grown or shrunk `RETRAIN_FACTOR` times since.
     trained: dict[str, int] = field(default_factory=dict)
+    # The search setting this corpus calibrated itself to and its evidence (`Calibration.to_json`);
+    # {}: none (too few sentences, or built before ragkit calibrated), searches use the fallback.
+    calibration: dict[str, Any] = field(default_factory=dict)
+    # The precision the documents were encoded in: queries are encoded the same way where the device
+    # computes it ("" in indexes built before ragkit recorded it).
+    precision: str = ""
     format_version: int = FORMAT_VERSION
 
     @property
@@ -64,6 +71,10 @@ class IndexManifest:
     @property
     def config_hash(self) -> str:
         return self.encoder["config_hash"]
+
+    def search_calibration(self) -> Calibration | None:
+        """The calibrated default search, if this index has one."""
+        return Calibration.from_json(self.calibration) if self.calibration else None
 
     def encoder_config(self) -> EncoderConfig:
         """The config to load the index's encoder with: `Encoder.load(manifest.encoder_config())`."""

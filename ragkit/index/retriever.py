@@ -10,21 +10,22 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
 from ragkit.encoders.encoder import check_texts
+from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search, selector_params
 from ragkit.index.filters import compile_filter
 from ragkit.index.fusion import (
-    DEFAULT_METHOD,
-    DEFAULT_MODE,
-    DEFAULT_WEIGHT,
+    FALLBACK,
     HYBRID_CANDIDATES,
+    HYBRID_DEFAULT,
     SEARCH_MODES,
     FusionMethod,
     SearchMode,
-    check_fusion,
+    SearchSetting,
     fuse,
 )
 from ragkit.index.lexical import LexicalIndex
@@ -153,10 +154,13 @@ class Retriever:
 
         The manifest fixes everything that shapes the vectors (weights, pooling, input format,
         instructions, max length); `device`, `dtype`, `precision` and `attn_implementation` only say
-        how to run it.
+        how to run it. `precision` defaults to the one the documents were encoded in, where the device
+        computes it natively.
         """
         manifest = IndexManifest.read(index_dir)
         if encoder is None:
+            if precision is None:  # encode queries as the documents were, where this device can
+                precision = matching_precision(manifest.precision, resolve_device(device))
             encoder = Encoder.load(
                 manifest.encoder_config(),
                 device=device,
@@ -179,15 +183,16 @@ class Retriever:
         filter: dict | None = None,
         *,
         mode: SearchMode | None = None,
-        method: FusionMethod = DEFAULT_METHOD,
-        weight: float = DEFAULT_WEIGHT,
+        method: FusionMethod | None = None,
+        weight: float | None = None,
         query_vectors: np.ndarray | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-k chunks for one query (a list of Hits) or for each of several (a list of lists).
 
         `mode`: "dense" (the encoder's vectors), "bm25" (the index's BM25 of the same chunks) or
-        "hybrid" (both, fused by `method`, "weighted" or "rrf", with `weight` the dense share); the
-        default is `DEFAULT_MODE` where the index has a BM25 part, else dense.
+        "hybrid" (both, fused by `method`, "weighted" or "rrf", with `weight` the dense share). What
+        is not given comes from the setting the index calibrated itself to when it was built
+        (`resolve`, ragkit/index/calibration.py); a `method` or `weight` alone means hybrid.
         `filter` (ragkit/index/filters.py) keeps chunks by path, doc id, title or metadata:
         {"path": "docs/*.md"}, {"year": {"$gte": 2020}}, {"$or": [...]}. The docstore evaluates it and
         only matching chunks are ranked, so a filter returns exactly the matching top k.
@@ -208,8 +213,8 @@ class Retriever:
         n: int,
         *,
         mode: SearchMode | None = None,
-        method: FusionMethod = DEFAULT_METHOD,
-        weight: float = DEFAULT_WEIGHT,
+        method: FusionMethod | None = None,
+        weight: float | None = None,
         filter: dict | None = None,
     ) -> list[dict[int, float]]:
         """Per query, chunk id -> score, best first, for the top n chunks (the top n of each
@@ -223,13 +228,13 @@ class Retriever:
         queries: Sequence[str],
         n: int,
         mode: SearchMode | None,
-        method: FusionMethod,
-        weight: float,
+        method: FusionMethod | None,
+        weight: float | None,
         filter: dict | None,
         query_vectors: np.ndarray | None = None,
     ) -> list[dict[int, float]]:
-        mode = self.resolve_mode(mode)
-        check_fusion(method, weight)
+        setting = self.resolve(mode, method, weight, manifest=snapshot.manifest)
+        mode = setting.mode
         allowed = None
         if filter is not None:
             allowed = snapshot.store.ids_where(*compile_filter(filter))
@@ -255,7 +260,7 @@ class Retriever:
                 if mode == "dense"
                 else lexical
                 if mode == "bm25"
-                else fuse(dense, lexical, method, weight)
+                else fuse(dense, lexical, setting.method, setting.weight)
             )
             rankings.append(dict(itertools.islice(ranking.items(), n)))
         return rankings
@@ -283,13 +288,48 @@ class Retriever:
     def _embed(self, snapshot: Snapshot, queries: Sequence[str]) -> np.ndarray:
         return snapshot.transform.apply(self.encoder.encode_queries(queries))
 
-    def resolve_mode(self, mode: str | None) -> str:
-        """The mode a search with `mode` runs: the default for None, else `mode` if this index has it."""
-        if mode is None:
-            return DEFAULT_MODE
-        if mode not in SEARCH_MODES:
+    def resolve(
+        self,
+        mode: str | None = None,
+        method: str | None = None,
+        weight: float | None = None,
+        *,
+        manifest: IndexManifest | None = None,
+    ) -> SearchSetting:
+        """The setting a search with these arguments runs. What is given wins; the rest comes from
+        the setting the index calibrated itself to, else from `FALLBACK` (chosen on dev splits). A
+        `method` or `weight` without a `mode` means hybrid; hybrid without them takes the calibrated
+        fusion if it is one, else hybrid's dev-chosen `HYBRID_DEFAULT`."""
+        if mode is not None and mode not in SEARCH_MODES:
             raise RagkitError(f"unknown search `mode` {mode!r}: use one of {', '.join(SEARCH_MODES)}")
-        return mode
+        calibration = (manifest or self.manifest).search_calibration()
+        default = calibration.setting if calibration else FALLBACK
+        if mode is None and method is None and weight is None:
+            return default
+        if mode in ("dense", "bm25"):
+            return SearchSetting(mode)  # type: ignore[arg-type]
+        base = default if default.mode == "hybrid" else HYBRID_DEFAULT
+        return SearchSetting(
+            "hybrid",
+            method or base.method,
+            base.weight if weight is None else weight,  # type: ignore[arg-type]
+        )
+
+    def resolve_mode(self, mode: str | None) -> str:
+        """The mode a search with `mode` runs (`resolve`'s)."""
+        return self.resolve(mode).mode
+
+    def explain(self, setting: SearchSetting) -> str:
+        """Why a search ran with `setting`, in a line (`ragkit query` prints it)."""
+        calibration = self.manifest.search_calibration()
+        if calibration is not None and setting == calibration.setting:
+            return calibration.reason()
+        if calibration is None and setting == FALLBACK:
+            return (
+                "the default chosen on dev splits: this index has no calibration (too few sentences to "
+                "draw pseudo-queries from, or built before ragkit calibrated)"
+            )
+        return "as asked"
 
     def close(self) -> None:
         self.store.close()

@@ -170,6 +170,7 @@ def create_app(
             "chunks": snapshot.index.ntotal if snapshot is not None else 0,
             "modes": _modes(retriever),
             "default_mode": retriever.resolve_mode(None) if retriever is not None else None,
+            "default_setting": retriever.resolve().label if retriever is not None else None,
             "auth": bool(config.api_key),
             "batching": {
                 "enabled": config.batching,
@@ -226,23 +227,25 @@ def create_app(
             raise ApiError(400, f"send 1 to {config.max_queries} queries, got {len(queries)}")
         if body.k > config.max_k:
             raise ApiError(400, f"k is {body.k}, over the limit of {config.max_k}")
-        mode = retriever.resolve_mode(body.mode)
-        vectors = None if mode == "bm25" else (await batcher.encode("query", queries))[0]
+        setting = retriever.resolve(body.mode, body.fusion, body.weight)
+        vectors = None if setting.mode == "bm25" else (await batcher.encode("query", queries))[0]
         hits = await run_in_threadpool(
             retriever.search,
             queries,
             k=body.k,
             filter=body.filter,
-            mode=mode,
-            method=body.fusion,
-            weight=body.weight,
+            mode=setting.mode,
+            method=setting.method,
+            weight=setting.weight,
             query_vectors=vectors,
         )
         results = [
             SearchResult(query=q, hits=[asdict(h) for h in found])
             for q, found in zip(queries, hits, strict=True)
         ]
-        return SearchResponse(model=config.model_name, mode=mode, results=results)
+        return SearchResponse(
+            model=config.model_name, mode=setting.mode, setting=setting.label, results=results
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:

@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
-
 
 class EmbeddingRequest(BaseModel):
     """POST /v1/embeddings, as OpenAI defines it, plus `input_type` (Voyage's and Cohere's name).
@@ -53,8 +51,9 @@ class SearchRequest(BaseModel):
     queries: list[str] | None = None
     k: int = Field(default=10, ge=1)
     mode: Literal["dense", "bm25", "hybrid"] | None = None
-    fusion: Literal["weighted", "rrf"] = DEFAULT_METHOD
-    weight: float = Field(default=DEFAULT_WEIGHT, ge=0, le=1)
+    # None: the index's calibrated setting (`Retriever.resolve`); either alone means hybrid.
+    fusion: Literal["weighted", "rrf"] | None = None
+    weight: float | None = Field(default=None, ge=0, le=1)
     filter: dict | None = None
 
 
@@ -78,4 +77,5 @@ class SearchResult(BaseModel):
 class SearchResponse(BaseModel):
     model: str
     mode: str  # the mode searched (the index's default where the request named none)
+    setting: str = ""  # the whole setting searched: "dense", "bm25" or "<fusion> <weight>"
     results: list[SearchResult]

@@ -15,7 +15,6 @@ from helpers import shared_folder, tiny_encoder
 from ragkit import RagkitError
 from ragkit.corpus import document_text
 from ragkit.index import ChunkingConfig, Index, Retriever
-from ragkit.index.fusion import DEFAULT_WEIGHT
 
 QUERIES = 6
 

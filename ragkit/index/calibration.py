@@ -1,0 +1,192 @@
+"""The search setting that suits one corpus, chosen without labels from queries the corpus makes itself.
+
+Dense search and BM25 win on different corpora, and so do the fusion weights between them
+(benchmarks/results/fusion.md): no single setting is best everywhere. So each index chooses its own.
+The pseudo-queries are an inverse cloze task (Lee et al., 2019, "Latent Retrieval for Weakly
+Supervised Open Domain QA"): a sentence drawn from a chunk is the query, and that chunk *without the
+sentence* is its one relevant passage, so BM25 cannot win by matching the sentence word for word.
+Every candidate setting ranks a pool of chunks in which the sources are replaced by their
+remainders, and the setting whose rankings put the sources highest (nDCG@10) becomes the index's
+default search. It costs one encoder pass over `n_queries` sentences and as many chunks (chosen over
+generating questions with the synthetic stage's LLM, which costs a decoder generation per query:
+benchmarks/results/calibration.md measures how well the cheap choice does).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ragkit.corpus import document_text
+from ragkit.encoders import Encoder
+from ragkit.errors import RagkitError
+from ragkit.index.docstore import Docstore
+from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES, SearchSetting, fuse
+from ragkit.index.lexical import LexicalIndex
+from ragkit.index.transform import Transform
+
+N_QUERIES = 200  # pseudo-queries per calibration
+POOL = 5000  # chunks they are ranked among (the sources and a seeded sample of the rest)
+MIN_QUERIES = 30  # fewer sentences to draw from: too noisy to choose, keep the global default
+WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MIN_WORDS, MAX_WORDS = 5, 40  # a sentence shorter is rarely a question's worth; longer, rarely one
+METHOD = "inverse-cloze"
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+CANDIDATES: tuple[SearchSetting, ...] = (
+    SearchSetting("dense"),
+    SearchSetting("bm25"),
+    *(SearchSetting("hybrid", m, w) for m in FUSION_METHODS for w in WEIGHTS),  # type: ignore[arg-type]
+)
+
+
+@dataclass
+class Calibration:
+    """The setting an index searches with by default, and the evidence it was chosen on."""
+
+    setting: SearchSetting
+    scores: dict[str, float]  # candidate label -> nDCG@10 of the sources on the pseudo-queries
+    queries: int
+    pool: int
+    chunks: int = 0  # the index's size when calibrated: an update recalibrates once it has changed enough
+    generation: int = 0
+    method: str = METHOD
+    extra: dict = field(default_factory=dict)
+
+    def reason(self) -> str:
+        """One line for `ragkit query`: what was chosen, on what, and what it beat."""
+        best = self.scores[self.setting.label]
+        others = ", ".join(
+            f"{label} {self.scores[label]:.3f}" for label in ("bm25", "dense") if label != self.setting.label
+        )
+        return (
+            f"calibrated on {self.queries} pseudo-queries drawn from this corpus "
+            f"(nDCG@10 {best:.3f}; {others})"
+        )
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["setting"] = self.setting.label
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Calibration:
+        return cls(**{**data, "setting": SearchSetting.from_label(data["setting"])})
+
+
+@dataclass(frozen=True)
+class PseudoQuery:
+    source: int  # position of the chunk in the texts given
+    query: str  # a sentence of it
+    context: str  # the chunk without that sentence: the passage the query should find
+
+
+def pseudo_queries(texts: Sequence[str], n: int = N_QUERIES, seed: int = 0) -> list[PseudoQuery]:
+    """Up to `n` inverse-cloze queries, each from a different text (a seeded sample of those that
+    have a sentence of `MIN_WORDS`-`MAX_WORDS` words and something left without it)."""
+    rng = np.random.default_rng(seed)
+    out: list[PseudoQuery] = []
+    for i in rng.permutation(len(texts)):
+        sentences = [s for s in _SENTENCE_END.split(texts[i]) if s.strip()]
+        usable = [s for s in sentences if MIN_WORDS <= len(s.split()) <= MAX_WORDS]
+        if len(sentences) < 2 or not usable:
+            continue
+        sentence = usable[int(rng.integers(len(usable)))]
+        context = " ".join(s for s in sentences if s is not sentence).strip()
+        if len(context.split()) < MIN_WORDS:
+            continue
+        out.append(PseudoQuery(int(i), sentence.strip(), context))
+        if len(out) == n:
+            break
+    return out
+
+
+def calibrate(
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    embed_queries: Callable[[list[str]], np.ndarray],
+    embed_documents: Callable[[list[str]], np.ndarray],
+    *,
+    n_queries: int = N_QUERIES,
+    seed: int = 0,
+) -> Calibration | None:
+    """Choose among `CANDIDATES` for a pool of chunks: `texts` (as BM25 ranks them) and their
+    `vectors` (as the FAISS index holds them, normalised, any PCA applied). `embed_queries` and
+    `embed_documents` must give vectors the same way. None when the pool has fewer than
+    `MIN_QUERIES` usable sentences: too few to choose on.
+    """
+    if len(texts) != len(vectors):
+        raise RagkitError(f"{len(texts)} texts but {len(vectors)} vectors to calibrate on")
+    queries = pseudo_queries(texts, n_queries, seed)
+    if len(queries) < MIN_QUERIES:
+        return None
+    pool_texts, pool_vectors = list(texts), np.array(vectors, dtype=np.float32, copy=True)
+    sources = [q.source for q in queries]
+    for q in queries:
+        pool_texts[q.source] = q.context
+    pool_vectors[sources] = embed_documents([q.context for q in queries])
+    query_vectors = embed_queries([q.query for q in queries])
+
+    fetch = min(HYBRID_CANDIDATES, len(pool_texts))
+    dense = _dense_rankings(query_vectors, pool_vectors, fetch)
+    lexical = LexicalIndex.build(pool_texts).search([q.query for q in queries], fetch)
+    scores = {}
+    for setting in CANDIDATES:
+        total = 0.0
+        for source, d, b in zip(sources, dense, lexical, strict=True):
+            ranking = d if setting.mode == "dense" else b if setting.mode == "bm25" else None
+            if ranking is None:
+                ranking = fuse(d, b, setting.method, setting.weight)  # type: ignore[arg-type]
+            total += _ndcg_at_10(ranking, source)
+        scores[setting.label] = total / len(queries)
+    # Ties go to the earlier candidate: dense, BM25, then fusion from the smallest weight.
+    best = max(CANDIDATES, key=lambda s: scores[s.label])
+    return Calibration(best, scores, queries=len(queries), pool=len(pool_texts))
+
+
+def _dense_rankings(queries: np.ndarray, pool: np.ndarray, k: int) -> list[dict[int, float]]:
+    scores = queries @ pool.T
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < pool.shape[0] else None
+    rankings = []
+    for row, s in enumerate(scores):
+        ids = top[row] if top is not None else np.arange(len(s))
+        ids = ids[np.argsort(-s[ids], kind="stable")]
+        rankings.append({int(i): float(s[i]) for i in ids})
+    return rankings
+
+
+def _ndcg_at_10(ranking: dict[int, float], relevant: int) -> float:
+    """nDCG@10 with one relevant passage: 1 / log2(1 + its rank), 0 beyond rank 10."""
+    for rank, doc in enumerate(ranking, start=1):
+        if rank > 10:
+            break
+        if doc == relevant:
+            return 1.0 / math.log2(1 + rank)
+    return 0.0
+
+
+def calibrate_store(
+    store: Docstore, encoder: Encoder, transform: Transform, *, batch_size: int = 32, seed: int = 0
+) -> Calibration | None:
+    """`calibrate` an index's generation: a seeded pool of up to `POOL` of its chunks, their stored
+    vectors through the index's `transform`, and `encoder` for the pseudo-queries and remainders."""
+    ids = store.ids()
+    if len(ids) > POOL:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, POOL, replace=False))
+    texts = [document_text(c["title"], c["text"]) for c in store.chunks_at(ids)]
+    vectors = transform.apply(store.vectors_at(ids, encoder.dim))
+
+    def embed_queries(queries: list[str]) -> np.ndarray:
+        return transform.apply(encoder.encode_queries(queries, batch_size=batch_size, show_progress=False))
+
+    def embed_documents(documents: list[str]) -> np.ndarray:
+        vectors = encoder.encode_documents(documents, batch_size=batch_size, show_progress=False)
+        return transform.apply(vectors)
+
+    return calibrate(texts, vectors, embed_queries, embed_documents, seed=seed)

@@ -1,0 +1,168 @@
+"""Per-corpus calibration of the default search: inverse-cloze pseudo-queries, the choice among
+settings, and how indexes record it, keep it, recalibrate and search with it."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+
+import numpy as np
+import pytest
+from helpers import shared_folder, tiny_encoder
+
+from ragkit import RagkitError
+from ragkit.index import Index, Retriever
+from ragkit.index.manifest import IndexManifest
+from ragkit.index.calibration import (
+    CANDIDATES,
+    MIN_QUERIES,
+    Calibration,
+    _ndcg_at_10,
+    calibrate,
+    pseudo_queries,
+)
+from ragkit.index.fusion import FALLBACK, HYBRID_DEFAULT, SearchSetting
+
+WORDS = [f"term{i}" for i in range(2000)]
+
+
+def _texts(n: int, seed: int = 0) -> list[str]:
+    """Texts of four sentences of distinct words each: BM25 finds a sentence's text by the rest."""
+    rng = np.random.default_rng(seed)
+    topics = [rng.choice(WORDS, 30, replace=False) for _ in range(n)]  # each text keeps to its topic
+    return [". ".join(" ".join(rng.choice(t, 7)) for _ in range(4)) + "." for t in topics]
+
+
+def test_a_pseudo_query_is_a_sentence_of_its_source_and_the_passage_is_the_rest():
+    texts = _texts(50) + ["One sentence only, nothing left without it."]
+    queries = pseudo_queries(texts, n=40, seed=1)
+    assert len(queries) == 40 and len({q.source for q in queries}) == 40  # one per text
+    for q in queries:
+        sentences = [s.strip() for s in texts[q.source].replace(". ", ".\n").splitlines()]
+        assert q.query in sentences
+        assert q.context == " ".join(s for s in sentences if s != q.query)  # the sentence taken out
+    assert len(texts) - 1 not in {q.source for q in pseudo_queries(texts, n=100)}  # nothing left
+    assert pseudo_queries(texts, 40, seed=1) == queries  # seeded
+
+
+def test_ndcg_with_one_relevant_passage():
+    assert _ndcg_at_10({7: 0.9, 3: 0.5}, 7) == 1.0
+    assert _ndcg_at_10({7: 0.9, 3: 0.5}, 3) == pytest.approx(1 / np.log2(3))
+    assert _ndcg_at_10({i: 1.0 for i in range(20)}, 15) == 0.0  # past rank 10
+    assert _ndcg_at_10({}, 1) == 0.0
+
+
+def _one_hot(texts: list[str], all_texts: list[str], dim: int) -> np.ndarray:
+    """A 'perfect' encoder: a text's vector is its source's one-hot (found by a shared sentence)."""
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        first = text.split(".")[0].strip()
+        source = next(i for i, t in enumerate(all_texts) if first in t)
+        vectors[row, source] = 1.0
+    return vectors
+
+
+def test_a_perfect_dense_side_is_chosen_and_a_useless_one_loses_to_bm25():
+    texts = _texts(120)
+    n = len(texts)
+    perfect = calibrate(
+        texts,
+        np.eye(n, dtype=np.float32),
+        lambda q: _one_hot(q, texts, n),
+        lambda t: _one_hot(t, texts, n),
+    )
+    assert perfect.scores["dense"] == 1.0 and perfect.setting == SearchSetting("dense")
+    assert perfect.queries == 120 and perfect.pool == n
+
+    def constant(t: list[str]) -> np.ndarray:  # every text the same vector: dense ranks nothing
+        return np.ones((len(t), 8), dtype=np.float32) / np.sqrt(8)
+
+    useless = calibrate(texts, constant(texts), constant, constant)
+    assert useless.scores["bm25"] > 0.9 > useless.scores["dense"]
+    assert useless.setting == SearchSetting("bm25")  # fusions tie with it at best; ties go to bm25
+    assert set(useless.scores) == {s.label for s in CANDIDATES}
+
+
+def test_too_few_sentences_give_no_calibration_and_mismatched_inputs_are_refused():
+    texts = _texts(MIN_QUERIES - 1)
+    vectors = np.eye(len(texts), dtype=np.float32)
+    assert calibrate(texts, vectors, lambda q: vectors[: len(q)], lambda t: vectors[: len(t)]) is None
+    with pytest.raises(RagkitError, match="texts but"):
+        calibrate(texts, vectors[:3], lambda q: q, lambda t: t)
+
+
+def test_a_calibration_round_trips_through_json():
+    c = Calibration(SearchSetting("hybrid", "rrf", 0.3), {"rrf 0.3": 0.5}, queries=50, pool=400, chunks=9)
+    assert Calibration.from_json(json.loads(json.dumps(c.to_json()))) == c
+    assert SearchSetting.from_label("weighted 0.2") == SearchSetting("hybrid", "weighted", 0.2)
+    with pytest.raises(RagkitError, match="needs a fusion"):
+        SearchSetting("hybrid")
+
+
+@pytest.fixture(scope="module")
+def scifact_index(tmp_path_factory):
+    """An index of 120 SciFact abstracts (of 300 read), built with the tiny encoder: enough sentences
+    to calibrate on."""
+    folder = shared_folder("scifact")
+    root = tmp_path_factory.mktemp("calibration")
+    with gzip.open(folder / "corpus.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in itertools.islice(f, 300)]
+    (root / "corpus").mkdir()
+    (root / "corpus" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:120]))
+    encoder = tiny_encoder()
+    report = Index.build(root / "corpus", encoder, root / "idx", show_progress=False)
+    return root, rows, encoder, report
+
+
+def test_an_index_records_its_calibration_and_searches_with_it_by_default(scifact_index):
+    root, _, encoder, report = scifact_index
+    manifest = IndexManifest.read(root / "idx")
+    calibration = manifest.search_calibration()
+    assert calibration is not None and calibration == report.calibration
+    assert calibration.queries >= MIN_QUERIES and calibration.chunks == manifest.counts["chunks"]
+    assert calibration.scores[calibration.setting.label] == max(calibration.scores.values())
+    assert "default search:" in report.summary()
+    retriever = Retriever.load(root / "idx", encoder=encoder)
+    s = calibration.setting
+    assert retriever.resolve() == s
+    query = "cancer cells and immune response"
+    explicit = retriever.search(query, k=5, mode=s.mode, method=s.method, weight=s.weight)
+    assert [h.chunk_id for h in retriever.search(query, k=5)] == [h.chunk_id for h in explicit]
+    assert "pseudo-queries drawn from this corpus" in retriever.explain(s)
+    # What is asked for wins; a method or weight alone means hybrid.
+    assert retriever.resolve("bm25") == SearchSetting("bm25")
+    assert retriever.resolve(weight=0.9).mode == "hybrid" and retriever.resolve(weight=0.9).weight == 0.9
+    hybrid = retriever.resolve("hybrid")
+    assert hybrid == (s if s.mode == "hybrid" else HYBRID_DEFAULT)
+    assert retriever.explain(SearchSetting("hybrid", "rrf", 0.85)) == "as asked"
+
+
+def test_an_update_keeps_the_calibration_until_the_corpus_doubles(scifact_index, tmp_path):
+    import shutil
+
+    root, rows, encoder, _ = scifact_index
+    index_dir = tmp_path / "idx"
+    shutil.copytree(root / "idx", index_dir)
+    before = IndexManifest.read(index_dir).calibration
+    index = Index.open(index_dir, encoder)
+    report = index.add([{"id": r["_id"], "text": r["text"], "title": r["title"]} for r in rows[120:130]])
+    assert report.calibration is None and IndexManifest.read(index_dir).calibration == before
+    report = index.add([{"id": r["_id"], "text": r["text"], "title": r["title"]} for r in rows[130:]])
+    after = IndexManifest.read(index_dir).calibration
+    assert report.calibration is not None  # 300 documents, 2.5x the 120 it was calibrated on
+    assert after["chunks"] == IndexManifest.read(index_dir).counts["chunks"] and after != before
+
+
+def test_a_corpus_too_small_to_calibrate_searches_with_the_dev_chosen_fallback(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "cats.md").write_text("# Cats\nThe cat sat on the mat. It purred all day long.")
+    encoder = tiny_encoder()
+    report = Index.build(corpus, encoder, tmp_path / "idx", show_progress=False)
+    assert report.calibration is None and IndexManifest.read(tmp_path / "idx").calibration == {}
+    retriever = Retriever.load(tmp_path / "idx", encoder=encoder)
+    assert retriever.resolve() == FALLBACK
+    assert "chosen on dev splits" in retriever.explain(FALLBACK)
+    Index.build(corpus, encoder, tmp_path / "off", show_progress=False, calibrate=False)
+    assert IndexManifest.read(tmp_path / "off").calibration == {}
