@@ -108,9 +108,11 @@ def main() -> None:
 
     store = RESULTS / "fusion.json"
     stored = json.loads(store.read_text()) if store.is_file() else {}
-    devs, test, calibrations = stored.get("dev", {}), stored.get("folders", {}), stored.get("calibrations", {})
+    devs, test = stored.get("dev", {}), stored.get("folders", {})
+    calibrations = stored.get("calibrations", {})
     if not args.report:
-        dense = DenseSearch(load_eval_model(args.model, precision=args.precision), max_doc_tokens=args.max_doc_tokens)
+        model = load_eval_model(args.model, precision=args.precision)
+        dense = DenseSearch(model, max_doc_tokens=args.max_doc_tokens)
         for folder in args.dev:
             instruction = DEV_INSTRUCTION if "squad" in folder.name else None
             devs[folder.name], calibrations[folder.name] = score(
@@ -162,7 +164,7 @@ def main() -> None:
         "",
         f"Chosen on the dev splits only ({', '.join(dev_names)}: SQuAD questions held out of training, "
         f"PubMedQA questions no encoder here trained on): the fallback for an index too small to "
-        f"calibrate, **{fallback}**, and the setting of `mode=\"hybrid\"` alone, **{chosen}**.",
+        f'calibrate, **{fallback}**, and the setting of `mode="hybrid"` alone, **{chosen}**.',
         "",
         f"Six-folder mean: calibrated **{mean('calibrated'):.3f}**, best fixed setting {best_fixed} "
         f"{mean(best_fixed):.3f}, BM25 {mean('bm25'):.3f}, dense {mean('dense'):.3f}. Calibrated minus "
@@ -186,8 +188,8 @@ def main() -> None:
         "What each corpus calibrated to (pseudo-query nDCG@10 of the chosen setting, BM25 and dense), "
         "and what the chosen setting then scored on the real queries against the best fixed one:",
         "",
-        "| folder | calibrated to | pseudo: chosen | pseudo: bm25 | pseudo: dense | real: chosen | real: bm25 "
-        "| real: best setting |",
+        "| folder | calibrated to | pseudo: chosen | pseudo: bm25 | pseudo: dense | real: chosen "
+        "| real: bm25 | real: best setting |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in [*dev_names, *folders]:

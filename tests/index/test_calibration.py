@@ -13,7 +13,6 @@ from helpers import shared_folder, tiny_encoder
 
 from ragkit import RagkitError
 from ragkit.index import Index, Retriever
-from ragkit.index.manifest import IndexManifest
 from ragkit.index.calibration import (
     CANDIDATES,
     MIN_QUERIES,
@@ -23,6 +22,7 @@ from ragkit.index.calibration import (
     pseudo_queries,
 )
 from ragkit.index.fusion import FALLBACK, HYBRID_DEFAULT, SearchSetting
+from ragkit.index.manifest import IndexManifest
 
 WORDS = [f"term{i}" for i in range(2000)]
 
@@ -35,7 +35,7 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 
 
 def test_a_pseudo_query_is_a_sentence_of_its_source_and_the_passage_is_the_rest():
-    texts = _texts(50) + ["One sentence only, nothing left without it."]
+    texts = [*_texts(50), "One sentence only, nothing left without it."]
     queries = pseudo_queries(texts, n=40, seed=1)
     assert len(queries) == 40 and len({q.source for q in queries}) == 40  # one per text
     for q in queries:

@@ -111,8 +111,16 @@ def test_hybrid_search_returns_hits_in_the_fused_order_with_filters_and_threads(
     (lexical,) = retriever.ranked([queries[0]], 1000, mode="bm25")
     d = _minmax({p: v for p, v in dense.items() if group[doc_of[p]] == "a"})
     b = _minmax({p: v for p, v in lexical.items() if group[doc_of[p]] == "a"})
-    w = DEFAULT_WEIGHT
-    fused = {p: w * d.get(p, 0.0) + (1 - w) * b.get(p, 0.0) for p in {*d, *b}}
+    setting = retriever.resolve("hybrid")  # the index's calibrated fusion, or hybrid's default
+    w = setting.weight
+    if setting.method == "weighted":
+        fused = {p: w * d.get(p, 0.0) + (1 - w) * b.get(p, 0.0) for p in {*d, *b}}
+    else:
+        d_rank, b_rank = ({p: i for i, p in enumerate(run, 1)} for run in (d, b))
+        fused = {
+            p: w / (60 + d_rank.get(p, 0)) * (p in d) + (1 - w) / (60 + b_rank.get(p, 0)) * (p in b)
+            for p in {*d, *b}
+        }
     expected = sorted(fused, key=lambda p: -fused[p])[:5]
     assert [h.doc_id for h in filtered] == [doc_of[p] for p in expected]
     assert [h.score for h in filtered] == pytest.approx([fused[p] for p in expected], abs=1e-9)
