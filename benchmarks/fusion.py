@@ -27,6 +27,7 @@ from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
 from ragkit.eval.search import FusionSearch, document_texts
 from ragkit.index.calibration import calibrate
+from ragkit.index.fusion import FALLBACK
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -71,6 +72,9 @@ def calibrate_on(task, dense: DenseSearch) -> dict:
         lambda q: encoder.encode_queries(q, show_progress=False),
         lambda t: encoder.encode_documents(t, max_length=cap, show_progress=False),
     )
+    if calibration is None:  # too few sentences: the index would search with the fallback
+        print(f"{task.metadata.name}: no calibration, the fallback {FALLBACK}", flush=True)
+        return {"setting": FALLBACK.label, "scores": {}, "queries": 0}
     print(f"{task.metadata.name}: calibrated to {calibration.setting} ({calibration.reason()})", flush=True)
     return calibration.to_json()
 

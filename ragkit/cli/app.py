@@ -393,7 +393,9 @@ def export(
     """Write an encoder as a model directory another library loads (sentence-transformers)."""
     from ragkit import Encoder
 
-    encoder = Encoder.load(model, device=device, dtype=dtype, allow_unvalidated=allow_unvalidated)
+    encoder = Encoder.load(
+        model, device=device, dtype=dtype, allow_unvalidated=allow_unvalidated, precision="fp32"
+    )  # the weights as they are, not as encoding casts them
     encoder.export(directory, format=format)
     console.print(f"exported {model!r} ({encoder.dim} dims) to {directory}/ as {format}")
     console.print(f'load it: SentenceTransformer("{directory}", trust_remote_code=True)')

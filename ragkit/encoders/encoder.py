@@ -40,8 +40,8 @@ from ragkit.encoders.loading import (
 from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.encoders.precision import (
     Precision,
+    bf16_linear_weights,
     compute_context,
-    quantize_int8,
     resolve_precision,
     weight_dtype,
 )
@@ -131,13 +131,13 @@ class Encoder:
         self.config = config or EncoderConfig()
         # How `encode` computes (ragkit/encoders/precision.py); "int8" quantizes `model` in place.
         self.precision = resolve_precision(precision, self.device)
-        if self.precision == "int8":
-            self.model = quantize_int8(model)
         self.devices: list[str] | None = None  # several: `encode` runs a worker process on each
         self._pool: EncoderPool | None = None
         if self.tokenizer.pad_token is None:  # decoders often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         set_bidirectional(model, self.config.bidirectional, allow_unvalidated=allow_unvalidated)
+        if self.precision == "int8":  # measured on the model as it encodes: bidirectional, pooled
+            self.model = int8_model(self, model)
 
     @classmethod
     def load(
@@ -221,9 +221,10 @@ class Encoder:
         if template is not None:
             config.template = resolve_template(template)
         tokenizer = load_tokenizer(resolved, source)
-        encoder = cls(
-            model.to(device), tokenizer, config, allow_unvalidated=allow_unvalidated, precision=precision
-        )
+        model = model.to(device)
+        if precision == "bf16" and device.type == "cpu" and dtype is None:
+            model = bf16_linear_weights(model)  # what autocast computes with, cast once
+        encoder = cls(model, tokenizer, config, allow_unvalidated=allow_unvalidated, precision=precision)
         encoder.devices = resolve_devices(devices)
         return encoder
 
@@ -269,22 +270,37 @@ class Encoder:
         text (ragkit/encoders/formatting.py). `max_length` caps below the configured one.
         """
         c = self.config
-        formatter = TextFormatter(
-            self.tokenizer,
-            template=c.template,
-            instruction_join=c.instruction_join,
-            doc_max_length=c.doc_max_length,
-            append_eos=c.pooling == "eos_token" and c.instruction_join == "separate",
-        )
-        return formatter(list(texts), instruction, min(max_length or c.max_length, c.max_length))
+        return self._formatter()(list(texts), instruction, min(max_length or c.max_length, c.max_length))
+
+    def _formatter(self) -> TextFormatter:
+        """The input format's `TextFormatter`, made once per format (a query pays no tokenizer probes)."""
+        c = self.config
+        key = (c.template, c.instruction_join, c.doc_max_length, c.pooling == "eos_token")
+        if getattr(self, "_formatter_key", None) != key:
+            self._formatter_cached = TextFormatter(
+                self.tokenizer,
+                template=c.template,
+                instruction_join=c.instruction_join,
+                doc_max_length=c.doc_max_length,
+                append_eos=c.pooling == "eos_token" and c.instruction_join == "separate",
+            )
+            self._formatter_key = key
+        return self._formatter_cached
 
     def pad(self, ids: list[list[int]], prompt_lengths: int | Sequence[int]) -> dict[str, torch.Tensor]:
         """A padded batch; `prompt_lengths` has one per row (or one shared by every row)."""
-        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         lengths = [prompt_lengths] * len(ids) if isinstance(prompt_lengths, int) else list(prompt_lengths)
+        width = max(len(row) for row in ids)
+        input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
+        left = self.tokenizer.padding_side == "left"
+        for i, row in enumerate(ids):  # as `tokenizer.pad` does, without its per-call checks
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            input_ids[i, span] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, span] = 1
         return {
-            "input_ids": batch["input_ids"],
-            "attention_mask": batch["attention_mask"],
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
             "prompt_lengths": torch.tensor(lengths, dtype=torch.long),
         }
 
@@ -339,7 +355,8 @@ class Encoder:
         if show_progress is None:
             show_progress = len(batches) > 8
         was_training = self.model.training  # encode mid-training (adapt) still gets exact vectors
-        self.model.eval()
+        if was_training:  # (a walk over every module: only when there is something to switch)
+            self.model.eval()
         try:
             bar = progress_bar("encoding", enabled=show_progress, transient=True)
             with torch.inference_mode(), compute_context(self.precision, self.device), bar:
@@ -351,7 +368,8 @@ class Encoder:
                     out[rows] = vectors.float().cpu().numpy()  # bf16 under autocast
                     bar.advance(task, len(rows))
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         return out
 
     def _pool_on(self, devices: list[str]) -> EncoderPool:
@@ -412,6 +430,11 @@ class Encoder:
         model = self.model
         if hasattr(model, "merge_and_unload"):
             model = _merged_copy(model)
+        elif {p.dtype for p in model.parameters()} == {torch.float32, torch.bfloat16}:
+            raise RagkitError(
+                "this encoder's linear weights were cast to bf16 for fast encoding; to save or export "
+                'it, load it with precision="fp32"'
+            )
         with quiet_transformers():
             model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
@@ -423,6 +446,17 @@ class Encoder:
             f"Encoder({c.source or self.model.config.model_type!r}, dim={self.dim}, pooling={c.pooling!r}, "
             f"bidirectional={c.bidirectional}, max_length={c.max_length}, device={self.device})"
         )
+
+
+def int8_model(encoder: Encoder, model: PreTrainedModel) -> PreTrainedModel:
+    """`model` with int8 linear layers, SmoothQuant-scaled by the activations `encoder` (still fp32)
+    sees on `CALIBRATION_TEXTS` (ragkit/encoders/int8.py)."""
+    from ragkit.encoders.int8 import CALIBRATION_TEXTS, activation_maxima, quantize_int8
+
+    encoder.precision = "fp32"
+    maxima = activation_maxima(model, lambda: encoder.encode(list(CALIBRATION_TEXTS), show_progress=False))
+    encoder.precision = "int8"
+    return quantize_int8(model, maxima)
 
 
 def saved_config(name_or_path: str | os.PathLike) -> EncoderConfig | None:

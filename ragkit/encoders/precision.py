@@ -1,8 +1,10 @@
 """How an encoder's matmuls run at inference: fp32, bf16 or int8.
 
-On CPU, "bf16" is autocast over fp32 weights (bf16 matmuls on AVX-512 bf16 / AMX, fp32 elsewhere)
-and "int8" is dynamic quantization of the linear layers (int8 weights, activations quantized per
-batch). On a GPU, "bf16" and "fp32" are the weights' dtype; int8 is CPU only.
+On CPU, "bf16" is autocast (bf16 matmuls on AVX-512 bf16 / AMX, fp32 elsewhere; `Encoder.load`
+stores the linear weights in bf16 once instead of casting them on every call) and "int8" runs the
+linear layers as int8 matmuls (ragkit/encoders/int8.py: per-channel weights, per-token activations,
+SmoothQuant scaling measured on built-in texts). On a GPU, "bf16" and "fp32" are the weights' dtype;
+int8 is CPU only.
 `benchmarks/cpu_precision.py` measures speed, cosine to fp32 and nDCG@10 for each. The default is
 bf16 wherever the hardware computes it (a CUDA GPU with bf16, a CPU with AVX-512 bf16 or AMX): there
 it encodes about twice as fast as fp32 for at most 0.01 nDCG@10 on every folder measured. Where bf16
@@ -12,7 +14,6 @@ would be emulated (slower than fp32) the default stays fp32.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -73,13 +74,18 @@ def weight_dtype(precision: Precision, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" and device.type != "cpu" else torch.float32
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """The model with its linear layers dynamically quantized to int8 (in place; inference only)."""
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
+def bf16_linear_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """The linear layers' weights stored in bf16 (in place), the rest (embeddings, norms) left fp32.
 
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    Under CPU autocast every linear layer casts its fp32 weight to bf16 on every call: for one short
+    query that cast costs as much as the matmul. Cast once, the weights are the same bf16 values
+    autocast would make, so the vectors are bit-identical and the weights take half the memory. For
+    encoders loaded to encode (`Encoder.load`), not for training.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
+    return model
 
 
 def compute_context(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager:

@@ -168,7 +168,9 @@ class IndexSearch:
         self.doc_ids = retriever.store.doc_ids()  # chunk id -> document id
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
         default = " (the index's default)" if mode is None and method is None and weight is None else ""
-        self.label = f"index:{retriever.index_dir.name} {self.setting.label}{default}"
+        s = self.setting
+        fusion = f" {s.method} {s.weight:g}" if s.mode == "hybrid" else ""
+        self.label = f"index:{retriever.index_dir.name} {s.mode}{fusion}{default}"
 
     @property
     def mteb_model_meta(self):

@@ -34,6 +34,7 @@ POOL = 5000  # chunks they are ranked among (the sources and a seeded sample of 
 MIN_QUERIES = 30  # fewer sentences to draw from: too noisy to choose, keep the global default
 WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_WORDS, MAX_WORDS = 5, 40  # a sentence shorter is rarely a question's worth; longer, rarely one
+WINDOW = 12  # words per pseudo-sentence of a text without sentence punctuation
 METHOD = "inverse-cloze"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -93,7 +94,7 @@ def pseudo_queries(texts: Sequence[str], n: int = N_QUERIES, seed: int = 0) -> l
     rng = np.random.default_rng(seed)
     out: list[PseudoQuery] = []
     for i in rng.permutation(len(texts)):
-        sentences = [s for s in _SENTENCE_END.split(texts[i]) if s.strip()]
+        sentences = _sentences(texts[i])
         usable = [s for s in sentences if MIN_WORDS <= len(s.split()) <= MAX_WORDS]
         if len(sentences) < 2 or not usable:
             continue
@@ -105,6 +106,16 @@ def pseudo_queries(texts: Sequence[str], n: int = N_QUERIES, seed: int = 0) -> l
         if len(out) == n:
             break
     return out
+
+
+def _sentences(text: str) -> list[str]:
+    """A text's sentences; a text without sentence punctuation (lowercased, stop-worded, a list)
+    is cut into runs of `WINDOW` words instead, so that it still yields pseudo-queries."""
+    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
+    words = text.split()
+    if len(sentences) < 2 and len(words) >= 2 * WINDOW:
+        sentences = [" ".join(words[i : i + WINDOW]) for i in range(0, len(words), WINDOW)]
+    return sentences
 
 
 def calibrate(

@@ -41,11 +41,14 @@ def build(corpus, encoder, index_dir, **options):
 
 
 def search_all(index_dir, encoder, queries, k=5):
+    """Every query's dense hits: what the index holds (not its default setting, the index's own
+    calibration, which an update keeps and a rebuild may choose again; nor BM25, whose tied scores
+    rank by chunk id, which an update and a rebuild number differently)."""
     retriever = Retriever.load(index_dir, encoder=encoder)
     try:
         return [
             [(h.path, h.doc_id, h.start, round(h.score, 4)) for h in hits]
-            for hits in retriever.search(queries, k=k)
+            for hits in retriever.search(queries, k=k, mode="dense")
         ]
     finally:
         retriever.close()

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import EXAMPLE_CORPUS, free_port, live_server, run_ragkit, tiny_encoder
 
+from ragkit import Encoder
 from ragkit.index import Index, Retriever
 from ragkit.serve import ServeConfig, create_app
 
@@ -225,7 +226,8 @@ def test_ragkit_serve_runs_a_server_a_client_can_call(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert health["model"] == "mine" and health["index"] is None
-    np.testing.assert_allclose([d["embedding"] for d in response["data"]], encoder.encode(TEXTS), atol=1e-5)
+    served = Encoder.load(tmp_path / "enc")  # as the server loads it (the default precision)
+    np.testing.assert_allclose([d["embedding"] for d in response["data"]], served.encode(TEXTS), atol=1e-5)
     assert no_index.status_code == 404 and "--index DIR" in no_index.json()["error"]["message"]
 
 
