@@ -17,6 +17,7 @@ from rich.table import Table
 from ragkit.encoders.loading import DEFAULT_ENCODER
 from ragkit.errors import RagkitError, for_flags
 from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
+from ragkit.index.rerank import RERANK_TOP
 
 app = typer.Typer(
     help="Decoder LLMs as text encoders (LLM2Vec), and retrieval on top of them.",
@@ -42,7 +43,8 @@ AttnImplementation = Annotated[str | None, typer.Option(help="sdpa (default), ea
 Precision = Annotated[
     str | None,
     typer.Option(
-        help="fp32, bf16 or int8 (CPU only): how the encoder computes (default: fp32 on CPU, bf16 on GPU; "
+        help="fp32, bf16 or int8 (CPU only): how the encoder computes (default: bf16 where the "
+        "hardware computes it, else fp32; an index's queries: as its documents; "
         "benchmarks/results/cpu_precision.md)."
     ),
 ]
@@ -51,6 +53,13 @@ Devices = Annotated[
     typer.Option(
         help="Encode on several devices at once, a worker process each: all (every GPU), "
         "cuda:0,cuda:1 or cpu,cpu."
+    ),
+]
+Rerank = Annotated[
+    str | None,
+    typer.Option(
+        help="Reorder the top hits with this sentence-transformers CrossEncoder (a directory or Hub "
+        "id); needs ragkit[rerank].",
     ),
 ]
 AllowUnvalidated = Annotated[
@@ -336,6 +345,10 @@ def query(
             f"else {DEFAULT_WEIGHT:g}."
         ),
     ] = None,
+    rerank: Rerank = None,
+    rerank_top: Annotated[
+        int, typer.Option(min=1, help="How many of the search's top hits --rerank reads.")
+    ] = RERANK_TOP,
     device: Device = None,
     dtype: Dtype = None,
     precision: Precision = None,
@@ -361,7 +374,14 @@ def query(
     )
     setting = retriever.resolve(mode, method, weight)
     hits = retriever.search(
-        text, k=k, filter=conditions, mode=setting.mode, method=setting.method, weight=setting.weight
+        text,
+        k=k,
+        filter=conditions,
+        mode=setting.mode,
+        method=setting.method,
+        weight=setting.weight,
+        rerank=rerank,
+        rerank_top=rerank_top,
     )
     if json_output:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
@@ -378,7 +398,8 @@ def query(
             str(rank), f"{hit.score:.3f}", source, snippet[:200] + ("…" if len(snippet) > 200 else "")
         )
     console.print(table)
-    console.print(f"[dim]search: {setting}; {retriever.explain(setting)}[/]", highlight=False)
+    reranked = f"; reranked the top {rerank_top} with {rerank}" if rerank else ""
+    console.print(f"[dim]search: {setting}; {retriever.explain(setting)}{reranked}[/]", highlight=False)
 
 
 @app.command()
@@ -431,6 +452,7 @@ def serve(
     precision: Precision = None,
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
+    rerank: Rerank = None,
 ) -> None:
     """Serve OpenAI-compatible embeddings, search over an index and a search page over HTTP."""
     import ipaddress
@@ -465,7 +487,12 @@ def serve(
         retriever, encoder = None, Encoder.load(model or DEFAULT_ENCODER, **options)
     name = served_model_name or served_name(retriever.encoder if retriever else encoder)
     config = ServeConfig(
-        model_name=name, api_key=api_key, batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms
+        model_name=name,
+        api_key=api_key,
+        batching=batching,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        rerank=rerank,
     )
     server = create_app(encoder, retriever, config)
     what = f"index {index_dir} ({retriever.index.ntotal:,} chunks)" if retriever else "embeddings only"

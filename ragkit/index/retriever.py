@@ -31,6 +31,8 @@ from ragkit.index.fusion import (
 from ragkit.index.lexical import LexicalIndex
 from ragkit.index.manifest import IndexManifest
 from ragkit.index.ondisk import read_index
+from ragkit.index.rerank import RERANK_TOP, CrossEncoderLike, load_reranker
+from ragkit.index.rerank import rerank as reranked
 from ragkit.index.transform import Transform
 
 
@@ -45,6 +47,7 @@ class Hit:
     chunk_id: int = 0
     start: int = 0  # character offsets of the chunk in its document
     end: int = 0
+    retrieval_score: float | None = None  # the search's score, when a reranker replaced `score`
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ class Retriever:
         method: FusionMethod | None = None,
         weight: float | None = None,
         query_vectors: np.ndarray | None = None,
+        rerank: str | CrossEncoderLike | None = None,
+        rerank_top: int = RERANK_TOP,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-k chunks for one query (a list of Hits) or for each of several (a list of lists).
 
@@ -198,13 +203,22 @@ class Retriever:
         only matching chunks are ranked, so a filter returns exactly the matching top k.
         `query_vectors`: the queries' vectors from `encoder.encode_queries`, if already encoded (a
         server batches them across requests); the index's PCA is applied here.
+        `rerank`: a sentence-transformers CrossEncoder (or its path or Hub id) that reorders the
+        search's top `rerank_top` hits by reading each with the query (ragkit/index/rerank.py); the
+        k best come back with its scores.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise RagkitError(f"`k` must be a whole number of at least 1, got {k!r}")
+        if isinstance(rerank_top, bool) or not isinstance(rerank_top, int) or rerank_top < 1:
+            raise RagkitError(f"`rerank_top` must be a whole number of at least 1, got {rerank_top!r}")
+        reranker = load_reranker(rerank) if rerank is not None else None
         snapshot = self.snapshot
         queries = [query] if isinstance(query, str) else query
-        ranked = self._ranked(snapshot, queries, k, mode, method, weight, filter, query_vectors)
-        results = [_hits(snapshot, ranking, k) for ranking in ranked]
+        n = max(k, rerank_top) if reranker is not None else k
+        ranked = self._ranked(snapshot, queries, n, mode, method, weight, filter, query_vectors)
+        results = [_hits(snapshot, ranking, n) for ranking in ranked]
+        if reranker is not None:
+            results = [reranked(reranker, q, hits, k) for q, hits in zip(queries, results, strict=True)]
         return results[0] if isinstance(query, str) else results
 
     def ranked(

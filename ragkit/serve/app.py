@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ragkit.encoders import Encoder
 from ragkit.errors import RagkitError, first_line
 from ragkit.index import Retriever
+from ragkit.index.rerank import RERANK_TOP, load_reranker
 from ragkit.serve.batching import DynamicBatcher
 from ragkit.serve.schemas import (
     Embedding,
@@ -57,6 +58,9 @@ class ServeConfig:
     max_inputs: int = 2048  # OpenAI's limit per embeddings request
     max_queries: int = 256
     max_k: int = 1000
+    # A sentence-transformers CrossEncoder (path or Hub id) loaded at start; a search request's
+    # `rerank` (default: true when set) reorders its top hits with it (ragkit/index/rerank.py).
+    rerank: str | None = None
 
 
 class ApiError(Exception):
@@ -80,6 +84,8 @@ def create_app(
     encoder: Encoder | None = None, retriever: Retriever | None = None, config: ServeConfig | None = None
 ) -> FastAPI:
     """The app for `ragkit serve`: embeddings with `encoder` (or the index's), search with `retriever`."""
+    if config is not None and config.rerank is not None:
+        load_reranker(config.rerank)  # a missing or broken model fails at start, not per request
     if encoder is None and retriever is None:
         raise RagkitError("pass an `encoder` or a `retriever` to serve")
     encoder = retriever.encoder if retriever is not None else encoder
@@ -227,6 +233,11 @@ def create_app(
             raise ApiError(400, f"send 1 to {config.max_queries} queries, got {len(queries)}")
         if body.k > config.max_k:
             raise ApiError(400, f"k is {body.k}, over the limit of {config.max_k}")
+        if body.rerank and config.rerank is None:
+            raise ApiError(
+                400, "this server has no reranker; start it with --rerank MODEL", code="no_reranker"
+            )
+        rerank = config.rerank if body.rerank is not False else None
         setting = retriever.resolve(body.mode, body.fusion, body.weight)
         vectors = None if setting.mode == "bm25" else (await batcher.encode("query", queries))[0]
         hits = await run_in_threadpool(
@@ -238,6 +249,8 @@ def create_app(
             method=setting.method,
             weight=setting.weight,
             query_vectors=vectors,
+            rerank=rerank,
+            rerank_top=max(body.rerank_top or RERANK_TOP, body.k),
         )
         results = [
             SearchResult(query=q, hits=[asdict(h) for h in found])

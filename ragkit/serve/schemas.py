@@ -55,6 +55,9 @@ class SearchRequest(BaseModel):
     fusion: Literal["weighted", "rrf"] | None = None
     weight: float | None = Field(default=None, ge=0, le=1)
     filter: dict | None = None
+    # Reorder the top `rerank_top` hits with the server's cross-encoder (None: when it has one).
+    rerank: bool | None = None
+    rerank_top: int | None = Field(default=None, ge=1, le=1000)
 
 
 class SearchHit(BaseModel):
@@ -67,6 +70,7 @@ class SearchHit(BaseModel):
     chunk_id: int
     start: int
     end: int
+    retrieval_score: float | None = None  # the search's score, when a reranker set `score`
 
 
 class SearchResult(BaseModel):
