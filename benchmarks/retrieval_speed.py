@@ -94,7 +94,8 @@ def main() -> None:
         "",
         f"`python benchmarks/retrieval_speed.py --chunks {args.chunks} --real {args.real}`: "
         f"{retriever.index.ntotal:,} chunks ({retriever.manifest.index['factory']}), {len(queries)} real "
-        f"questions, k 10, {args.model} encoding each query on {faiss_build().describe()}.",
+        f"questions, k 10, {args.model} encoding each query ({encoder.precision}) on "
+        f"{faiss_build().describe()}.",
         "",
         "| mode | p50 ms | p99 ms | "
         + " | ".join(f"queries/s, {t} thread{'s' * (t > 1)}" for t in args.threads)
@@ -102,7 +103,7 @@ def main() -> None:
         "|---" * (3 + len(args.threads)) + "|",
     ]
     vectors = encoder.encode_queries(queries)  # for the rows that time the index alone
-    rows = [(mode, False) for mode in MODES] + [("dense", True), ("hybrid", True)]
+    rows = [(None, False)] + [(mode, False) for mode in MODES] + [("dense", True), ("hybrid", True)]
     for mode, given in rows:
 
         def search(i: int, mode=mode, given=given) -> None:
@@ -121,6 +122,8 @@ def main() -> None:
             rates.append(len(queries) / (time.perf_counter() - start))
         p50, p99 = np.percentile(latencies, [50, 99])
         label = f"{mode}, query vector given" if given else mode
+        if mode is None:
+            label = f"default: the index's calibrated setting ({retriever.resolve().label})"
         lines.append(f"| {label} | {p50:.1f} | {p99:.1f} | " + " | ".join(f"{r:.1f}" for r in rates) + " |")
         print(lines[-1], flush=True)
     lines += [

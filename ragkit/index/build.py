@@ -42,6 +42,7 @@ from ragkit.index.faiss_index import (
     training_sample_size,
     with_ids,
 )
+from ragkit.index.fusion import FALLBACK
 from ragkit.index.lexical import SETTINGS, LexicalIndex
 from ragkit.index.lock import writer_lock
 from ragkit.index.manifest import MANIFEST_FILE, IndexManifest, index_file, lexical_dir
@@ -83,6 +84,7 @@ class BuildReport:
     retrained: str = ""  # why the FAISS index / PCA were trained (again); "" when they were kept
     bytes_per_vector: float = 0.0
     calibration: Calibration | None = None  # the default search setting, when (re)calibrated by this change
+    default_search: str = ""  # a line on the default search setting after this change
 
     def summary(self) -> str:
         c = self.counts
@@ -123,8 +125,8 @@ class BuildReport:
             )
         if reading.empty_documents:
             lines.append(f"{reading.empty_documents} empty documents ignored")
-        if self.calibration is not None:
-            lines.append(f"default search: {self.calibration.setting}, {self.calibration.reason()}")
+        if self.default_search:
+            lines.append(f"default search: {self.default_search}")
         lines.append(self.faiss)
         return "\n".join(lines)
 
@@ -318,17 +320,23 @@ class Index:
         again for a new or retrained index, one without a setting yet, or once the corpus has grown or
         shrunk `RETRAIN_FACTOR` times since it was chosen; else the previous one, kept."""
         kept = previous.calibration if previous else {}
+        fallback = f"{FALLBACK} (the fallback chosen on dev splits"
         if not self.calibrate:
+            report.default_search = f"{fallback}; not calibrated)"
             return {}
         n, since = report.counts["chunks"], kept.get("chunks", 0)
         if kept and not report.retrained and since * RETRAIN_FACTOR > n and n * RETRAIN_FACTOR > since:
+            setting = Calibration.from_json(kept).setting
+            report.default_search = f"{setting} (calibrated at {since} chunks, kept)"
             return kept
         transform = Transform.load(directory, report.transform)
         calibration = calibrate_store(store, self.encoder, transform, batch_size=self.batch_size)
         if calibration is None:
+            report.default_search = f"{fallback}: too few sentences to calibrate on)"
             return {}
         calibration.chunks, calibration.generation = n, report.generation
         report.calibration = calibration
+        report.default_search = f"{calibration.setting}, {calibration.reason()}"
         return calibration.to_json()
 
     def _embed(self, documents: list[Document], store: Docstore, report: BuildReport) -> None:

@@ -7,9 +7,10 @@ Supervised Open Domain QA"): a sentence drawn from a chunk is the query, and tha
 sentence* is its one relevant passage, so BM25 cannot win by matching the sentence word for word.
 Every candidate setting ranks a pool of chunks in which the sources are replaced by their
 remainders, and the setting whose rankings put the sources highest (nDCG@10) becomes the index's
-default search. It costs one encoder pass over `n_queries` sentences and as many chunks (chosen over
-generating questions with the synthetic stage's LLM, which costs a decoder generation per query:
-benchmarks/results/calibration.md measures how well the cheap choice does).
+default search; a fusion only where it beats the better of dense and BM25 alone by more than noise
+(`MIN_Z`). It costs one encoder pass over `n_queries` sentences and as many chunks, where generating
+questions with the synthetic stage's LLM would cost a decoder generation per query;
+benchmarks/results/fusion.md measures how well the cheap choice does on real queries.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_WORDS, MAX_WORDS = 5, 40  # a sentence shorter is rarely a question's worth; longer, rarely one
 WINDOW = 12  # words per pseudo-sentence of a text without sentence punctuation
 METHOD = "inverse-cloze"
+# A fusion is chosen over the better of dense and BM25 alone only when its pseudo-query nDCG@10 beats
+# that by more than MIN_Z standard errors of the paired difference (one-sided 95%): where the two are
+# within noise of each other the simpler setting is the safer one.
+MIN_Z = 1.645
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -147,18 +152,25 @@ def calibrate(
     fetch = min(HYBRID_CANDIDATES, len(pool_texts))
     dense = _dense_rankings(query_vectors, pool_vectors, fetch)
     lexical = LexicalIndex.build(pool_texts).search([q.query for q in queries], fetch)
-    scores = {}
+    per_query = {}
     for setting in CANDIDATES:
-        total = 0.0
+        gains = []
         for source, d, b in zip(sources, dense, lexical, strict=True):
             ranking = d if setting.mode == "dense" else b if setting.mode == "bm25" else None
             if ranking is None:
                 ranking = fuse(d, b, setting.method, setting.weight)  # type: ignore[arg-type]
-            total += _ndcg_at_10(ranking, source)
-        scores[setting.label] = total / len(queries)
+            gains.append(_ndcg_at_10(ranking, source))
+        per_query[setting.label] = np.array(gains)
+    scores = {label: float(g.mean()) for label, g in per_query.items()}
     # Ties go to the earlier candidate: dense, BM25, then fusion from the smallest weight.
     best = max(CANDIDATES, key=lambda s: scores[s.label])
-    return Calibration(best, scores, queries=len(queries), pool=len(pool_texts))
+    single = max(CANDIDATES[:2], key=lambda s: scores[s.label])
+    difference = per_query[best.label] - per_query[single.label]
+    stderr = float(difference.std(ddof=1) / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
+    evidence = {"over": single.label, "difference": float(difference.mean()), "stderr": stderr}
+    if best.mode == "hybrid" and difference.mean() <= MIN_Z * stderr:
+        best = single  # a fusion must beat the better system alone by more than noise
+    return Calibration(best, scores, queries=len(queries), pool=len(pool_texts), extra=evidence)
 
 
 def _dense_rankings(queries: np.ndarray, pool: np.ndarray, k: int) -> list[dict[int, float]]:

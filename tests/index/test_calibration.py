@@ -166,3 +166,23 @@ def test_a_corpus_too_small_to_calibrate_searches_with_the_dev_chosen_fallback(t
     assert "chosen on dev splits" in retriever.explain(FALLBACK)
     Index.build(corpus, encoder, tmp_path / "off", show_progress=False, calibrate=False)
     assert IndexManifest.read(tmp_path / "off").calibration == {}
+
+
+def test_a_fusion_is_chosen_only_where_it_beats_both_systems_alone_by_more_than_noise():
+    from ragkit.index.calibration import MIN_Z
+
+    texts = _texts(150, seed=3)
+    rng = np.random.default_rng(0)
+
+    def noisy(t: list[str]) -> np.ndarray:  # a dense side that is half signal, half noise
+        v = _one_hot(t, texts, len(texts)) + 0.08 * rng.standard_normal((len(t), len(texts)))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    c = calibrate(texts, noisy(texts), noisy, noisy)
+    single = max(("dense", "bm25"), key=c.scores.get)
+    assert c.extra["over"] == single
+    assert c.extra["difference"] == pytest.approx(max(c.scores.values()) - c.scores[single])
+    if c.setting.mode == "hybrid":
+        assert c.extra["difference"] > MIN_Z * c.extra["stderr"]
+    else:
+        assert c.setting.label == single
