@@ -186,3 +186,22 @@ def test_a_fusion_is_chosen_only_where_it_beats_both_systems_alone_by_more_than_
         assert c.extra["difference"] > MIN_Z * c.extra["stderr"]
     else:
         assert c.setting.label == single
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_queries_are_encoded_in_the_precision_the_documents_were(tmp_path, monkeypatch, native):
+    from ragkit import Encoder
+    from ragkit.encoders import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    saved = tiny_encoder().save(tmp_path / "tiny")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The cat sat on the mat.")
+    for built_with in ("fp32", "bf16"):
+        index_dir = tmp_path / built_with
+        Index.build(corpus, Encoder.load(saved, precision=built_with), index_dir, show_progress=False)
+        assert IndexManifest.read(index_dir).precision == built_with
+        loaded = Retriever.load(index_dir).encoder.precision
+        # bf16 where this device computes it; where it would be emulated, the device's default (fp32)
+        assert loaded == (built_with if built_with == "fp32" or native else "fp32")

@@ -97,4 +97,7 @@ def test_ragkit_query_reranks_and_says_so(index, cross_encoder_dir):
         str(cross_encoder_dir),
     )
     assert result.returncode == 0, result.stderr
-    assert "reranked the top 50 with" in " ".join(result.stdout.split())
+    said = " ".join(result.stdout.split())
+    assert "reranked the top 50 with" in said
+    # The setting searched with, and why: eight short articles are too few to calibrate on.
+    assert "search: hybrid (weighted, dense weight" in said and "chosen on dev splits" in said
