@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import smollm2_installed
 
 from ragkit import Encoder
+
+# The suite compares vectors with fp32 references: encoders load in fp32 unless a run asks for
+# another precision. tests/encoders/test_precision.py tests the machine-dependent default itself.
+os.environ.setdefault("RAGKIT_PRECISION", "fp32")
 
 
 @pytest.fixture(scope="session")

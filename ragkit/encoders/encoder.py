@@ -309,9 +309,10 @@ class Encoder:
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         # Positions count real tokens only, so left padding does not shift the rotary positions.
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        return self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-        ).last_hidden_state
+        with compute_context(self.precision, self.device):  # bf16 linear weights need autocast
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+            ).last_hidden_state
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled float32 vectors (not normalised) for a tokenized batch, with gradients if enabled."""
@@ -359,7 +360,7 @@ class Encoder:
             self.model.eval()
         try:
             bar = progress_bar("encoding", enabled=show_progress, transient=True)
-            with torch.inference_mode(), compute_context(self.precision, self.device), bar:
+            with torch.inference_mode(), bar:
                 task = bar.add_task("encoding", total=len(texts))
                 for rows in batches:
                     vectors = self.embed(self.pad([ids[i] for i in rows], [prompt_lengths[i] for i in rows]))

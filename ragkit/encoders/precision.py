@@ -14,6 +14,7 @@ would be emulated (slower than fp32) the default stays fp32.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ from ragkit.errors import RagkitError
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
 FALLBACK: Precision = "fp32"  # where bf16 is emulated
+PRECISION_ENV = "RAGKIT_PRECISION"
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -39,7 +41,16 @@ def resolve_precision(precision: str | None, device: torch.device) -> Precision:
 
 
 def default_precision(device: torch.device) -> Precision:
-    """bf16 where `device` computes it natively, else fp32 (see the module docstring)."""
+    """`$RAGKIT_PRECISION` if set (one setting for every command and process), else bf16 where
+    `device` computes it natively, else fp32 (see the module docstring)."""
+    if chosen := os.environ.get(PRECISION_ENV):
+        if chosen not in PRECISIONS:
+            raise RagkitError(
+                f"{PRECISION_ENV}={chosen!r} is not a precision: use one of {', '.join(PRECISIONS)}"
+            )
+        if chosen == "int8" and device.type != "cpu":
+            return FALLBACK if not native_bf16(device) else "bf16"
+        return chosen  # type: ignore[return-value]
     return "bf16" if native_bf16(device) else FALLBACK
 
 

@@ -62,6 +62,7 @@ def test_an_int8_linear_layer_is_the_rescaled_integer_product():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_the_default_is_bf16_where_the_device_computes_it_else_fp32(monkeypatch, native):
+    monkeypatch.delenv("RAGKIT_PRECISION", raising=False)
     monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     expected = "bf16" if native else "fp32"
     assert resolve_precision(None, torch.device("cpu")) == expected
@@ -71,6 +72,15 @@ def test_the_default_is_bf16_where_the_device_computes_it_else_fp32(monkeypatch,
     assert matching_precision("fp32", torch.device("cpu")) == "fp32"
     assert matching_precision("int8", torch.device("cuda")) is None
     assert matching_precision("", torch.device("cpu")) is None  # an older index: the default
+
+
+def test_ragkit_precision_sets_the_default_everywhere(monkeypatch):
+    monkeypatch.setenv("RAGKIT_PRECISION", "int8")
+    assert resolve_precision(None, torch.device("cpu")) == "int8"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # an explicit one still wins
+    monkeypatch.setenv("RAGKIT_PRECISION", "fp8")
+    with pytest.raises(RagkitError, match="RAGKIT_PRECISION='fp8' is not a precision"):
+        resolve_precision(None, torch.device("cpu"))
 
 
 def test_precision_one_line_errors():
