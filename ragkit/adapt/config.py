@@ -37,6 +37,7 @@ class StageConfig:
     lora_layers: int | None = None  # LoRA on the top N layers only: backward stops below them (faster)
     seed: int = 42
     checkpoint_every: int = 100
+    snapshot_every: int | None = None  # also keep the LoRA adapter every N steps, to pick one on a dev split
     gradient_checkpointing: bool = False
     autocast: str | None = None  # "bf16" or "auto": bf16 matmuls over fp32 weights (see AUTOCAST_CHOICES)
     data: str | None = None  # file, folder, Hub dataset id or built-in name; None: the stage's default
@@ -65,6 +66,10 @@ class StageConfig:
             f"lora_layers must be at least 1, got {self.lora_layers}",
         )
         need(self.checkpoint_every >= 1, f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+        need(
+            self.snapshot_every is None or self.snapshot_every >= 1,
+            f"snapshot_every must be at least 1, got {self.snapshot_every}",
+        )
         need(
             self.autocast in AUTOCAST_CHOICES,
             f"autocast must be one of {', '.join(map(str, AUTOCAST_CHOICES))}, got {self.autocast!r}",
@@ -141,6 +146,52 @@ class SupervisedConfig(StageConfig):
             )
 
 
+TEACHER_LOSSES = ("kl", "margin-mse")
+
+
+@dataclass
+class DistillConfig(SupervisedConfig):
+    """Distillation from a teacher's scores (ragkit/adapt/distill.py). The paper has no such stage:
+    the student learns the teacher's softmax over each query's candidates (its positive, `negatives`
+    passages mined by the teacher and by BM25, and every other candidate in the batch), KL as in
+    RocketQAv2 (Ren et al., 2021) and TCT-ColBERT (Lin et al., 2021); margin-MSE (Hofstätter et al.,
+    2020) on the same scores as an option. Student and teacher share `scale`, so a student whose
+    cosines equal the teacher's has zero loss."""
+
+    batch_size: int = 64
+    micro_batch_size: int | None = 16
+    scale: float = 20.0  # inverse temperature of the student's and the teacher's softmax
+    negatives: int = 3  # mined candidates per query, beside its positive
+    batching: str = "mixed"
+    teacher: str | None = None  # a sentence-transformers model, a ragkit encoder, or "bm25"
+    teacher_bm25_weight: float = 0.0  # > 0: the teacher is a fusion, this share from BM25
+    teacher_batch_size: int = 64
+    loss: str = "kl"  # or "margin-mse"
+    mine_depth: int = 30  # candidates come from the teacher's and BM25's top this many
+    queries: int | None = None  # queries the run uses (a fixed sample); None: steps x batch_size
+    passages: str | None = None  # unlabeled passages that join the candidate pool (file or folder)
+    max_passages: int = 20000  # of `passages`, at most this many
+
+    def check(self, stage: str = "distill") -> None:
+        super().check(stage)
+        if not self.teacher:
+            raise RagkitError(
+                f"{stage}: needs a teacher (`teacher`): a sentence-transformers model, "
+                "a ragkit encoder, or bm25"
+            )
+        if not 0 <= self.teacher_bm25_weight <= 1:
+            raise RagkitError(
+                f"{stage}: teacher_bm25_weight must be in [0, 1], got {self.teacher_bm25_weight}"
+            )
+        if self.loss not in TEACHER_LOSSES:
+            raise RagkitError(f"{stage}: loss must be one of {', '.join(TEACHER_LOSSES)}, got {self.loss!r}")
+        for name in ("negatives", "mine_depth", "teacher_batch_size", "max_passages"):
+            if getattr(self, name) < 1:
+                raise RagkitError(f"{stage}: {name} must be at least 1, got {getattr(self, name)}")
+        if self.queries is not None and self.queries < self.batch_size:
+            raise RagkitError(f"{stage}: queries must be at least batch_size, got {self.queries}")
+
+
 @dataclass
 class SyntheticConfig(SupervisedConfig):
     """Supervised contrastive training on synthetic queries for the passages of `data`, a corpus with
@@ -196,6 +247,18 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "instruction_separator": ": ",
             "data": "pydoc",
         },
+        "distill": {
+            "steps": 10,
+            "batch_size": 8,
+            "max_length": 128,
+            "warmup_steps": 1,
+            "checkpoint_every": 5,
+            "gradient_checkpointing": False,
+            "instruction_separator": ": ",
+            "negatives": 2,
+            "teacher": "bm25",
+            "data": "pydoc",
+        },
         "synthetic": {
             "steps": 10,
             "batch_size": 8,
@@ -242,6 +305,22 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # option; which of the two is better here is not measured yet).
             "batching": "mixed",
             "instruction_separator": ": ",
+        },
+        # Distillation from all-MiniLM-L6-v2 (offline from its PyPI wheel): 16 queries x 4 candidates a
+        # step, LoRA on the top 15 layers as the second supervised round of the built-in encoder.
+        "distill": {
+            "steps": 1000,
+            "batch_size": 16,
+            "micro_batch_size": 16,
+            "max_length": 128,
+            "lr": 1e-4,
+            "warmup_steps": 50,
+            "checkpoint_every": 10,
+            "gradient_checkpointing": False,
+            "autocast": "auto",
+            "lora_layers": 15,
+            "instruction_separator": ": ",
+            "teacher": "all-minilm-l6-v2",
         },
         # Sized for about half an hour on 2 cores with bf16 (benchmarks/results/corpus_adapt.md):
         # 768 queries, 24 steps of 32, so about one epoch of the pairs the round trip keeps.

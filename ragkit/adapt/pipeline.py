@@ -20,13 +20,13 @@ import torch
 from ragkit.adapt.config import StageConfig, SyntheticConfig
 from ragkit.adapt.distributed import World, barrier, init_world
 from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_configs, training_stage
-from ragkit.adapt.trainer import StageResult, read_log, train, write_log
+from ragkit.adapt.trainer import SNAPSHOTS, StageResult, read_log, save_adapter, train, write_log
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config
 from ragkit.encoders.loading import load_model, load_tokenizer, resolve
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
-from ragkit.io import atomic_path, atomic_write_text, swap_into_place
+from ragkit.io import atomic_write_text, swap_into_place
 
 PLAN_NAME = "plan.json"
 
@@ -124,7 +124,7 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
         ) as (stage, peft_model):
             report.stages.append(train(stage, peft_model, config, stage_dir, run.world, run.show_progress))
             if run.world.main:
-                _save_adapter(peft_model, stage_dir / "adapter")
+                save_adapter(peft_model, stage_dir / "adapter")
             barrier(run.world)
             peft_model.merge_and_unload()  # into the decoder, in place: the next stage starts from it
         (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -200,11 +200,6 @@ def _first_difference(old: dict, new: dict) -> str:
     return "settings differ"
 
 
-def _save_adapter(peft_model, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        peft_model.save_pretrained(tmp)
-
-
 def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str, Path], out: Path) -> None:
     """Save the encoder with its adapters, plan, log and loss curve, then swap it into `out`."""
     from ragkit.adapt.plot import plot_losses
@@ -216,6 +211,8 @@ def _finish(encoder: Encoder, workdir: Path, configs: dict, stage_dirs: dict[str
     rows: list[dict] = []
     for stage_dir in stage_dirs.values():
         shutil.copytree(stage_dir / "adapter", training / "adapters" / stage_dir.name)
+        if (stage_dir / SNAPSHOTS).is_dir():
+            shutil.copytree(stage_dir / SNAPSHOTS, training / SNAPSHOTS / stage_dir.name)
         for data in ("pairs.jsonl", "pairs.json"):  # what a synthetic stage wrote and trained on
             if (stage_dir / data).is_file():
                 shutil.copy(stage_dir / data, training / f"{stage_dir.name}-{data}")

@@ -17,6 +17,7 @@ import torch
 
 from ragkit.adapt.config import (
     PRESETS,
+    DistillConfig,
     MNTPConfig,
     SimCSEConfig,
     StageConfig,
@@ -25,6 +26,7 @@ from ragkit.adapt.config import (
     check_type,
     read_toml,
 )
+from ragkit.adapt.distill import DistillStage, prepare_distill
 from ragkit.adapt.distributed import World
 from ragkit.adapt.lora import add_lora
 from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage, SyntheticStage
@@ -50,6 +52,7 @@ STAGE_TYPES: dict[str, StageType] = {
     "mntp": StageType(MNTPConfig, MNTPStage, needs_lm_head=True),
     "simcse": StageType(SimCSEConfig, SimCSEStage),
     "supervised": StageType(SupervisedConfig, SupervisedStage),
+    "distill": StageType(DistillConfig, DistillStage, prepare=prepare_distill),
     "synthetic": StageType(SyntheticConfig, SyntheticStage, prepare=prepare_synthetic),
 }
 
@@ -136,10 +139,11 @@ def stage_configs(
     preset: str = "paper",
     file: str | Path | None = None,
     data: dict[str, str] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> dict[str, StageConfig]:
-    """Defaults, then the preset, then the TOML file's [stage] tables, then `data` (stage -> source)
-    and `overrides` (every stage; None values ignored)."""
+    """Defaults, then the preset, then the TOML file's [stage] tables, then `data` (stage -> source),
+    `settings` (stage -> {name: value}) and `overrides` (every stage); None values are ignored."""
     check_stages(stages)
     if preset not in PRESETS:
         raise RagkitError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -148,6 +152,7 @@ def stage_configs(
     for stage in stages:
         cls = STAGE_TYPES[stage].config
         values = {**PRESETS[preset].get(stage, {}), **from_file.get(stage, {})}
+        values.update({k: v for k, v in (settings or {}).get(stage, {}).items() if v is not None})
         values.update({k: v for k, v in overrides.items() if v is not None})
         if data and data.get(stage):
             values["data"] = data[stage]

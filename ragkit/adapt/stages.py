@@ -44,10 +44,13 @@ class Sampler:
             self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
         return self._order
 
-    def rows(self, step: int) -> list[int]:
+    def batch_rows(self, step: int) -> list[int]:
+        """The rows of step `step` on every rank: rank r trains on `[r::world size]` of them."""
         first = step * self.batch
-        rows = [int(self._permutation(g // self.n)[g % self.n]) for g in range(first, first + self.batch)]
-        return rows[self.world.rank :: self.world.size]
+        return [int(self._permutation(g // self.n)[g % self.n]) for g in range(first, first + self.batch)]
+
+    def rows(self, step: int) -> list[int]:
+        return self.batch_rows(step)[self.world.rank :: self.world.size]
 
 
 class DatasetSampler(Sampler):
@@ -80,10 +83,9 @@ class DatasetSampler(Sampler):
             self._epoch, self._epoch_batches = epoch, [batches[i] for i in rng.permutation(len(batches))]
         return self._epoch_batches
 
-    def rows(self, step: int) -> list[int]:
+    def batch_rows(self, step: int) -> list[int]:
         per_epoch = sum(len(rows) // self.batch for rows in self.groups)
-        batch = self._batches(step // per_epoch)[step % per_epoch]
-        return [int(i) for i in batch][self.world.rank :: self.world.size]
+        return [int(i) for i in self._batches(step // per_epoch)[step % per_epoch]]
 
 
 def _chunks(rows: list[int], size: int) -> list[list[int]]:
@@ -194,7 +196,7 @@ class SimCSEStage:
             return info_nce(first, gather(second, self.world), self.config.scale, offset)
 
         loss = contrastive_backward(
-            self.encoder, [side, side], loss_fn, **_chunking(self.config, self.encoder, self.world)
+            self.encoder, [side, side], loss_fn, **chunk_settings(self.config, self.encoder, self.world)
         )
         return loss, 2 * sum(len(ids) for ids in side.ids)
 
@@ -249,7 +251,7 @@ class SupervisedStage:
             return info_nce(q, torch.cat(documents), self.config.scale, offset)
 
         loss = contrastive_backward(
-            self.encoder, sides, loss_fn, **_chunking(self.config, self.encoder, self.world)
+            self.encoder, sides, loss_fn, **chunk_settings(self.config, self.encoder, self.world)
         )
         return loss, sum(len(ids) for side in sides for ids in side.ids)
 
@@ -259,7 +261,7 @@ def _side(texts: list[tuple[list[int], int]]) -> Side:
     return Side([ids for ids, _ in texts], [prompt for _, prompt in texts])
 
 
-def _chunking(config: StageConfig, encoder: Encoder, world: World) -> dict:
+def chunk_settings(config: StageConfig, encoder: Encoder, world: World) -> dict:
     """Chunks of at most `micro_batch_size` rows, cached when that is below the batch; and at most a
     token budget per forward pass (small on CPU, where padding costs the most, large on GPU)."""
     local_batch = config.batch_size // world.size

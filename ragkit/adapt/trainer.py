@@ -19,6 +19,7 @@ from ragkit.encoders.precision import native_bf16
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
+SNAPSHOTS = "snapshots"  # in a stage's folder: the adapters `snapshot_every` keeps
 LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
 
 
@@ -108,6 +109,8 @@ def train(
                 speed=f"{row['tokens_per_s']:,.0f}",
             )
             done = step + 1
+            if config.snapshot_every and done % config.snapshot_every == 0 and world.main:
+                save_adapter(model, workdir / SNAPSHOTS / f"step-{done:06d}")
             if done % config.checkpoint_every == 0 and done < config.steps:
                 if world.main:
                     _save_checkpoint(checkpoint, model, optimizer, schedule, done)
@@ -146,6 +149,12 @@ def _linear_schedule(warmup: int, total: int):
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return factor
+
+
+def save_adapter(model: torch.nn.Module, path: Path) -> None:
+    """The LoRA adapter as it is now, in PEFT's format (`Encoder.load(base, adapters=[path])` reads it)."""
+    with atomic_path(path) as tmp:
+        model.save_pretrained(tmp)
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, step: int) -> None:

@@ -507,8 +507,9 @@ def adapt(
     stages: Annotated[
         str,
         typer.Option(
-            help="Comma-separated, in order: mntp,simcse,supervised,synthetic "
-            "(synthetic: queries an LLM writes for --corpus, then contrastive training on them)."
+            help="Comma-separated, in order: mntp,simcse,supervised,distill,synthetic "
+            "(distill: learn --teacher's scores; synthetic: queries an LLM writes for --corpus, then "
+            "contrastive training on them)."
         ),
     ] = "mntp,simcse",
     preset: Annotated[
@@ -524,7 +525,17 @@ def adapt(
     mntp_data: Annotated[str | None, typer.Option(help="Text file, folder or Hub dataset for MNTP.")] = None,
     simcse_data: Annotated[str | None, typer.Option(help="Sentences (file, folder or Hub dataset).")] = None,
     supervised_data: Annotated[
-        str | None, typer.Option(help="(query, positive, negative) .jsonl, a folder of them, or a Hub id.")
+        str | None,
+        typer.Option(
+            help="(query, positive, negative) .jsonl, a folder of them, or a Hub id (supervised, distill)."
+        ),
+    ] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="For distill: a sentence-transformers model (all-minilm-l6-v2, a folder or a Hub id), "
+            "a ragkit encoder, or bm25."
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps per stage.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per step, over all processes.")] = None,
@@ -555,13 +566,17 @@ def adapt(
         "mntp": mntp_data or unsupervised,
         "simcse": simcse_data or unsupervised,
         "supervised": supervised_data,
+        "distill": supervised_data,
         "synthetic": unsupervised,
     }
+    if teacher is not None and "distill" not in names:
+        raise RagkitError("--teacher is for the distill stage: add distill to --stages")
     configs = stage_configs(
         names,
         preset,
         config,
         data,
+        {"distill": {"teacher": teacher}},
         steps=steps,
         batch_size=batch_size,
         micro_batch_size=micro_batch_size,

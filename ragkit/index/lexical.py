@@ -82,6 +82,14 @@ class LexicalIndex:
             results.append({int(self.ids[rows[i]]): float(scores[i]) for i in top if scores[i] > 0})
         return results
 
+    def scores(self, query: str) -> np.ndarray:
+        """The BM25 score of every text for `query`, in the order the texts were given (0 for none)."""
+        vocab = self.retriever.vocab_dict
+        known = [w for w in self._tokenize([query], return_ids=False)[0] if w in vocab]
+        if not known:
+            return np.zeros(len(self), dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """The rows of the texts with these ids (ids it does not hold are left out)."""
         return np.flatnonzero(np.isin(self.ids, ids))

@@ -174,10 +174,12 @@ def test_every_stage_type_builds_from_the_one_table(tmp_path):
     (tmp_path / "s.txt").write_text("\n".join(TRAIN_SENTENCES))
     for name, kind in STAGE_TYPES.items():
         lm, _ = load_model(str(path), with_lm_head=kind.needs_lm_head)
-        config = kind.config(
-            data="pydoc" if name in ("supervised", "synthetic") else str(tmp_path / "s.txt"), batch_size=4
-        )
+        pairs = name in ("supervised", "distill", "synthetic")
+        config = kind.config(data="pydoc" if pairs else str(tmp_path / "s.txt"), batch_size=4)
         config.max_length = 64
+        if name == "distill":
+            config.teacher, config.negatives = "bm25", 1
+            config = kind.prepare(None, config, tmp_path / name, False)
         with training_stage(name, lm, load_tokenizer(str(path)), config, World()) as (stage, _):
             assert isinstance(stage, kind.stage) and stage.step(0)[1] > 0
 

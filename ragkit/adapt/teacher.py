@@ -1,0 +1,152 @@
+"""Teachers for the distillation stage: who scores a query's candidates, and the cache of what they
+computed, so a resumed run never pays for the teacher twice.
+
+A teacher is a sentence-transformers model (a built-in name such as "all-minilm-l6-v2", a folder with
+modules.json, or a Hub id), a ragkit encoder (a built-in name or a saved folder), "bm25", or a
+dense teacher fused with BM25 (`teacher_bm25_weight` > 0). A dense teacher's vectors of every
+query and passage are computed once and kept in `<stage dir>/teacher/`; the score of any (query,
+passage) pair, in-batch ones included, is then one dot product. BM25 scores are divided by each
+query's best score among the candidates scored, so that they share the cosine's [0, 1] range and
+the student's softmax temperature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ragkit.errors import RagkitError
+from ragkit.index.lexical import LexicalIndex
+from ragkit.io import atomic_path
+from ragkit.progress import progress_bar
+
+BM25 = "bm25"
+SHARD_ROWS = 4096  # rows of teacher vectors per cached file: a killed run redoes at most one
+
+
+class DenseTeacher(Protocol):
+    """What a dense teacher does: unit vectors for queries (with their instructions) and passages."""
+
+    def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerTeacher:
+    """A sentence-transformers model: queries get its own "query" prompt if it has one, not ours."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        from mteb.types import PromptType
+
+        from ragkit.eval.models import BUILTIN_SENTENCE_TRANSFORMERS, SentenceTransformerModel
+
+        builtin = BUILTIN_SENTENCE_TRANSFORMERS.get(name)
+        path = builtin.locate().parent if builtin else name
+        self.model = SentenceTransformerModel(path, batch_size=batch_size, label=name)
+        self._query, self._document = PromptType.query, PromptType.document
+
+    def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        return self.model.embed(texts, task_metadata=None, prompt_type=self._query)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.embed(texts, task_metadata=None, prompt_type=self._document)
+
+
+class EncoderTeacher:
+    """A ragkit encoder: queries carry their training rows' instructions, as the student's do."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        from ragkit.encoders.encoder import Encoder
+
+        self.encoder, self.batch_size = Encoder.load(name), batch_size
+
+    def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        for instruction in dict.fromkeys(instructions):
+            rows = [i for i, x in enumerate(instructions) if x == instruction]
+            texts_here = [texts[i] for i in rows]
+            vectors[rows] = self.encoder.encode(
+                texts_here, instruction=instruction, batch_size=self.batch_size, show_progress=False
+            )
+        return vectors
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode_documents(texts, batch_size=self.batch_size, show_progress=False)
+
+
+def load_teacher(name: str, batch_size: int = 64) -> DenseTeacher:
+    """A sentence-transformers model (built-in name, folder with modules.json, or Hub id), else a ragkit
+    encoder (built-in name or saved folder)."""
+    from ragkit.encoders.encoder import CONFIG_NAME
+    from ragkit.eval.models import BUILTIN_SENTENCE_TRANSFORMERS
+
+    local = Path(name).expanduser()
+    if name in BUILTIN_SENTENCE_TRANSFORMERS or (
+        (local / "modules.json").is_file() and not (local / CONFIG_NAME).is_file()
+    ):
+        return SentenceTransformerTeacher(name, batch_size)
+    return EncoderTeacher(name, batch_size)
+
+
+def cached_vectors(
+    directory: Path, name: str, texts: Sequence[str], embed, show_progress: bool = False
+) -> np.ndarray:
+    """`embed(texts[a:b])` for shards of SHARD_ROWS rows, each saved as `<name>-<k>.npy` once done;
+    a rerun loads the shards it finds and embeds the rest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = []
+    starts = range(0, len(texts), SHARD_ROWS)
+    with progress_bar(f"teacher: {name}", enabled=show_progress) as bar:
+        task = bar.add_task(f"teacher: {name}", total=len(texts))
+        for k, start in enumerate(starts):
+            path = directory / f"{name}-{k:05d}.npy"
+            rows = texts[start : start + SHARD_ROWS]
+            if path.is_file():
+                part = np.load(path)
+            else:
+                part = np.asarray(embed(rows), dtype=np.float32)
+                with atomic_path(path) as tmp:
+                    np.save(tmp, part)
+            if len(part) != len(rows):
+                raise RagkitError(f"{path} holds {len(part)} vectors, not {len(rows)}; delete it and rerun")
+            parts.append(part)
+            bar.update(task, advance=len(rows))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+class TeacherScores:
+    """The teacher's score of any (query, passage) pair of a prepared distillation run.
+
+    `dense`: (queries, passages) unit vectors, or None for a BM25 teacher; `bm25`: the passages' BM25
+    index and the query texts, or None for a dense teacher; `bm25_weight`: BM25's share of a fusion.
+    """
+
+    def __init__(
+        self,
+        dense: tuple[np.ndarray, np.ndarray] | None,
+        bm25: tuple[LexicalIndex, list[str]] | None,
+        bm25_weight: float,
+    ) -> None:
+        if dense is None and bm25 is None:
+            raise ValueError("a teacher needs dense vectors, BM25 or both")
+        self.dense, self.bm25, self.bm25_weight = dense, bm25, bm25_weight if dense is not None else 1.0
+
+    def scores(self, queries: Sequence[int], passages: Sequence[int]) -> np.ndarray:
+        """(len(queries), len(passages)) scores, each row in [0, 1] for BM25 and cosines for a dense
+        teacher; a fusion mixes the two by `bm25_weight`."""
+        result = np.zeros((len(queries), len(passages)), dtype=np.float32)
+        if self.dense is not None:
+            query_vectors, passage_vectors = self.dense
+            cosines = query_vectors[list(queries)] @ passage_vectors[list(passages)].T
+            result += (1 - self.bm25_weight) * cosines
+        if self.bm25 is not None and self.bm25_weight > 0:
+            index, texts = self.bm25
+            columns = np.asarray(passages)
+            for row, q in enumerate(queries):
+                lexical = index.scores(texts[q])[columns]
+                best = lexical.max(initial=0.0)
+                result[row] += self.bm25_weight * (lexical / best if best > 0 else lexical)
+        return result

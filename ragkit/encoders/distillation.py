@@ -1,0 +1,40 @@
+"""Losses on a teacher's scores: the student learns how the teacher ranks candidates, not its vectors,
+so the two may differ in dimensions (or the teacher may be BM25)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def cosine_scores(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+    """(queries x documents) cosine similarities, in fp32 whatever the autocast."""
+    with torch.autocast(queries.device.type, enabled=False):
+        return F.normalize(queries.float(), dim=-1) @ F.normalize(documents.float(), dim=-1).T
+
+
+def distill_kl(student: torch.Tensor, teacher: torch.Tensor, scale: float) -> torch.Tensor:
+    """KL(teacher || student) between the softmaxes of `scale` x each row's scores, averaged over rows.
+
+    `student` and `teacher` are (queries x candidates) scores on the same scale (cosines, say); a
+    candidate the teacher scores -inf is left out of both distributions. Zero when they are equal.
+    """
+    target = F.log_softmax(teacher.float() * scale, dim=-1)
+    log_probs = F.log_softmax(student.float() * scale, dim=-1)
+    keep = torch.isfinite(teacher)
+    terms = torch.where(keep, target.exp() * (target - log_probs), torch.zeros_like(log_probs))
+    return terms.sum(dim=-1).mean()
+
+
+def margin_mse(
+    student: torch.Tensor, teacher: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    """Margin-MSE (Hofstätter et al., 2020): the student's margin between each query's positive and each
+    of its negatives should equal the teacher's. `positives` (queries,) and `negatives` (queries x n)
+    are column indices into the (queries x candidates) score matrices."""
+    rows = torch.arange(len(student), device=student.device)
+
+    def margins(scores: torch.Tensor) -> torch.Tensor:
+        return scores[rows, positives].unsqueeze(1) - scores[rows.unsqueeze(1), negatives]
+
+    return F.mse_loss(margins(student.float()), margins(teacher.float()))
