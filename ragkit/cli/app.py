@@ -59,7 +59,7 @@ Rerank = Annotated[
     str | None,
     typer.Option(
         help="Reorder the top hits with this sentence-transformers CrossEncoder (a directory or Hub "
-        "id); needs ragkit[rerank].",
+        "id); needs ragkit\\[rerank].",
     ),
 ]
 AllowUnvalidated = Annotated[
@@ -78,6 +78,24 @@ Template = Annotated[
         help="Prompt around each text: llama-3-instruct, qwen2-instruct, ... or a string with {text}."
     ),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ragkit import __version__
+
+        console.print(f"ragkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Decoder LLMs as text encoders (LLM2Vec), and retrieval on top of them."""
 
 
 def runtime(
@@ -106,6 +124,12 @@ def embed(
     ] = None,
     model: Model = DEFAULT_ENCODER,
     instruction: Annotated[str | None, typer.Option(help="Attended to but not pooled.")] = None,
+    as_query: Annotated[
+        bool,
+        typer.Option(
+            "--query", help="Embed the texts as queries: with the encoder's query instruction (`ragkit info`)."
+        ),
+    ] = False,
     pooling: Pooling = None,
     causal: Causal = False,
     max_length: MaxLength = None,
@@ -145,6 +169,8 @@ def embed(
         **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
     )
     start = time.perf_counter()
+    if as_query and instruction is None:
+        instruction = encoder.config.query_instruction
     vectors = encoder.encode(texts, instruction=instruction, batch_size=batch_size)
     seconds = time.perf_counter() - start
 
@@ -225,7 +251,7 @@ def index(
         str | None,
         typer.Option(
             help="Read, chunk and embed on a Ray cluster: auto (the running one), local (a new local "
-            "instance) or an address such as ray://head:10001. Needs ragkit[ray].",
+            "instance) or an address such as ray://head:10001. Needs ragkit\\[ray].",
         ),
     ] = None,
     ray_actors: Annotated[

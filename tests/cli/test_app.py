@@ -97,6 +97,28 @@ def test_info_reports_the_faiss_build():
     assert result.exit_code == 0 and "faiss" in result.output and "smollm2-135m" in result.output
 
 
+def test_version_and_extras_in_help_survive_rich_markup():
+    from ragkit import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"ragkit {__version__}"
+    for command, extra in (("index", "ragkit[ray]"), ("query", "ragkit[rerank]")):
+        help_text = " ".join(run_ragkit(command, "--help").stdout.replace("│", " ").split())
+        assert extra in help_text, command  # rich would read "[ray]" as markup and drop it
+
+
+def test_embed_query_applies_the_encoders_query_instruction(model_dir, tmp_path):
+    encoder = Encoder.load(model_dir)
+    encoder.config.query_instruction = "Find the sentence: "
+    saved = encoder.save(tmp_path / "with-instruction")
+    out = tmp_path / "q.npy"
+    result = CliRunner().invoke(app, ["embed", SENTENCES[0], "--query", "-m", str(saved), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    queried = Encoder.load(saved)
+    np.testing.assert_array_equal(np.load(out), queried.encode_queries([SENTENCES[0]]))
+    assert not np.allclose(np.load(out), queried.encode([SENTENCES[0]]))  # the instruction changed it
+
+
 def test_index_then_query_prints_json_hits_from_the_api(model_dir, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
