@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -126,9 +127,7 @@ def embed(
     instruction: Annotated[str | None, typer.Option(help="Attended to but not pooled.")] = None,
     as_query: Annotated[
         bool,
-        typer.Option(
-            "--query", help="Embed the texts as queries: with the encoder's query instruction (`ragkit info`)."
-        ),
+        typer.Option("--query", help="Embed the texts as queries, with the encoder's query instruction."),
     ] = False,
     pooling: Pooling = None,
     causal: Causal = False,
@@ -479,6 +478,7 @@ def serve(
     attn_implementation: AttnImplementation = None,
     allow_unvalidated: AllowUnvalidated = False,
     rerank: Rerank = None,
+    quiet: Annotated[bool, typer.Option(help="No access log line per request.")] = False,
 ) -> None:
     """Serve OpenAI-compatible embeddings, search over an index and a search page over HTTP."""
     import ipaddress
@@ -519,10 +519,21 @@ def serve(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         rerank=rerank,
+        access_log=not quiet,
     )
     server = create_app(encoder, retriever, config)
+    if not quiet:  # "POST /v1/search 200 41.3 ms" on stderr, one line per request
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        access = logging.getLogger("ragkit.serve.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     what = f"index {index_dir} ({retriever.index.ntotal:,} chunks)" if retriever else "embeddings only"
-    console.print(f"serving {name!r}, {what}, on http://{host}:{port}  (API docs: /docs, search page: /)")
+    console.print(
+        f"serving {name!r}, {what}, on http://{host}:{port}  (search page: /, API docs: /docs, "
+        "metrics: /metrics)"
+    )
     uvicorn.run(server, host=host, port=port, log_level="warning")
 
 

@@ -256,7 +256,6 @@ class Encoder:
         """One padded batch, as sentence-transformers' `tokenize`: `input_ids`, `attention_mask` and
         `prompt_lengths` (tokens before the text), ready for `embed`. `encode` and training build their
         batches from `token_ids` and `pad` instead, to sort and split by length first."""
-        texts = check_texts(texts, "texts")
         return self.pad(*self.token_ids(texts, instruction))
 
     def token_ids(
@@ -270,7 +269,8 @@ class Encoder:
         text (ragkit/encoders/formatting.py). `max_length` caps below the configured one.
         """
         c = self.config
-        return self._formatter()(list(texts), instruction, min(max_length or c.max_length, c.max_length))
+        texts = check_texts(texts, "texts")
+        return self._formatter()(texts, instruction, min(max_length or c.max_length, c.max_length))
 
     def _formatter(self) -> TextFormatter:
         """The input format's `TextFormatter`, made once per format (a query pays no tokenizer probes)."""

@@ -4,6 +4,9 @@ A server thread takes the first waiting request, then gathers more for at most `
 until `max_batch` texts, and encodes each kind of text (queries, documents) in one call. On a CPU
 or GPU a batch of 32 short texts costs little more than one, so throughput rises with concurrency.
 With `enabled=False` each request is encoded on its own, in arrival order (the baseline).
+
+A batch that fails is retried request by request, so one bad text fails only its own request. A
+request whose future was cancelled before its batch ran (its client left) costs nothing.
 """
 
 from __future__ import annotations
@@ -37,17 +40,27 @@ class DynamicBatcher:
         max_batch: at most this many texts per `encode` call (a larger request is encoded alone).
         max_wait_ms: how long the first request of a batch waits for company.
         enabled: False encodes each request alone, as it arrives.
+        on_batch: called with the number of texts of each successful `encode` call (metrics).
     """
 
     def __init__(
-        self, encode: EncodeFunction, *, max_batch: int = 64, max_wait_ms: float = 5.0, enabled: bool = True
+        self,
+        encode: EncodeFunction,
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 5.0,
+        enabled: bool = True,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError("max_batch must be at least 1 and max_wait_ms at least 0")
         self.encode_function = encode
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.enabled = enabled
+        self.on_batch = on_batch
         self.batches = 0  # encode calls made, for /health and the load test
+        self.pending_texts = 0  # texts submitted and not yet encoded (or dropped)
+        self._lock = threading.Lock()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="ragkit-batcher", daemon=True)
         self._worker.start()
@@ -55,12 +68,18 @@ class DynamicBatcher:
     def submit(self, kind: Hashable, texts: Sequence[str]) -> Future:
         """A future of (vectors, token counts) for `texts`."""
         request = _Request(kind, list(texts))
+        self._count(len(request.texts))
         self._queue.put(request)
         return request.future
 
     async def encode(self, kind: Hashable, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """`submit`, awaited: the event loop serves other requests meanwhile."""
+        """`submit`, awaited: the event loop serves other requests meanwhile. Cancelling the awaiting
+        task (a client that left) cancels the request if its batch has not started."""
         return await asyncio.wrap_future(self.submit(kind, texts))
+
+    def _count(self, texts: int) -> None:
+        with self._lock:
+            self.pending_texts += texts
 
     def close(self) -> None:
         self._queue.put(None)
@@ -88,18 +107,35 @@ class DynamicBatcher:
 
     def _encode(self, batch: list[_Request]) -> None:
         for kind in dict.fromkeys(r.kind for r in batch):  # arrival order of kinds
-            group = [r for r in batch if r.kind == kind and r.future.set_running_or_notify_cancel()]
+            group = []
+            for request in (r for r in batch if r.kind == kind):
+                if request.future.set_running_or_notify_cancel():
+                    group.append(request)
+                else:  # cancelled while it waited: its client is gone
+                    self._count(-len(request.texts))
             if not group:
                 continue
             try:
-                vectors, counts = self.encode_function(kind, [t for r in group for t in r.texts])
-                self.batches += 1
-            except BaseException as error:  # each waiting request gets the error, the worker lives on
-                for request in group:
-                    request.future.set_exception(error)
-                continue
-            start = 0
-            for request in group:
-                end = start + len(request.texts)
-                request.future.set_result((vectors[start:end], counts[start:end]))
-                start = end
+                self._encode_group(kind, group)
+            except BaseException as error:
+                if len(group) == 1:
+                    group[0].future.set_exception(error)
+                    continue
+                for request in group:  # find the request that fails: the others still get vectors
+                    try:
+                        self._encode_group(kind, [request])
+                    except BaseException as own_error:  # each request gets its own error; the worker lives on
+                        request.future.set_exception(own_error)
+            finally:
+                self._count(-sum(len(r.texts) for r in group))
+
+    def _encode_group(self, kind: Hashable, group: list[_Request]) -> None:
+        vectors, counts = self.encode_function(kind, [t for r in group for t in r.texts])
+        self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(sum(len(r.texts) for r in group))
+        start = 0
+        for request in group:
+            end = start + len(request.texts)
+            request.future.set_result((vectors[start:end], counts[start:end]))
+            start = end

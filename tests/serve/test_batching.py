@@ -66,23 +66,48 @@ def test_without_batching_each_request_is_encoded_alone():
     assert [texts for _, texts in recorder.calls[1:]] == [["a"], ["b"], ["c"]]
 
 
-def test_an_error_reaches_every_request_of_its_batch_and_the_worker_lives_on():
+def test_a_failing_text_fails_only_its_own_request_and_the_worker_lives_on():
     calls = []
 
     def encode(kind, texts):
         calls.append(texts)
         if "boom" in texts:
             raise RuntimeError("boom")
-        return np.zeros((len(texts), 2), dtype=np.float32), [1] * len(texts)
+        return np.full((len(texts), 2), len(texts[0]), dtype=np.float32), [1] * len(texts)
 
-    batcher = DynamicBatcher(encode, max_batch=8, max_wait_ms=200)
-    with ThreadPoolExecutor(2) as pool:
-        doomed = list(pool.map(lambda t: batcher.submit("document", [t]), ["boom", "fine"]))
-    errors = [f.exception(timeout=10) for f in doomed]
+    recorder = Recorder()  # holds the worker so that all three requests land in one batch
+    batcher = DynamicBatcher(
+        lambda kind, texts: recorder(kind, texts) if texts == ["warm-up"] else encode(kind, texts),
+        max_batch=8,
+        max_wait_ms=200,
+    )
+    first = batcher.submit("document", ["warm-up"])
+    assert recorder.entered.wait(timeout=10)
+    futures = [batcher.submit("document", [t]) for t in ("good", "boom", "fine!")]
+    recorder.release.set()
+    first.result(timeout=10)
+    assert isinstance(futures[1].exception(timeout=10), RuntimeError)
+    assert futures[0].result(timeout=10)[0].tolist() == [[4, 4]]  # its own vector, not its neighbour's error
+    assert futures[2].result(timeout=10)[0].tolist() == [[5, 5]]
+    assert calls[0] == ["good", "boom", "fine!"]  # tried together first, then one by one
     after = batcher.submit("document", ["later"]).result(timeout=10)
     batcher.close()
-    assert all(isinstance(e, RuntimeError) for e in errors) and len(calls) == 2  # both in one batch
-    assert after[0].shape == (1, 2)
+    assert after[0].shape == (1, 2) and batcher.pending_texts == 0
+
+
+def test_a_cancelled_request_is_never_encoded():
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch=64, max_wait_ms=50)
+    first = batcher.submit("document", ["warm-up"])
+    assert recorder.entered.wait(timeout=10)
+    gone, kept = batcher.submit("document", ["left"] * 50), batcher.submit("document", ["stayed"])
+    assert batcher.pending_texts == 52
+    assert gone.cancel()  # what asyncio does to the future when the client's request task is cancelled
+    recorder.release.set()
+    first.result(timeout=10)
+    assert kept.result(timeout=10)[0].shape == (1, 2)
+    batcher.close()
+    assert recorder.calls[1:] == [("document", ["stayed"])] and batcher.pending_texts == 0
 
 
 def test_real_encoder_vectors_are_the_same_batched_or_not():

@@ -68,3 +68,27 @@ def test_a_failed_search_shows_its_message(retriever):
         page.press("#q", "Enter")
         sync_api.expect(page.locator("li.hit").first).to_be_visible()
         browser.close()
+
+
+def test_the_api_docs_render_with_the_network_off(retriever):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("fastapi_offline", reason="the serve extra ships Swagger UI's files")
+    app = create_app(retriever=retriever, config=ServeConfig(model_name="tiny"))
+    with live_server(app) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        elsewhere: list[str] = []
+
+        def only_the_server(route):  # the network is off: anything not from the server fails
+            if route.request.url.startswith(url):
+                route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_server)
+        page.goto(f"{url}/docs")
+        sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("ragkit")
+        sync_api.expect(page.locator(".opblock-summary-path", has_text="/v1/search")).to_be_visible()
+        browser.close()
+    assert elsewhere == []

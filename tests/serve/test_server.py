@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import asdict
 
 import numpy as np
@@ -225,6 +226,8 @@ def test_ragkit_serve_runs_a_server_a_client_can_call(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    log = server.stderr.read()
+    assert "POST /v1/embeddings 200 " in log and "POST /v1/search 404 " in log  # the access log
     assert health["model"] == "mine" and health["index"] is None
     served = Encoder.load(tmp_path / "enc")  # as the server loads it (the default precision)
     np.testing.assert_allclose([d["embedding"] for d in response["data"]], served.encode(TEXTS), atol=1e-5)
@@ -245,3 +248,109 @@ def test_langchain_and_llama_index_openai_embeddings_against_a_live_server(encod
         from_llama_index = li.get_text_embedding_batch(TEXTS)
     np.testing.assert_allclose(from_langchain, encoder.encode(TEXTS), atol=1e-6)
     np.testing.assert_allclose(from_llama_index, encoder.encode(TEXTS), atol=1e-6)
+
+
+def test_metrics_count_requests_by_route_and_the_batches(client):
+    for _ in range(2):
+        client.post("/v1/embeddings", json={"model": "tiny", "input": TEXTS})
+    client.post("/v1/search", json={"query": "bread", "mode": "bm25"})
+    client.post("/v1/embeddings", json={"model": "nope", "input": "x"})
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "text/plain; version=0.0.4"
+    )
+    lines = response.text.splitlines()
+    assert 'ragkit_requests_total{method="POST",route="/v1/embeddings",status="200"} 2' in lines
+    assert 'ragkit_requests_total{method="POST",route="/v1/embeddings",status="404"} 1' in lines
+    assert 'ragkit_requests_total{method="POST",route="/v1/search",status="200"} 1' in lines
+    assert 'ragkit_request_seconds_count{method="POST",route="/v1/embeddings"} 3' in lines
+    assert "ragkit_batch_texts_count 2" in lines and "ragkit_batch_texts_sum 6.0" in lines  # bm25: no encode
+    assert "ragkit_queued_texts 0" in lines
+
+
+def test_an_access_log_line_per_request_unless_turned_off(retriever, caplog):
+    for quiet in (False, True):
+        caplog.clear()
+        app = create_app(retriever=retriever, config=ServeConfig(model_name="tiny", access_log=not quiet))
+        with caplog.at_level("INFO", logger="ragkit.serve.access"), TestClient(app) as client:
+            client.post("/v1/search", json={"query": "bread", "mode": "bm25"})
+            client.get("/nowhere")
+        lines = [r.getMessage() for r in caplog.records if r.name == "ragkit.serve.access"]
+        if quiet:
+            assert lines == []
+        else:
+            assert (
+                len(lines) == 2 and lines[0].startswith("POST /v1/search 200 ") and lines[0].endswith(" ms")
+            )
+            assert lines[1].startswith("GET /nowhere 404 ")
+
+
+def test_a_bad_text_fails_only_its_own_request_among_concurrent_good_ones(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [[TEXTS[i % 3]] for i in range(11)] + [["fine", "broken \udcff text"]]
+
+    def post(texts):  # json.dumps escapes the lone surrogate as a client library would send it
+        body = json.dumps({"model": "tiny", "input": texts})
+        return client.post("/v1/embeddings", content=body, headers={"Content-Type": "application/json"})
+
+    with ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(post, inputs))
+    assert [r.status_code for r in responses] == [200] * 11 + [400]
+    assert "lone surrogate" in responses[-1].json()["error"]["message"]
+
+
+def test_a_busy_server_refuses_more_than_it_may_queue(retriever):
+    app = create_app(retriever=retriever, config=ServeConfig(model_name="tiny", max_queued_texts=2))
+    with TestClient(app) as client:
+        busy = client.post("/v1/embeddings", json={"model": "tiny", "input": TEXTS})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert "limit 2" in busy.json()["error"]["message"]
+        assert client.post("/v1/embeddings", json={"model": "tiny", "input": TEXTS[:2]}).status_code == 200
+
+
+def test_texts_of_a_client_that_left_are_never_encoded(retriever):
+    import socket
+    import threading
+    import time
+
+    import httpx
+
+    app = create_app(retriever=retriever, config=ServeConfig(model_name="tiny"))
+    batcher = app.state.ragkit.batcher
+    encode, seen, busy, release = batcher.encode_function, [], threading.Event(), threading.Event()
+
+    def blocking(kind, texts):  # the first batch holds the worker, as a long encode does
+        seen.append(texts)
+        if len(seen) == 1:
+            busy.set()
+            release.wait(timeout=20)
+        return encode(kind, texts)
+
+    batcher.encode_function = blocking
+    with live_server(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        first = threading.Thread(
+            target=httpx.post,
+            args=(f"{url}/v1/embeddings",),
+            kwargs={"json": {"model": "tiny", "input": "a"}},
+        )
+        first.start()
+        assert busy.wait(timeout=10)
+        body = json.dumps({"model": "tiny", "input": ["gone"] * 50}).encode()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            time.sleep(0.3)  # the request is queued behind the busy worker; then its client leaves
+        deadline = time.monotonic() + 10
+        while 'status="499"' not in httpx.get(f"{url}/metrics").text:
+            assert time.monotonic() < deadline, "the server did not notice the client leaving"
+            time.sleep(0.05)
+        release.set()
+        first.join(timeout=20)
+        later = httpx.post(f"{url}/v1/embeddings", json={"model": "tiny", "input": "b"}, timeout=10)
+    assert later.status_code == 200
+    assert ["gone"] * 50 not in seen and batcher.pending_texts == 0
