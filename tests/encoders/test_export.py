@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import SENTENCES, requires_smollm2, run_ragkit, shared_folder, tiny_encoder
@@ -9,6 +15,8 @@ from helpers import SENTENCES, requires_smollm2, run_ragkit, shared_folder, tiny
 from ragkit import Encoder, RagkitError
 
 st = pytest.importorskip("sentence_transformers", minversion="6")
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 
 def load(directory):
@@ -73,3 +81,45 @@ def test_the_built_in_encoder_exported_gives_its_vectors_on_real_text(tmp_path):
     assert model.prompts["query"] == encoder.config.query_instruction
     assert min_cosine(model.encode_document(documents), encoder.encode_documents(documents)) >= 0.9999
     assert min_cosine(model.encode_query(queries), encoder.encode_queries(queries)) >= 0.9999
+
+
+# `make test` installs sentence-transformers 5.x here (apart from the venv's 6.x) for the test below.
+ST5 = Path(__file__).resolve().parents[2] / ".cache" / "sentence-transformers-5"
+LOAD_WITH_ST5 = """
+import json, sys
+import sentence_transformers as st
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[1], trust_remote_code=True, device="cpu")
+texts = json.loads(sys.argv[2])
+print(json.dumps({"version": st.__version__, "documents": model.encode(texts).tolist(),
+                  "queries": model.encode(texts, prompt_name="query").tolist()}))
+"""
+
+
+@pytest.mark.skipif(
+    not ST5.is_dir(), reason=f"sentence-transformers 5.x is not installed in {ST5} (make test does)"
+)
+def test_the_export_loads_in_sentence_transformers_5_too(tmp_path):
+    encoder = tiny_encoder("llama", query_instruction="Find the passage: ")
+    encoder.export(tmp_path / "st")
+    environment = {**os.environ, "PYTHONPATH": str(ST5)}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_WITH_ST5, str(tmp_path / "st"), json.dumps(SENTENCES)],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    assert loaded["version"].startswith("5.")
+    assert min_cosine(np.array(loaded["documents"]), encoder.encode_documents(SENTENCES)) > 0.9999
+    assert min_cosine(np.array(loaded["queries"]), encoder.encode_queries(SENTENCES)) > 0.9999
+
+
+def test_exported_files_follow_the_users_umask(tmp_path):
+    tiny_encoder("llama").export(tmp_path / "st")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "st").rglob("*")}
+    expected_file, expected_dir = 0o666 & ~UMASK, 0o777 & ~UMASK
+    assert modes["model.safetensors"] == expected_file  # safetensors writes 0600 through a temporary file
+    assert {m for name, m in modes.items() if (tmp_path / "st" / name).is_file()} <= {expected_file}
+    assert (tmp_path / "st" / "1_Pooling").stat().st_mode & 0o777 == expected_dir

@@ -47,3 +47,16 @@ def test_without_replace_a_finished_copy_of_another_process_wins(tmp_path):
         (tmp / "ours").write_text("y")
     assert sorted(p.name for p in target.iterdir()) == ["theirs"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"]
+
+
+def test_what_it_writes_gets_the_users_umask_whatever_the_writer_chose(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with atomic_path(tmp_path / "model") as tmp:
+        (tmp / "sub").mkdir(mode=0o700)
+        fd = os.open(tmp / "sub" / "weights.bin", os.O_CREAT | os.O_WRONLY, 0o600)  # as tempfile does
+        os.close(fd)
+    assert (tmp_path / "model" / "sub" / "weights.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "model" / "sub").stat().st_mode & 0o777 == 0o777 & ~umask
