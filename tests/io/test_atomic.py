@@ -55,7 +55,7 @@ def test_what_it_writes_gets_the_users_umask_whatever_the_writer_chose(tmp_path)
     umask = os.umask(0o022)
     os.umask(umask)
     with atomic_path(tmp_path / "model") as tmp:
-        (tmp / "sub").mkdir(mode=0o700)
+        (tmp / "sub").mkdir(mode=0o700, parents=True)
         fd = os.open(tmp / "sub" / "weights.bin", os.O_CREAT | os.O_WRONLY, 0o600)  # as tempfile does
         os.close(fd)
     assert (tmp_path / "model" / "sub" / "weights.bin").stat().st_mode & 0o777 == 0o666 & ~umask
