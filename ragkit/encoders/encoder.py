@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -330,12 +330,15 @@ class Encoder:
         show_progress: bool | None = None,
         max_length: int | None = None,
         devices: str | Sequence[str] | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         """(len(texts), dim) float32 array in input order. Longest texts are batched together first.
 
         `max_length` truncates harder than the encoder's own limit (a document-length cap for eval).
         `devices` (default: the encoder's `devices`): two or more encode in a worker process each,
         started at the first such call and kept (`close()` stops them).
+        `on_batch(texts, tokens)` is called after each batch (once at the end on several devices),
+        for a caller's own progress display.
         """
         texts = check_texts(texts, "texts")
         if instruction is not None:
@@ -348,7 +351,12 @@ class Encoder:
         if devices is not None and len(devices) > 1:
             options = {"instruction": instruction, "batch_size": batch_size, "normalize": normalize}
             pool = self._pool_on(devices)
-            return pool.encode(texts, show_progress=bool(show_progress), max_length=max_length, **options)
+            out = pool.encode(texts, show_progress=bool(show_progress), max_length=max_length, **options)
+            if on_batch is not None:
+                on_batch(
+                    len(texts), sum(len(row) for row in self.token_ids(texts, instruction, max_length)[0])
+                )
+            return out
         ids, prompt_lengths = self.token_ids(texts, instruction, max_length)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
@@ -368,6 +376,8 @@ class Encoder:
                         vectors = torch.nn.functional.normalize(vectors, dim=-1)
                     out[rows] = vectors.float().cpu().numpy()  # bf16 under autocast
                     bar.advance(task, len(rows))
+                    if on_batch is not None:
+                        on_batch(len(rows), sum(len(ids[i]) for i in rows))
         finally:
             if was_training:
                 self.model.train()

@@ -32,8 +32,9 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
 from ragkit.index.calibration import Calibration, calibrate_store
-from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
+from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
+from ragkit.index.embedding import EmbedProgress, EmbedTotals, EmbedUnit, embed_units
 from ragkit.index.faiss_build import faiss_build
 from ragkit.index.faiss_index import (
     default_search_params,
@@ -51,9 +52,7 @@ from ragkit.index.ray_embed import embed_files_on_ray
 from ragkit.index.settings import IndexSettings
 from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
 from ragkit.io import swap_into_place
-from ragkit.progress import progress_bar
 
-EMBED_GROUP = 256  # chunks embedded between docstore commits (the resume granularity is one file)
 DOCUMENT_KEY = "doc:"  # docstore key prefix of documents added through `Index.open`, not from files
 PARAMS_FILE = "build-params.json"
 RETRAIN_FACTOR = 2.0  # retrain the FAISS index / PCA once the corpus has grown or shrunk this much
@@ -85,6 +84,11 @@ class BuildReport:
     bytes_per_vector: float = 0.0
     calibration: Calibration | None = None  # the default search setting, when (re)calibrated by this change
     default_search: str = ""  # a line on the default search setting after this change
+
+    def add_embedded(self, totals: EmbedTotals) -> None:
+        self.chunks_embedded += totals.chunks
+        self.tokens_embedded += totals.tokens
+        self.embed_seconds += totals.seconds
 
     def summary(self) -> str:
         c = self.counts
@@ -340,31 +344,13 @@ class Index:
         return calibration.to_json()
 
     def _embed(self, documents: list[Document], store: Docstore, report: BuildReport) -> None:
-        progress = progress_bar("embedding", "documents", enabled=self.show_progress)
-        started = time.perf_counter()
-        with progress:
-            task = progress.add_task("embedding", total=len(documents))
-            for first in range(0, len(documents), EMBED_GROUP):
-                group = documents[first : first + EMBED_GROUP]
-                chunks = [chunk_document(d, self.encoder.tokenizer, self.chunking) for d in group]
-                flat = [c for cs in chunks for c in cs]
-                vectors = self.encoder.encode_documents(
-                    [c.embedding_text() for c in flat], batch_size=self.batch_size, show_progress=False
-                )
-                offset = 0
-                for doc, doc_chunks in zip(group, chunks, strict=True):
-                    store.replace_file(
-                        DOCUMENT_KEY + doc.doc_id,
-                        document_hash(doc),
-                        1,
-                        doc_chunks,
-                        vectors[offset : offset + len(doc_chunks)],
-                    )
-                    offset += len(doc_chunks)
-                report.chunks_embedded += len(flat)
-                report.tokens_embedded += sum(c.tokens for c in flat)
-                progress.advance(task, len(group))
-        report.embed_seconds = time.perf_counter() - started
+        units = (
+            EmbedUnit(DOCUMENT_KEY + d.doc_id, document_hash(d), [d], remove_if_empty=False)
+            for d in documents
+        )
+        with EmbedProgress("documents", len(documents), self.show_progress) as progress:
+            totals = embed_units(units, self.encoder, store, self.chunking, progress, self.batch_size)
+        report.add_embedded(totals)
 
     @staticmethod
     def build(
@@ -686,43 +672,14 @@ def _embed_files(
     show_progress: bool,
 ) -> None:
     """Read, chunk and embed `files`, committing each file's chunks and vectors as a unit."""
-    progress = progress_bar(
-        "embedding",
-        "files · {task.fields[chunks]} chunks · {task.fields[rate]} tokens/s",
-        enabled=show_progress,
-    )
-    started = time.perf_counter()
-    pending: list[tuple[CorpusFile, int, list[Chunk]]] = []
+    with EmbedProgress("files", len(files), show_progress) as progress:
 
-    def flush() -> None:
-        chunks = [c for _, _, cs in pending for c in cs]
-        vectors = encoder.encode_documents(
-            [c.embedding_text() for c in chunks], batch_size=batch_size, show_progress=False
-        )
-        offset = 0
-        for file, documents, file_chunks in pending:
-            store.replace_file(
-                file.relpath, file.content_hash, documents, file_chunks, vectors[offset:][: len(file_chunks)]
-            )
-            offset += len(file_chunks)
-        report.chunks_embedded += len(chunks)
-        report.tokens_embedded += sum(c.tokens for c in chunks)
-        rate = report.tokens_embedded / (time.perf_counter() - started)
-        progress.update(task, advance=len(pending), chunks=report.chunks_embedded, rate=f"{rate:.0f}")
-        pending.clear()
+        def units():
+            for file in files:
+                documents = read_documents(file, fields, report.reading)
+                if len(files) == 1:  # one large JSON lines / BEIR file: count its documents
+                    progress.count_documents(len(documents))
+                yield EmbedUnit(file.relpath, file.content_hash, documents)
 
-    with progress:
-        task = progress.add_task("embedding", total=len(files), chunks=0, rate="-")
-        for file in files:
-            docs = read_documents(file, fields, report.reading)
-            chunks = [c for doc in docs for c in chunk_document(doc, encoder.tokenizer, chunking)]
-            if not chunks:  # skipped or empty now: drop what an earlier version stored
-                store.remove_files([file.relpath])
-                progress.advance(task)
-                continue
-            pending.append((file, len(docs), chunks))
-            if sum(len(cs) for _, _, cs in pending) >= EMBED_GROUP:
-                flush()
-        if pending:
-            flush()
-    report.embed_seconds = time.perf_counter() - started
+        totals = embed_units(units(), encoder, store, chunking, progress, batch_size)
+    report.add_embedded(totals)

@@ -1,0 +1,94 @@
+"""The one embed loop: units commit whole, progress moves with every encode batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import SENTENCES, tiny_encoder
+
+from ragkit.corpus import Document
+from ragkit.index import embedding
+from ragkit.index.chunking import ChunkingConfig
+from ragkit.index.docstore import Docstore
+from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
+
+
+class Recorder(EmbedProgress):
+    """The bar's updates, kept to look at."""
+
+    def __init__(self, unit: str, total: int) -> None:
+        super().__init__(unit, total, enabled=False)
+        self.seen: list[tuple[int, int, int]] = []  # (units done, chunks, tokens) at each update
+
+    def _show(self) -> None:
+        super()._show()
+        self.seen.append((self.done, self.chunks, self.tokens))
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Docstore(tmp_path / "docstore.sqlite")
+    yield store
+    store.close()
+
+
+def test_progress_moves_with_every_batch_and_each_file_commits_whole(store, monkeypatch):
+    monkeypatch.setattr(embedding, "EMBED_GROUP", 8)
+    encoder = tiny_encoder()
+    files = [
+        EmbedUnit(f"f{i}.txt", f"h{i}", [Document(f"f{i}.txt", " ".join(SENTENCES[i : i + 3]) * 3)])
+        for i in range(5)
+    ]
+    with Recorder("files", len(files)) as progress:
+        totals = embed_units(
+            files, encoder, store, ChunkingConfig(chunk_size=16, overlap=0), progress, batch_size=2
+        )
+    assert store.file_hashes() == {f"f{i}.txt": f"h{i}" for i in range(5)}
+    assert totals.chunks == store.counts()["chunks"] > 8  # several groups of 8
+    chunk_updates = [chunks for _, chunks, _ in progress.seen]
+    assert (
+        chunk_updates == sorted(chunk_updates) and len(set(chunk_updates)) >= totals.chunks // 2
+    )  # per batch of 2
+    assert progress.done == 5 and progress.seen[-1][1] == totals.chunks
+
+
+def test_a_single_large_file_counts_its_documents(store, monkeypatch):
+    monkeypatch.setattr(embedding, "EMBED_GROUP", 4)
+    encoder = tiny_encoder()
+    documents = [Document(f"big.jsonl#{i}", SENTENCES[i % len(SENTENCES)]) for i in range(20)]
+    progress = Recorder("files", 1)
+
+    def units():
+        progress.count_documents(len(documents))  # what the folder build does for a one-file corpus
+        yield EmbedUnit("big.jsonl", "h", documents)
+
+    with progress:
+        embed_units(units(), encoder, store, ChunkingConfig(), progress)
+    done = [d for d, _, _ in progress.seen]
+    assert progress.unit == "documents" and progress.total == 20 and done[-1] == 20
+    assert len(set(done)) >= 5  # the bar moved document by document, not 0/1 until the end
+    assert store.file_hashes() == {"big.jsonl": "h"} and store.counts()["chunks"] == 20
+
+
+def test_the_time_left_comes_from_the_tokens_per_unit_so_far(monkeypatch):
+    progress = EmbedProgress("files", 10, enabled=False)
+    with progress:
+        clock = iter([100.0, 110.0])
+        monkeypatch.setattr(embedding.time, "perf_counter", lambda: next(clock))
+        progress.started = 90.0
+        progress.embedded(50, 1000)  # at 100.0: 1000 tokens in 10 s
+        progress.advance(2)  # at 110.0: 1000 tokens in 20 s (50/s), 500 a file, 8 files (4000 tokens) left
+        fields = progress.bar.tasks[0].fields
+    assert fields["rate"] == "50" and fields["left"] == "0:01:20"
+
+
+def test_an_empty_file_leaves_and_an_empty_document_stays(store):
+    encoder = tiny_encoder()
+    store.replace_file("old.txt", "h0", 1, [], np.zeros((0, encoder.dim), dtype=np.float32))
+    units = [
+        EmbedUnit("old.txt", "h1", []),  # the file now yields nothing: what was stored goes
+        EmbedUnit("doc:x", "hx", [Document("x", "")], remove_if_empty=False),
+    ]
+    with EmbedProgress("files", 2, enabled=False) as progress:
+        embed_units(units, encoder, store, ChunkingConfig(), progress)
+    assert store.file_hashes() == {"doc:x": "hx"}
