@@ -2,7 +2,7 @@
 
 from ragkit.integrations.langchain import RagkitEmbeddings, RagkitRetriever
 
-retriever = RagkitRetriever.from_index("ragkit-index", k=4)        # hybrid search, as `ragkit query`
+retriever = RagkitRetriever.from_index("ragkit-index", k=4)        # the index's calibrated setting, as `ragkit query`
 docs = retriever.invoke("how do plants make energy?")              # langchain Documents
 store = InMemoryVectorStore(RagkitEmbeddings())                    # or any vector store
 """

@@ -1,0 +1,117 @@
+"""A distillation run's curve: its loss per step and the dev-split nDCG@10 of each kept snapshot.
+
+    python benchmarks/distill_dev.py runs/smollm2-distill            # finished or still training
+    python benchmarks/distill_dev.py runs/smollm2-distill --report    # redraw, score nothing new
+
+Snapshots (`snapshot_every`) are LoRA adapters over the run's start model; each is scored dense on
+the dev splits only (SQuAD's held-out last 2,000 rows, cut to 500 queries, and PubMedQA's 500
+labelled questions; never a folder the ablation reports), step 0 being the start model itself.
+Scores accumulate in benchmarks/results/distill_dev.json; the chart is distill_dev.png. Run it beside
+training under `nice` (nDCG does not depend on load; the run's tokens/s does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from ragkit.eval import DenseSearch, evaluate, load_task
+from ragkit.eval.models import load_eval_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev")]
+
+
+def stage_folder(run: Path) -> Path:
+    """Where the run keeps its log and snapshots: `<out>.training/<n>-distill` while it trains,
+    `<out>/training` (snapshots under `snapshots/<n>-distill`) once it is saved."""
+    training = run.with_name(f"{run.name}.training")
+    stages = sorted(training.glob("*-distill")) if training.is_dir() else []
+    if stages:
+        return stages[-1]
+    return run / "training"
+
+
+def snapshots(folder: Path) -> dict[int, Path]:
+    found = list(folder.glob("snapshots/step-*")) + list(folder.glob("snapshots/*-distill/step-*"))
+    return {int(p.name.split("-")[1]): p for p in found if (p / "adapter_config.json").is_file()}
+
+
+def losses(folder: Path) -> list[tuple[int, float]]:
+    log = folder / "log.csv"
+    if not log.is_file():
+        return []
+    with log.open(newline="") as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f) if r["stage"] == "distill"]
+
+
+def plot(curve: list[tuple[int, float]], scores: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    if curve:
+        steps, values = zip(*curve, strict=True)
+        window = 10
+        smooth = [
+            sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+            for i in range(len(values))
+        ]
+        left.plot(steps, values, color="#bbb", linewidth=0.8, label="per step")
+        left.plot(steps, smooth, color="#1f77b4", label=f"mean of {window}")
+        left.set_xlabel("step")
+        left.set_ylabel("KL(teacher || student)")
+        left.set_title("distillation loss")
+        left.legend()
+    for folder in sorted({f for cells in scores.values() for f in cells}):
+        points = sorted((int(step), cells[folder]) for step, cells in scores.items() if folder in cells)
+        right.plot([s for s, _ in points], [v for _, v in points], marker="o", label=folder)
+    right.set_xlabel("step (0: the start model)")
+    right.set_ylabel("nDCG@10, dense")
+    right.set_title("dev splits")
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", type=Path, help="the --out of `ragkit adapt --stages distill`")
+    parser.add_argument("--base", default="llm2vec-smollm2-135m", help="the model the run started from")
+    parser.add_argument("--dev", type=Path, nargs="+", default=DEV)
+    parser.add_argument("--report", action="store_true", help="only redraw from the stored scores")
+    args = parser.parse_args()
+    store = RESULTS / "distill_dev.json"
+    scores: dict[str, dict[str, float]] = json.loads(store.read_text()) if store.is_file() else {}
+    folder = stage_folder(args.run)
+    if not args.report:
+        todo = {0: None, **snapshots(folder)}
+        for step, adapter in sorted(todo.items()):
+            missing = [d for d in args.dev if d.name not in scores.get(str(step), {})]
+            if not missing:
+                continue
+            model = load_eval_model(args.base, adapters=[str(adapter)] if adapter else [])
+            system = DenseSearch(model)
+            system.label = f"step {step}"
+            for dev in missing:
+                (row,) = evaluate([system], [load_task(dev)], output=None)
+                scores.setdefault(str(step), {})[dev.name] = round(row.ndcg_at_10, 4)
+                store.write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
+                print(f"step {step:>5} {dev.name}: nDCG@10 {row.ndcg_at_10:.4f}", flush=True)
+    plot(
+        losses(folder), scores, RESULTS / "distill_dev.png", f"{args.run.name}: distillation from its teacher"
+    )
+    for step in sorted(scores, key=int):
+        print(step, scores[step])
+
+
+if __name__ == "__main__":
+    main()
