@@ -1,25 +1,34 @@
 """LangChain: ragkit's encoder as `Embeddings`, and a ragkit index as a `BaseRetriever`.
 
-from ragkit.integrations.langchain import RagkitEmbeddings, RagkitRetriever
+from ragkit.integrations.langchain import RagkitEmbeddings, RagkitRetriever, RagkitVectorStore
 
-retriever = RagkitRetriever.from_index("ragkit-index", k=4)        # the index's calibrated setting, as `ragkit query`
+retriever = RagkitRetriever.from_index("ragkit-index", k=4)        # the index's own search setting
 docs = retriever.invoke("how do plants make energy?")              # langchain Documents
 store = InMemoryVectorStore(RagkitEmbeddings())                    # or any vector store
+store = RagkitVectorStore("my-index")                               # or ragkit's own, writable
+store.add_texts(["Bees dance to tell where flowers are."], ids=["bees"])
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict
 
+from ragkit.corpus import Document as RagkitDocument
 from ragkit.encoders import Encoder
+from ragkit.errors import RagkitError
 from ragkit.index import Retriever
 from ragkit.integrations._hits import as_encoder, as_retriever, hit_id, hit_metadata
+from ragkit.integrations._store import IndexStore
 
 
 class RagkitEmbeddings(Embeddings):
@@ -65,3 +74,103 @@ class RagkitRetriever(BaseRetriever):
     ) -> list[Document]:
         hits = self.retriever.search(query, k=self.k, filter=self.filter, mode=self.mode)
         return [Document(page_content=h.text, metadata=hit_metadata(h), id=hit_id(h)) for h in hits]
+
+
+class RagkitVectorStore(VectorStore):
+    """A LangChain `VectorStore` over a ragkit index: `add_texts` / `add_documents` upsert documents by
+    id (new ids are uuid4s), `delete` removes them, `similarity_search` finds the best chunk of each of
+    the `k` best documents (Document id: the document's; metadata: its own), `as_retriever` comes
+    with LangChain. The index is created by the first write and encodes with the index's encoder
+    (`embedding` is accepted for LangChain's API; a ragkit index embeds with its own encoder, so pass
+    `RagkitEmbeddings` or nothing).
+
+    Args:
+        index_dir: where the index lives (created if absent).
+        encoder: an `Encoder` or what to load one from (default: the index's, or the built-in one).
+        mode: dense, bm25 or hybrid; None: the index's calibrated setting.
+    """
+
+    def __init__(
+        self,
+        index_dir: str = "ragkit-index",
+        encoder: Encoder | str | None = None,
+        *,
+        mode: str | None = None,
+        embedding: Embeddings | None = None,
+    ) -> None:
+        if isinstance(embedding, RagkitEmbeddings) and encoder is None:
+            encoder = embedding.encoder
+        elif embedding is not None and not isinstance(embedding, RagkitEmbeddings):
+            raise RagkitError(
+                "a ragkit index embeds with its own encoder: pass `encoder` (or RagkitEmbeddings), "
+                f"not {type(embedding).__name__}"
+            )
+        self.store = IndexStore(index_dir, as_encoder(encoder) if encoder is not None else None, mode)
+
+    @property
+    def embeddings(self) -> Embeddings | None:
+        encoder = self.store.encoder
+        return RagkitEmbeddings(encoder) if encoder is not None else None
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str | None] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        texts = list(texts)
+        metadatas = metadatas or [{} for _ in texts]
+        ids = [str(i) if i is not None else str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
+        self.store.upsert(
+            [RagkitDocument(i, t, "", dict(m or {})) for i, t, m in zip(ids, texts, metadatas, strict=True)]
+        )
+        return ids
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        ids = kwargs.pop("ids", None) or [d.id for d in documents]
+        return self.add_texts(
+            [d.page_content for d in documents], [d.metadata for d in documents], ids=ids, **kwargs
+        )
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        if ids is None:
+            raise RagkitError("delete needs the `ids` of the documents to remove")
+        self.store.delete(ids)
+        return True
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        return [Document(page_content=text, metadata=meta, id=i) for i, text, meta in self.store.get(ids)]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: dict | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        hits = self.store.search(query, k, filter)
+        return [(Document(page_content=h.text, metadata=h.metadata, id=h.doc_id), h.score) for h in hits]
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: dict | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict | None = None, **kwargs: Any
+    ) -> list[Document]:
+        hits = self.store.search(None, k, filter, vector=np.asarray(embedding, dtype=np.float32))
+        return [Document(page_content=h.text, metadata=h.metadata, id=h.doc_id) for h in hits]
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        index_dir: str = "ragkit-index",
+        **kwargs: Any,
+    ) -> RagkitVectorStore:
+        store = cls(index_dir, embedding=embedding, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
