@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -94,7 +95,7 @@ def read_documents(file: CorpusFile, fields: Fields, stats: ReadStats) -> list[D
     except RagkitError:  # a bad JSON line
         stats.skipped["unreadable (invalid JSON)"] += 1
         return []
-    except (OSError, EOFError, gzip.BadGzipFile, csv.Error, ValueError) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, csv.Error, ValueError) as e:
         stats.skipped[f"unreadable ({type(e).__name__})"] += 1
         return []
     kept = [d for d in docs if d.text.strip() or d.title.strip()]
@@ -112,8 +113,8 @@ def read_lines(path: str | Path) -> list[str]:
         raise RagkitError(f"{path} is not a file")
     try:
         raw = _read_bytes(path)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise RagkitError(f"{path}: cannot read it ({type(e).__name__})") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise RagkitError(f"{path}: cannot read it ({type(e).__name__}: {e})") from None
     if _is_binary(raw):
         raise RagkitError(f"{path} is a binary file, not text with one text per line")
     text, _ = _decode(raw)

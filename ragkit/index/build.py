@@ -180,7 +180,7 @@ class Index:
         """An index to change document by document. An existing one keeps its encoder (loaded from
         the manifest unless given), chunking and `IndexSettings`; a new one is created by the first
         write, with `encoder` (default: the built-in encoder) and these settings."""
-        index_dir = Path(index_dir)
+        index_dir = index_path(index_dir)
         settings = IndexSettings(spec, pca, dim, whiten, on_disk)
         if index_dir.exists():
             manifest = IndexManifest.read(index_dir)
@@ -217,9 +217,10 @@ class Index:
         """Add documents, replacing those with the same id; unchanged ones are not embedded again."""
         return self._update(as_documents(documents), [])
 
-    def delete(self, ids: Iterable[str]) -> BuildReport:
-        """Remove documents by id (ids the index does not hold are ignored and not counted)."""
-        return self._update([], [str(i) for i in ids])
+    def delete(self, ids: Iterable[str] | str) -> BuildReport:
+        """Remove documents by id (ids the index does not hold are ignored and not counted); a
+        single string is one id."""
+        return self._update([], [ids] if isinstance(ids, str) else [str(i) for i in ids])
 
     def _update(
         self, documents: list[Document], deletes: list[str], *, add_only: bool = False
@@ -388,7 +389,7 @@ class Index:
         One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
         naming the first one's PID, while searches of the current index go on.
         """
-        index_dir = Path(index_dir)
+        index_dir = index_path(index_dir)
         settings = IndexSettings(spec, pca, dim, whiten, on_disk)
         if not rebuild and (index_dir / MANIFEST_FILE).is_file():  # an update keeps what was chosen
             settings = settings.kept_for(index_dir, IndexManifest.read(index_dir))
@@ -451,6 +452,17 @@ def _build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) ->
     return json.loads(json.dumps(params))
 
 
+def index_path(index_dir: str | Path) -> Path:
+    """The index's folder; the current or parent folder itself is refused (an index is swapped into
+    place as a whole, beside its siblings, so it needs a folder of its own)."""
+    path = Path(index_dir)
+    if path.name in ("", ".", ".."):
+        raise RagkitError(
+            f"`index_dir` {str(index_dir)!r} is not a folder of its own; name one, e.g. 'ragkit-index'"
+        )
+    return path
+
+
 def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
     """`Document`s, or dicts {"id", "text", "title", "metadata"}, checked; the last of a repeated id wins."""
     if isinstance(documents, (str, dict, Document)):
@@ -476,6 +488,17 @@ def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
             )
         if not (item.text.strip() or item.title.strip()):
             raise RagkitError(f"documents[{i}] ({item.doc_id!r}) is empty")
+        try:
+            stored = json.dumps([item.doc_id, item.title, item.text, item.metadata], ensure_ascii=False)
+        except (TypeError, ValueError) as e:
+            raise RagkitError(f"documents[{i}] ({item.doc_id!r}) metadata is not JSON ({e})") from None
+        try:
+            stored.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise RagkitError(
+                f"documents[{i}] ({item.doc_id!r}) holds a lone surrogate {stored[e.start]!r}, not valid "
+                "Unicode; decode its bytes with errors='replace'"
+            ) from None
         out[item.doc_id] = item
     return list(out.values())
 

@@ -314,6 +314,12 @@ class _DatabaseErrors:
         return None
 
     def __exit__(self, kind, error, traceback) -> bool:
+        if isinstance(error, sqlite3.OperationalError) and any(
+            limit in str(error) for limit in ("too large", "too many", "depth", "stack overflow")
+        ):  # a filter past SQLite's limits on expressions: the data is fine
+            raise RagkitError(
+                f"the `filter` is too complex for SQLite ({error}); use $in for many values of one field"
+            ) from error
         if isinstance(error, sqlite3.OperationalError) and "readonly" in str(error):
             raise RagkitError(
                 f"{self.path} cannot be written ({error}): is another `ragkit index` updating this index? "

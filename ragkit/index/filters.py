@@ -61,7 +61,7 @@ def _field(key: str) -> str:
 
 def _condition(field: str, key: str, value: Any) -> tuple[str, list[Any]]:
     path = [] if key in COLUMNS else [f'$."{key}"']
-    if isinstance(value, str):
+    if isinstance(value, str) and _is_scalar(value):
         return f"{field} GLOB ?", [*path, value]
     if _is_scalar(value):
         return f"{field} = ?", [*path, value]
@@ -87,7 +87,7 @@ def _condition(field: str, key: str, value: Any) -> tuple[str, list[Any]]:
             parts.append(f"{field} {negate}IN (SELECT value FROM json_each(?))")
             params += [*path, json.dumps(operand)]
         elif operator == "$glob":
-            if not isinstance(operand, str):
+            if not isinstance(operand, str) or not _is_scalar(operand):
                 raise RagkitError(f"`filter` {key!r} $glob takes a string, got {operand!r}")
             parts.append(f"{field} GLOB ?")
             params += [*path, operand]
@@ -99,4 +99,15 @@ def _condition(field: str, key: str, value: Any) -> tuple[str, list[Any]]:
 
 
 def _is_scalar(value: Any) -> bool:
-    return isinstance(value, Scalar)
+    if not isinstance(value, Scalar):
+        return False
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise RagkitError(f"`filter` value {value} is out of range: SQLite's integers are 64-bit")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise RagkitError(
+                f"`filter` value {value!r} holds a lone surrogate at character {e.start}, not valid Unicode"
+            ) from None
+    return True

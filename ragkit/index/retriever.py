@@ -256,8 +256,14 @@ class Retriever:
         if mode == "bm25":
             vectors = [None] * len(queries)
         elif query_vectors is not None:
-            if len(query_vectors) != len(queries):
+            query_vectors = np.asarray(query_vectors, dtype=np.float32)
+            if query_vectors.ndim != 2 or len(query_vectors) != len(queries):
                 raise RagkitError(f"{len(query_vectors)} `query_vectors` for {len(queries)} queries")
+            dim = self.encoder.dim if self.encoder is not None else query_vectors.shape[1]
+            if query_vectors.shape[1] != dim:
+                raise RagkitError(
+                    f"`query_vectors` have {query_vectors.shape[1]} dims; this index's encoder gives {dim}"
+                )
             vectors = snapshot.transform.apply(query_vectors)
         else:
             vectors = self._embed(snapshot, queries)

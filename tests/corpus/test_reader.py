@@ -115,3 +115,19 @@ def test_a_beir_corpus_reads_with_the_default_fields():
     assert len(docs) == 1398 and stats.empty_documents == 2  # docs 471 and 995 are empty upstream
     path, doc = docs["1"]
     assert path == "corpus.jsonl.gz" and doc.title.startswith("experimental investigation")
+
+
+def test_a_corrupt_gzip_is_skipped_and_counted_and_embed_f_says_so_in_one_line(tmp_path):
+    import gzip as gz
+
+    from ragkit.corpus import read_lines
+
+    good = gz.compress(b"line one\nline two\n" * 50)
+    corrupt = good[:20] + bytes(b ^ 0xFF for b in good[20:40]) + good[40:]  # a bad deflate block
+    (tmp_path / "bad.txt.gz").write_bytes(corrupt)
+    stats = ReadStats()
+    files = list_files(tmp_path)
+    assert read_documents(files[0], Fields(), stats) == []
+    assert sum(stats.skipped.values()) == 1 and "unreadable" in next(iter(stats.skipped))
+    with pytest.raises(RagkitError, match=r"bad\.txt\.gz: cannot read it"):
+        read_lines(tmp_path / "bad.txt.gz")

@@ -1,0 +1,91 @@
+"""Defects an audit found: each bad input is a one-line RagkitError that says what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import tiny_encoder
+
+from ragkit import RagkitError
+from ragkit.index import Index, Retriever
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("audit") / "idx"
+    documents = [
+        {"id": f"d{i}", "text": f"document number {i} about topic {i % 3}", "metadata": {"year": 2000 + i}}
+        for i in range(6)
+    ]
+    Index.open(directory, tiny_encoder()).add(documents)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def retriever(index_dir):
+    retriever = Retriever.load(index_dir, encoder=tiny_encoder())
+    yield retriever
+    retriever.close()
+
+
+def test_a_single_id_is_one_id_not_its_letters(tmp_path):
+    directory = tmp_path / "idx"
+    Index.open(directory, tiny_encoder()).add(
+        [{"id": i, "text": f"text {i}"} for i in ("abc", "a", "b", "c")]
+    )
+    report = Index.open(directory, tiny_encoder()).delete("abc")
+    held = set(Retriever.load(directory, encoder=tiny_encoder()).snapshot.store.doc_ids().values())
+    assert held == {"a", "b", "c"} and report is not None
+
+
+@pytest.mark.parametrize(
+    ("filter", "message"),
+    [
+        ({"year": 2**70}, "out of range"),
+        ({"year": {"$in": [1, 2**64]}}, "out of range"),
+        ({"path": "\udcff"}, "lone surrogate"),
+        ({"$or": [{"year": i} for i in range(1500)]}, "too complex"),
+    ],
+)
+def test_bad_filters_are_one_line_errors_not_a_damaged_docstore(retriever, filter, message):
+    with pytest.raises(RagkitError, match=message) as caught:
+        retriever.search("topic", k=2, mode="bm25", filter=filter)
+    assert "damaged" not in str(caught.value)
+
+
+def test_a_deep_filter_is_refused_and_the_index_still_answers(retriever):
+    deep: dict = {"year": 2001}
+    for _ in range(200):
+        deep = {"$and": [deep]}
+    with pytest.raises(RagkitError, match="too complex"):
+        retriever.search("topic", k=2, mode="bm25", filter=deep)
+    assert retriever.search("topic", k=2, mode="bm25", filter={"year": 2001})[0].doc_id == "d1"
+
+
+def test_query_vectors_of_the_wrong_width_are_refused(retriever):
+    with pytest.raises(RagkitError, match=r"`query_vectors` have 7 dims; this index's encoder gives 32"):
+        retriever.search("topic", k=2, mode="dense", query_vectors=np.zeros((1, 7), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"id": "x", "text": "fine", "metadata": {"when": object()}},
+            r"documents\[0\] \('x'\) metadata is not JSON",
+        ),
+        ({"id": "x", "text": "bad \udcff text"}, r"documents\[0\] \('x'\) holds a lone surrogate"),
+        ({"id": "\udcff", "text": "fine"}, r"documents\[0\] .* holds a lone surrogate"),
+    ],
+)
+def test_documents_that_cannot_be_stored_are_refused_before_any_work(index_dir, document, message):
+    with pytest.raises(RagkitError, match=message):
+        Index.open(index_dir, tiny_encoder()).upsert([document])
+
+
+@pytest.mark.parametrize("where", [".", "..", ""])
+def test_the_current_folder_is_not_an_index_folder(tmp_path, where):
+    with pytest.raises(RagkitError, match="is not a folder of its own"):
+        Index.open(where, tiny_encoder()).add([{"id": "a", "text": "text"}])
+    with pytest.raises(RagkitError, match="is not a folder of its own"):
+        Index.build(tmp_path, tiny_encoder(), where)
