@@ -269,6 +269,8 @@ def index(
     from ragkit import Encoder
     from ragkit.corpus import check_corpus_path
     from ragkit.index import ChunkingConfig, Fields, Index
+    from ragkit.index.build import index_path
+    from ragkit.index.lock import writer_lock
     from ragkit.index.settings import IndexSettings
 
     if (corpus is None) == (jsonl is None):
@@ -277,55 +279,56 @@ def index(
         raise RagkitError("--ray embeds a corpus folder; --jsonl streams are upserted locally")
     check_corpus_path(corpus or jsonl)  # a wrong path or option fails now, not after seconds of model loading
     IndexSettings(spec, pca, dim, whiten, on_disk).check()
-    encoder = Encoder.load(
-        model,
-        pooling=pooling,
-        bidirectional=False if causal else None,
-        max_length=max_length,
-        input_format=input_format,
-        template=template,
-        devices=devices,
-        **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
-    )
-    if document_instruction is not None:
-        encoder.config.document_instruction = document_instruction
-    if query_instruction is not None:
-        encoder.config.query_instruction = query_instruction
-    fields = Fields(text_field, title_field, (id_field,) if id_field else Fields().id)
-    if jsonl is not None:
-        report = Index.open(
-            index_dir,
+    with writer_lock(index_path(index_dir)):  # a second writer stops now, not after loading the model
+        encoder = Encoder.load(
+            model,
+            pooling=pooling,
+            bidirectional=False if causal else None,
+            max_length=max_length,
+            input_format=input_format,
+            template=template,
+            devices=devices,
+            **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
+        )
+        if document_instruction is not None:
+            encoder.config.document_instruction = document_instruction
+        if query_instruction is not None:
+            encoder.config.query_instruction = query_instruction
+        fields = Fields(text_field, title_field, (id_field,) if id_field else Fields().id)
+        if jsonl is not None:
+            report = Index.open(
+                index_dir,
+                encoder,
+                chunking=ChunkingConfig(chunk_size, overlap),
+                spec=spec,
+                pca=pca,
+                dim=dim,
+                whiten=whiten,
+                on_disk=on_disk,
+                batch_size=batch_size,
+                show_progress=True,
+                calibrate=calibrate,
+            ).upsert(read_records(jsonl, fields))
+            console.print(report.summary())
+            return
+        report = Index.build(
+            corpus,
             encoder,
-            chunking=ChunkingConfig(chunk_size, overlap),
+            index_dir,
             spec=spec,
             pca=pca,
-            dim=dim,
             whiten=whiten,
+            dim=dim,
             on_disk=on_disk,
+            chunking=ChunkingConfig(chunk_size, overlap),
+            fields=fields,
+            rebuild=rebuild,
             batch_size=batch_size,
-            show_progress=True,
+            ray=ray,
+            ray_actors=ray_actors,
             calibrate=calibrate,
-        ).upsert(read_records(jsonl, fields))
+        )
         console.print(report.summary())
-        return
-    report = Index.build(
-        corpus,
-        encoder,
-        index_dir,
-        spec=spec,
-        pca=pca,
-        whiten=whiten,
-        dim=dim,
-        on_disk=on_disk,
-        chunking=ChunkingConfig(chunk_size, overlap),
-        fields=fields,
-        rebuild=rebuild,
-        batch_size=batch_size,
-        ray=ray,
-        ray_actors=ray_actors,
-        calibrate=calibrate,
-    )
-    console.print(report.summary())
 
 
 def read_records(path: Path, fields) -> list:

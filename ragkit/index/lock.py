@@ -5,10 +5,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from ragkit.errors import RagkitError
+
+# Locks this process holds: lock file -> (holding thread, depth). Re-entrant within a thread, so a
+# caller (the CLI) can take the lock before loading a model and the build inside takes it again.
+_held: dict[Path, tuple[int, int]] = {}
+_held_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -20,6 +26,23 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
     """
     path = index_dir.with_name(f"{index_dir.name}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
+    key, me = path.resolve(), threading.get_ident()
+    with _held_lock:
+        holder = _held.get(key)
+        if holder is not None and holder[0] != me:
+            raise RagkitError(
+                f"index {index_dir} is being updated by another thread of this process; wait for it to "
+                "finish, then run again"
+            )
+        if holder is not None:
+            _held[key] = (me, holder[1] + 1)
+    if holder is not None:
+        try:
+            yield
+        finally:
+            with _held_lock:
+                _held[key] = (me, _held[key][1] - 1)
+        return
     file = path.open("a+")
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -30,6 +53,8 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         raise RagkitError(
             f"index {index_dir} is being updated by PID {holder}; wait for it to finish, then run again"
         ) from None
+    with _held_lock:
+        _held[key] = (me, 1)
     try:
         file.seek(0)
         file.truncate()
@@ -37,5 +62,7 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         file.flush()
         yield
     finally:
+        with _held_lock:
+            del _held[key]
         fcntl.flock(file, fcntl.LOCK_UN)
         file.close()

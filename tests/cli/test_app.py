@@ -168,6 +168,37 @@ def test_a_second_index_run_on_the_same_index_is_refused_in_one_line(model_dir, 
         f"error: index {tmp_path / 'idx'} is being updated by PID {os.getpid()}; wait for it to finish, "
         "then run again"
     )
+    # The lock is taken before the model loads: a model that does not exist is never even looked for.
+    with writer_lock(tmp_path / "idx"):
+        result = run_ragkit(
+            "index", str(tmp_path / "docs"), "--index", str(tmp_path / "idx"), "-m", "nope/none"
+        )
+    assert "is being updated by PID" in result.stderr and "nope" not in result.stderr
+
+
+def test_the_writer_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path):
+    import threading
+
+    from ragkit.index.lock import writer_lock
+
+    refused = []
+    with writer_lock(tmp_path / "idx"), writer_lock(tmp_path / "idx"):  # the CLI, then the build inside
+        thread = threading.Thread(target=lambda: refused.append(_try_lock(tmp_path / "idx")))
+        thread.start()
+        thread.join()
+    assert refused == ["another thread of this process"]
+    with writer_lock(tmp_path / "idx"):  # released whole at the end
+        pass
+
+
+def _try_lock(path) -> str:
+    from ragkit.index.lock import writer_lock
+
+    try:
+        with writer_lock(path):
+            return "taken"
+    except RagkitError as e:
+        return "another thread of this process" if "another thread of this process" in str(e) else str(e)
 
 
 def test_format_options_reach_the_encoder_and_a_long_instruction_is_a_one_line_error(model_dir, tmp_path):
