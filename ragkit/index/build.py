@@ -242,7 +242,12 @@ class Index:
                 )
             return old
 
-        return self._commit(change, kind="documents")
+        # The call's own content names its pending change: rerunning a killed call resumes it, and a
+        # different call rolls the dead one's uncommitted rows back instead of committing them too.
+        call = json.dumps(
+            [sorted((d.doc_id, document_hash(d)) for d in documents), sorted(deletes), add_only]
+        )
+        return self._commit(change, kind=f"documents:{hashlib.sha256(call.encode()).hexdigest()[:16]}")
 
     def _commit(
         self,

@@ -98,6 +98,26 @@ def test_a_crash_during_an_update_leaves_the_previous_index(rows, tmp_path, monk
     assert index.upsert(rows[5:10]).added == 5  # and the next update goes through
 
 
+def test_a_killed_update_is_not_adopted_by_another_one_but_its_rerun_resumes(rows, tmp_path, monkeypatch):
+    encoder = tiny_encoder()
+    index = Index.open(tmp_path / "idx", encoder)
+    index.add(rows[:5])
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "_manifest", killed)  # embedded and written, never committed
+    with pytest.raises(KeyboardInterrupt):
+        index.upsert(rows[5:20])
+    monkeypatch.undo()
+    report = index.upsert(rows[20:21])  # another, unrelated call
+    held = set(Retriever.load(tmp_path / "idx", encoder=encoder).store.doc_ids().values())
+    assert held == {r["id"] for r in rows[:5] + rows[20:21]}  # the killed call's 15 did not come with it
+    assert report.added == 1
+    again = index.upsert(rows[5:20])  # the killed call, run again
+    assert again.added == 15
+
+
 @pytest.mark.parametrize(
     ("documents", "message"),
     [
