@@ -263,8 +263,8 @@ class Index:
         adds) and returns the {key: hash} map the index held before; the FAISS index is then updated
         in place (or trained again, by the policy) and the BM25 part rebuilt, and the manifest naming
         the generation commits it. A new index or a rebuild is made in `<index>.building/` and swapped
-        in. `kind` names the change ("folder:<path>", "documents"): an interrupted change of the
-        same kind is resumed, another kind's is rolled back first.
+        in. `kind` names the change ("folder:<path>", or "documents:<digest of the call>"): an
+        interrupted change of the same kind is resumed, another kind's is rolled back first.
         """
         encoder, index_dir = self.encoder, self.index_dir
         with writer_lock(index_dir):

@@ -103,7 +103,8 @@ class Docstore:
     # --- writing (a writer's generation: the one it is making) ---
 
     def begin(self, kind: str) -> bool:
-        """Start (or resume) writing this generation for `kind` of change ("folder:<path>", "documents").
+        """Start (or resume) writing this generation for `kind` of change ("folder:<path>",
+        "documents:<digest>").
         Uncommitted rows of an interrupted change of another kind are rolled back first; True if
         uncommitted rows of the same kind are kept (a resume)."""
         with self._guard(), self.db:
