@@ -51,7 +51,7 @@ from ragkit.index.ondisk import add, disk_bytes, fill, ivfdata_file, lists_to_fi
 from ragkit.index.ray_embed import embed_files_on_ray
 from ragkit.index.settings import IndexSettings
 from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
-from ragkit.io import swap_into_place
+from ragkit.io import leftovers, swap_into_place
 
 DOCUMENT_KEY = "doc:"  # docstore key prefix of documents added through `Index.open`, not from files
 PARAMS_FILE = "build-params.json"
@@ -268,6 +268,8 @@ class Index:
         """
         encoder, index_dir = self.encoder, self.index_dir
         with writer_lock(index_dir):
+            if finish_interrupted_swap(index_dir):
+                rebuild = False  # that was this rebuild, killed at the swap: what is left is an update
             start = time.perf_counter()
             params = _build_params(encoder, self.chunking, self.fields)
             previous = _previous_manifest(index_dir, params, rebuild)
@@ -601,7 +603,7 @@ def _manifest(
     calibration: dict,
     precision: str,
 ) -> IndexManifest:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders two builds (swaps)
     return IndexManifest(
         **params,
         created=previous.created if previous else now,
@@ -668,6 +670,27 @@ def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMan
     if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
         raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
     return manifest
+
+
+def finish_interrupted_swap(index_dir: Path) -> bool:
+    """Put right what a kill during a swap left (the writer lock held): a finished new build in
+    `<index>.building/` that never went in goes in (True); an old index the exchange moved out, or
+    `<index>.old-PID/` copies, go away; an index a two-rename swap left missing comes back."""
+    building = index_dir.with_name(f"{index_dir.name}.building")
+    finished = (building / MANIFEST_FILE).is_file() and not (building / PARAMS_FILE).exists()
+    swapped = finished and (
+        not index_dir.exists() or IndexManifest.read(building).updated > IndexManifest.read(index_dir).updated
+    )
+    if swapped:
+        swap_into_place(building, index_dir)  # the build was done; only the swap was not
+    elif finished:
+        shutil.rmtree(building)  # the old index, moved out by the exchange before the kill
+    old = leftovers(index_dir)
+    if old and not index_dir.exists():
+        old[-1].rename(index_dir)  # two renames, killed between them: the old index comes back
+    for path in leftovers(index_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    return swapped
 
 
 def _prepare_workdir(work: Path, params: dict, *, resume: bool) -> None:

@@ -1,6 +1,6 @@
 """Reading and writing files, once for every package above: text and JSON lines, atomic writes."""
 
-from ragkit.io.atomic import atomic_path, atomic_write_text, swap_into_place
+from ragkit.io.atomic import atomic_path, atomic_write_text, leftovers, swap_into_place
 from ragkit.io.files import (
     TEXT_SUFFIXES,
     inner_suffix,
@@ -17,6 +17,7 @@ __all__ = [
     "inner_suffix",
     "is_hub_id",
     "json_lines",
+    "leftovers",
     "open_text",
     "read_json_lines",
     "swap_into_place",

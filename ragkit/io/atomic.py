@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import glob
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +17,52 @@ os.umask(_UMASK)
 
 
 def swap_into_place(new: Path, directory: Path) -> None:
-    """Move the finished `new` directory to `directory`, replacing what was there."""
+    """Move the finished `new` directory to `directory`, replacing what was there.
+
+    Where the OS can exchange two paths in one step (Linux's renameat2), a reader finds the old or
+    the new directory at every moment, and a kill right after the exchange leaves the old one at
+    `new`'s name (to be discarded by the caller's next run). Elsewhere it takes two renames, and a
+    kill between them leaves `<directory>.old-PID/` to put back.
+    """
+    if not directory.exists():
+        new.rename(directory)
+        return
+    if _exchange(new, directory):  # `new` now names the old directory
+        _discard(new)
+        return
     old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
-    if directory.exists():
-        directory.rename(old)
+    directory.rename(old)
     new.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def leftovers(directory: Path) -> list[Path]:
+    """Old copies a killed swap left beside `directory` (`<name>.old-PID/`)."""
+    return sorted(directory.parent.glob(f"{glob.escape(directory.name)}.old-*"))
+
+
+def _discard(path: Path) -> None:
+    """Out of the way under a name no one reads (`.old-PID`), then deleted."""
+    old = path.with_name(f"{path.name.removesuffix('.building')}.old-{os.getpid()}")
+    path.rename(old)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 with RENAME_EXCHANGE); False where the OS cannot."""
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
+        return False  # a file system or kernel without it: fall back to two renames
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
 
 
 @contextlib.contextmanager
