@@ -117,6 +117,26 @@ def runtime(
     }
 
 
+def vector_shape(
+    pooling: str | None,
+    causal: bool,
+    max_length: int | None,
+    input_format: str | None,
+    template: str | None,
+    devices: str | None,
+) -> dict:
+    """What shapes the vectors (and where they are computed): the options `embed`, `index` and
+    `eval` pass to `Encoder.load` beside `runtime`'s."""
+    return {
+        "pooling": pooling,
+        "bidirectional": False if causal else None,
+        "max_length": max_length,
+        "input_format": input_format,
+        "template": template,
+        "devices": devices,
+    }
+
+
 @app.command()
 def embed(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed.")] = None,
@@ -159,12 +179,7 @@ def embed(
 
     encoder = Encoder.load(
         model,
-        pooling=pooling,
-        bidirectional=False if causal else None,
-        max_length=max_length,
-        input_format=input_format,
-        template=template,
-        devices=devices,
+        **vector_shape(pooling, causal, max_length, input_format, template, devices),
         **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
     )
     start = time.perf_counter()
@@ -282,12 +297,7 @@ def index(
     with writer_lock(index_path(index_dir)):  # a second writer stops now, not after loading the model
         encoder = Encoder.load(
             model,
-            pooling=pooling,
-            bidirectional=False if causal else None,
-            max_length=max_length,
-            input_format=input_format,
-            template=template,
-            devices=devices,
+            **vector_shape(pooling, causal, max_length, input_format, template, devices),
             **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
         )
         if document_instruction is not None:
@@ -768,12 +778,7 @@ def eval_(
             name,
             batch_size=batch_size,
             task_instructions=task_instructions,
-            pooling=pooling,
-            bidirectional=False if causal else None,
-            max_length=max_length,
-            input_format=input_format,
-            template=template,
-            devices=devices,
+            **vector_shape(pooling, causal, max_length, input_format, template, devices),
             **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
         )
         systems.append(
