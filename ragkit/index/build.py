@@ -14,6 +14,7 @@ into place when complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -285,7 +286,8 @@ class Index:
                 store.begin(kind)
                 old = change(store, report, previous if in_place else None)
                 _count_changes(report, old, store.file_hashes())
-                if in_place and not store.has_changes():
+                bm25_there = previous is not None and (index_dir / previous.lexical_path).is_dir()
+                if in_place and not store.has_changes() and bm25_there:
                     store.abandon()
                     report.generation, report.counts = previous.generation, store.counts()
                     report.factory, report.transform = previous.index["factory"], previous.transform
@@ -669,7 +671,23 @@ def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMan
         )
     if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
         raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
+    _check_parts(index_dir, manifest)
     return manifest
+
+
+def _check_parts(index_dir: Path, manifest: IndexManifest) -> None:
+    """Before an update embeds anything: the parts it cannot do without are there and look whole.
+    (A missing BM25 part is rebuilt by the update itself.)"""
+    if not (index_dir / DOCSTORE_FILE).is_file():
+        raise RagkitError(
+            f"{index_dir / DOCSTORE_FILE} is missing, so the index cannot be updated (its texts and vectors "
+            "were there); build it again with `rebuild`"
+        )
+    faiss_file = index_dir / manifest.index_path
+    with contextlib.suppress(OSError), faiss_file.open("rb") as f:
+        if f.read(1) == b"I":  # every faiss index file starts with its type's fourcc, "I..."
+            return
+    raise RagkitError(f"{faiss_file} is damaged or missing; build the index again with `rebuild`")
 
 
 def finish_interrupted_swap(index_dir: Path) -> bool:

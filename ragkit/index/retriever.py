@@ -59,7 +59,7 @@ class Snapshot:
     cpu_index: faiss.Index  # filtered searches pass faiss an ID selector, which only CPU indexes take
     transform: Transform
     store: Docstore
-    lexical: LexicalIndex
+    lexical: LexicalIndex | None
 
     @classmethod
     def open(cls, index_dir: Path, manifest: IndexManifest, search_params: dict | None) -> Snapshot:
@@ -78,7 +78,8 @@ class Snapshot:
             cpu,
             Transform.load(index_dir, manifest.transform),
             Docstore(index_dir / DOCSTORE_FILE, generation=manifest.generation, readonly=True),
-            LexicalIndex.load(index_dir / manifest.lexical_path),
+            # Dense search needs no BM25 part: a missing one fails only the searches that use it.
+            LexicalIndex.load(lexical) if (lexical := index_dir / manifest.lexical_path).is_dir() else None,
         )
 
     @classmethod
@@ -267,6 +268,11 @@ class Retriever:
             vectors = snapshot.transform.apply(query_vectors)
         else:
             vectors = self._embed(snapshot, queries)
+        if mode != "dense" and snapshot.lexical is None:
+            raise RagkitError(
+                f"the BM25 part of the index ({self.index_dir / snapshot.manifest.lexical_path}) is missing; "
+                "search with mode='dense', or update the index (`Index.build` on its corpus) to rebuild it"
+            )
         total = snapshot.index.ntotal if allowed is None else len(allowed)
         if total == 0:
             return [{} for _ in queries]

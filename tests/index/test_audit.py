@@ -89,3 +89,45 @@ def test_the_current_folder_is_not_an_index_folder(tmp_path, where):
         Index.open(where, tiny_encoder()).add([{"id": "a", "text": "text"}])
     with pytest.raises(RagkitError, match="is not a folder of its own"):
         Index.build(tmp_path, tiny_encoder(), where)
+
+
+@pytest.fixture
+def corpus_index(tmp_path):
+    from helpers import EXAMPLE_CORPUS
+
+    encoder = tiny_encoder()
+    Index.build(EXAMPLE_CORPUS, encoder, tmp_path / "idx", show_progress=False)
+    return EXAMPLE_CORPUS, encoder, tmp_path / "idx"
+
+
+def test_an_update_without_its_docstore_stops_before_any_work(corpus_index):
+    corpus, encoder, index_dir = corpus_index
+    (index_dir / "docstore.sqlite").unlink()
+    with pytest.raises(RagkitError, match="docstore.sqlite is missing.*`rebuild`"):
+        Index.build(corpus, encoder, index_dir, show_progress=False)
+
+
+def test_an_update_with_a_damaged_faiss_file_stops_before_embedding(corpus_index, monkeypatch):
+    from ragkit.index import build as build_module
+
+    corpus, encoder, index_dir = corpus_index
+    manifest = Retriever.load(index_dir, encoder=encoder).manifest
+    (index_dir / manifest.index_path).write_bytes(b"not a faiss index at all")
+    monkeypatch.setattr(build_module, "embed_units", lambda *a, **k: pytest.fail("embedded first"))
+    with pytest.raises(RagkitError, match=r"index-1\.faiss is damaged.*`rebuild`"):
+        Index.build(corpus, encoder, index_dir, show_progress=False)
+
+
+def test_a_missing_bm25_part_still_searches_dense_and_the_next_update_rebuilds_it(corpus_index):
+    import shutil
+
+    corpus, encoder, index_dir = corpus_index
+    manifest = Retriever.load(index_dir, encoder=encoder).manifest
+    shutil.rmtree(index_dir / manifest.lexical_path)
+    retriever = Retriever.load(index_dir, encoder=encoder)
+    assert retriever.search("bees", k=1, mode="dense")  # dense needs no BM25
+    with pytest.raises(RagkitError, match=r"BM25 part of the index \(.*bm25-1\) is missing"):
+        retriever.search("bees", k=1, mode="bm25")
+    report = Index.build(corpus, encoder, index_dir, show_progress=False)  # the corpus is unchanged
+    assert report.chunks_embedded == 0
+    assert Retriever.load(index_dir, encoder=encoder).search("waggle dance", k=1, mode="bm25")
