@@ -28,9 +28,9 @@ from ragkit.adapt.config import DistillConfig
 from ragkit.adapt.data import read_examples, read_texts
 from ragkit.adapt.distributed import World, gather
 from ragkit.adapt.gradcache import Side, contrastive_backward
+from ragkit.adapt.losses.distillation import cosine_scores, distill_kl, margin_mse
 from ragkit.adapt.stages import Sampler, chunk_settings
 from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher
-from ragkit.encoders.distillation import cosine_scores, distill_kl, margin_mse
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError

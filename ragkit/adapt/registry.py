@@ -29,11 +29,11 @@ from ragkit.adapt.config import (
 from ragkit.adapt.distill import DistillStage, prepare_distill
 from ragkit.adapt.distributed import World
 from ragkit.adapt.lora import add_lora
+from ragkit.adapt.losses.simcse import set_attention_dropout
 from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage, SyntheticStage
 from ragkit.adapt.synthetic import prepare_synthetic
 from ragkit.adapt.trainer import Stage
 from ragkit.encoders.encoder import Encoder, EncoderConfig
-from ragkit.encoders.simcse import set_attention_dropout
 from ragkit.errors import RagkitError
 
 

@@ -14,9 +14,9 @@ from ragkit.adapt.config import MNTPConfig, SimCSEConfig, StageConfig, Supervise
 from ragkit.adapt.data import read_examples, read_texts, split_sentences
 from ragkit.adapt.distributed import World, gather, step_seed
 from ragkit.adapt.gradcache import Side, contrastive_backward
-from ragkit.encoders.contrastive import info_nce
+from ragkit.adapt.losses.contrastive import info_nce
+from ragkit.adapt.losses.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
 from ragkit.encoders.encoder import Encoder
-from ragkit.encoders.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
 

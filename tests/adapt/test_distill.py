@@ -16,9 +16,9 @@ from ragkit.adapt import teacher as teacher_module
 from ragkit.adapt.config import DistillConfig
 from ragkit.adapt.distill import DistillStage, prepare_distill, read_prepared, teacher_scores
 from ragkit.adapt.distributed import World
+from ragkit.adapt.losses.distillation import distill_kl, margin_mse
 from ragkit.adapt.registry import training_stage
 from ragkit.adapt.teacher import TeacherScores, cached_vectors
-from ragkit.encoders.distillation import distill_kl, margin_mse
 from ragkit.encoders.loading import load_model, load_tokenizer
 from ragkit.index.lexical import LexicalIndex
 

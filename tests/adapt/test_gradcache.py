@@ -11,8 +11,8 @@ from ragkit.adapt.config import SupervisedConfig
 from ragkit.adapt.distributed import World
 from ragkit.adapt.gradcache import RandomState, length_chunks
 from ragkit.adapt.lora import add_lora
+from ragkit.adapt.losses.simcse import set_attention_dropout
 from ragkit.adapt.stages import SupervisedStage
-from ragkit.encoders.simcse import set_attention_dropout
 
 
 def _pairs(path):

@@ -13,8 +13,8 @@ from helpers import requires_smollm2
 from ragkit import Encoder
 from ragkit.adapt import adapt, stage_configs
 from ragkit.adapt.data import read_texts
+from ragkit.adapt.losses.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
 from ragkit.encoders.loading import load_model, load_tokenizer, resolve
-from ragkit.encoders.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
 
 PASSAGE = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "

@@ -103,7 +103,7 @@ def corpus_index(tmp_path):
 def test_an_update_without_its_docstore_stops_before_any_work(corpus_index):
     corpus, encoder, index_dir = corpus_index
     (index_dir / "docstore.sqlite").unlink()
-    with pytest.raises(RagkitError, match="docstore.sqlite is missing.*`rebuild`"):
+    with pytest.raises(RagkitError, match=r"docstore\.sqlite is missing.*`rebuild`"):
         Index.build(corpus, encoder, index_dir, show_progress=False)
 
 

@@ -7,7 +7,7 @@ import torch
 from helpers import tiny_tokenizer
 
 from ragkit import RagkitError
-from ragkit.encoders.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
+from ragkit.adapt.losses.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
 
 
 def test_mask_token_falls_back_to_underscore_and_prefers_a_real_mask_token():

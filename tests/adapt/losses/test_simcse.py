@@ -7,7 +7,7 @@ import torch
 from helpers import SENTENCES, tiny_encoder
 
 from ragkit import RagkitError
-from ragkit.encoders.simcse import set_attention_dropout
+from ragkit.adapt.losses.simcse import set_attention_dropout
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "mistral", "gemma"])

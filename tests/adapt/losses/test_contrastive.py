@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ragkit.encoders.contrastive import info_nce
+from ragkit.adapt.losses.contrastive import info_nce
 
 
 def test_matching_pairs_give_a_low_loss_and_shuffled_ones_a_high_loss():
