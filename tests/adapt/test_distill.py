@@ -252,3 +252,27 @@ def test_bad_distill_settings_are_one_line_errors(pairs):
         DistillConfig(teacher="bm25", teacher_bm25_weight=2).check()
     with pytest.raises(RagkitError, match="loss must be one of kl, margin-mse, got 'mse'"):
         DistillConfig(teacher="bm25", loss="mse").check()
+
+
+def test_teachers_are_found_by_name_folder_or_hub_id(tmp_path, monkeypatch):
+    chosen = []
+    monkeypatch.setattr(
+        teacher_module, "SentenceTransformerTeacher", lambda name, b: chosen.append(("st", name))
+    )
+    monkeypatch.setattr(teacher_module, "EncoderTeacher", lambda name, b: chosen.append(("ragkit", name)))
+    st_dir = tmp_path / "st"
+    st_dir.mkdir()
+    (st_dir / "modules.json").write_text("[]")
+    for name in (
+        "all-minilm-l6-v2",
+        str(st_dir),
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "llm2vec-smollm2-135m",
+    ):
+        teacher_module.load_teacher(name)
+    assert chosen == [
+        ("st", "all-minilm-l6-v2"),
+        ("st", str(st_dir)),
+        ("st", "sentence-transformers/all-MiniLM-L6-v2"),  # a Hub id goes to sentence-transformers
+        ("ragkit", "llm2vec-smollm2-135m"),
+    ]
