@@ -29,7 +29,7 @@ from ragkit.adapt.data import read_examples, read_texts
 from ragkit.adapt.distributed import World, gather
 from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.adapt.losses.distillation import cosine_scores, distill_kl, margin_mse
-from ragkit.adapt.stages import Sampler, chunk_settings
+from ragkit.adapt.stages import Sampler, chunk_settings, instructed_token_ids
 from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
@@ -157,12 +157,9 @@ class DistillStage:
         queries, pool = read_prepared(stage_dir)
         self.queries = queries
         self.teacher = teacher_scores(stage_dir, config, queries)
-        self.query_ids: list[tuple[list[int], int]] = [([], 0)] * len(queries)
-        for instruction in dict.fromkeys(q.instruction for q in queries):
-            rows = [i for i, q in enumerate(queries) if q.instruction == instruction]
-            ids, prompts = encoder.token_ids([queries[i].query for i in rows], instruction)
-            for i, row_ids, prompt in zip(rows, ids, prompts, strict=True):
-                self.query_ids[i] = (row_ids, prompt)
+        self.query_ids = instructed_token_ids(
+            encoder, [q.query for q in queries], [q.instruction for q in queries]
+        )
         used = sorted({c for q in queries for c in q.candidates})
         ids, prompts = encoder.token_ids([pool[i] for i in used])
         self.passage_ids = dict(zip(used, zip(ids, prompts, strict=True), strict=True))

@@ -218,15 +218,11 @@ class SupervisedStage:
             else:
                 self.negatives = 0  # no hard negatives at all: in-batch negatives only
         # (ids, prompt length) per text: queries carry their dataset's instruction, documents none.
-        self.queries: list[tuple[list[int], int]] = [([], 0)] * len(examples)
-        by_instruction: dict[str, list[int]] = {}
-        for i, e in enumerate(examples):
-            by_instruction.setdefault(e.instruction, []).append(i)
-        for instruction, rows in by_instruction.items():
-            prompt = query_prompt(instruction, config.instruction_separator)
-            ids, prompts = encoder.token_ids([examples[i].query for i in rows], prompt)
-            for i, row_ids, prompt in zip(rows, ids, prompts, strict=True):
-                self.queries[i] = (row_ids, prompt)
+        self.queries = instructed_token_ids(
+            encoder,
+            [e.query for e in examples],
+            [query_prompt(e.instruction, config.instruction_separator) for e in examples],
+        )
         self.positives = list(zip(*encoder.token_ids([e.positive for e in examples]), strict=True))
         self.hard = [
             list(zip(*encoder.token_ids(e.negatives[: self.negatives]), strict=True)) for e in examples
@@ -254,6 +250,19 @@ class SupervisedStage:
             self.encoder, sides, loss_fn, **chunk_settings(self.config, self.encoder, self.world)
         )
         return loss, sum(len(ids) for side in sides for ids in side.ids)
+
+
+def instructed_token_ids(
+    encoder: Encoder, texts: list[str], instructions: list[str]
+) -> list[tuple[list[int], int]]:
+    """(ids, prompt length) of each text with its own instruction, tokenized one instruction at a time."""
+    out: list[tuple[list[int], int]] = [([], 0)] * len(texts)
+    for instruction in dict.fromkeys(instructions):
+        rows = [i for i, x in enumerate(instructions) if x == instruction]
+        ids, prompts = encoder.token_ids([texts[i] for i in rows], instruction)
+        for i, row_ids, prompt in zip(rows, ids, prompts, strict=True):
+            out[i] = (row_ids, prompt)
+    return out
 
 
 def _side(texts: list[tuple[list[int], int]]) -> Side:
