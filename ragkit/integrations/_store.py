@@ -99,8 +99,12 @@ class IndexStore:
         retriever = self.retriever
         if retriever is None or not ids:
             return []
-        found = (self._document(retriever, str(i)) for i in ids)
-        return [document for document in found if document is not None]
+        store = retriever.snapshot.store
+        wanted = [str(i) for i in ids]
+        chunks: dict[str, list[dict]] = {}
+        for chunk in store.chunks_at(store.ids_where(*compile_filter({"doc_id": {"$in": wanted}}))):
+            chunks.setdefault(chunk["doc_id"], []).append(chunk)
+        return [(i, _text(chunks[i]), chunks[i][0]["metadata"]) for i in wanted if i in chunks]
 
     def ids_where(self, filter: dict) -> list[str]:
         """The ids of the documents a metadata filter keeps."""
@@ -111,21 +115,17 @@ class IndexStore:
         chunk_ids = store.ids_where(*compile_filter(filter))
         return sorted({c["doc_id"] for c in store.chunks_at(chunk_ids)})
 
-    @staticmethod
-    def _document(retriever: Retriever, doc_id: str) -> tuple[str, str, dict] | None:
-        store = retriever.snapshot.store
-        chunk_ids = store.ids_where(*compile_filter({"doc_id": {"$eq": doc_id}}))
-        chunks = sorted(store.chunks_at(chunk_ids), key=lambda c: c["start"])
-        if not chunks:
-            return None
-        text = ""
-        for chunk in chunks:
-            if chunk["start"] > len(text):
-                text += " " * (chunk["start"] - len(text))  # a gap between chunks (whitespace)
-            text = text[: chunk["start"]] + chunk["text"]
-        return doc_id, text, chunks[0]["metadata"]
-
     def _close(self) -> None:
         if self._retriever is not None:
             self._retriever.close()
             self._retriever = None
+
+
+def _text(chunks: list[dict]) -> str:
+    """A document's text put back together from its chunks, by their character offsets."""
+    text = ""
+    for chunk in sorted(chunks, key=lambda c: c["start"]):
+        if chunk["start"] > len(text):
+            text += " " * (chunk["start"] - len(text))  # a gap between chunks (whitespace)
+        text = text[: chunk["start"]] + chunk["text"]
+    return text
