@@ -10,6 +10,7 @@ unit so far); a corpus of one large file counts its documents, not its one file.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,11 +47,8 @@ class _Pending:
     vectors: list[np.ndarray] = field(default_factory=list)
     doc_ends: list[int] = field(default_factory=list)  # per document: chunks up to and including it
     chunked: bool = False
+    embedded: int = 0  # chunks with vectors so far (the first ones, in order)
     reported: int = 0  # documents counted as done on the bar
-
-    @property
-    def embedded(self) -> int:
-        return sum(len(v) for v in self.vectors)
 
 
 @dataclass
@@ -140,8 +138,13 @@ def embed_units(
             vectors = encoder.encode_documents(
                 texts, batch_size=batch_size, show_progress=False, on_batch=progress.embedded
             )
-            for (state, _), vector in zip(group, vectors, strict=True):
-                state.vectors.append(vector[None])
+            start = 0
+            for _, run in itertools.groupby(group, key=lambda item: id(item[0])):  # a unit's chunks
+                run = list(run)
+                state = run[0][0]
+                state.vectors.append(vectors[start : start + len(run)])
+                state.embedded += len(run)
+                start += len(run)
             totals.chunks += len(group)
             totals.tokens += sum(c.tokens for _, c in group)
             group.clear()
@@ -150,9 +153,12 @@ def embed_units(
     def commit_ready() -> None:
         for state in list(pending):
             if progress.unit == "documents":  # a document is done once all its chunks have vectors
-                done = sum(end <= state.embedded for end in state.doc_ends)
-                progress.advance(done - state.reported)
-                state.reported = done
+                before = state.reported
+                while (
+                    state.reported < len(state.doc_ends) and state.doc_ends[state.reported] <= state.embedded
+                ):
+                    state.reported += 1
+                progress.advance(state.reported - before)
             if state.chunked and state.embedded == len(state.chunks):
                 _commit(state, store, encoder.dim)
                 pending.remove(state)
