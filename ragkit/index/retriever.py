@@ -250,6 +250,11 @@ class Retriever:
     ) -> list[dict[int, float]]:
         setting = self.resolve(mode, method, weight, manifest=snapshot.manifest)
         mode = setting.mode
+        if mode != "dense" and snapshot.lexical is None:
+            raise RagkitError(
+                f"the BM25 part of the index ({self.index_dir / snapshot.manifest.lexical_path}) is missing; "
+                "search with mode='dense', or update the index (`Index.build` on its corpus) to rebuild it"
+            )
         allowed = None
         if filter is not None:
             allowed = snapshot.store.ids_where(*compile_filter(filter))
@@ -260,19 +265,14 @@ class Retriever:
             query_vectors = np.asarray(query_vectors, dtype=np.float32)
             if query_vectors.ndim != 2 or len(query_vectors) != len(queries):
                 raise RagkitError(f"{len(query_vectors)} `query_vectors` for {len(queries)} queries")
-            dim = self.encoder.dim if self.encoder is not None else query_vectors.shape[1]
-            if query_vectors.shape[1] != dim:
+            if query_vectors.shape[1] != self.encoder.dim:
                 raise RagkitError(
-                    f"`query_vectors` have {query_vectors.shape[1]} dims; this index's encoder gives {dim}"
+                    f"`query_vectors` have {query_vectors.shape[1]} dims; this index's encoder gives "
+                    f"{self.encoder.dim}"
                 )
             vectors = snapshot.transform.apply(query_vectors)
         else:
             vectors = self._embed(snapshot, queries)
-        if mode != "dense" and snapshot.lexical is None:
-            raise RagkitError(
-                f"the BM25 part of the index ({self.index_dir / snapshot.manifest.lexical_path}) is missing; "
-                "search with mode='dense', or update the index (`Index.build` on its corpus) to rebuild it"
-            )
         total = snapshot.index.ntotal if allowed is None else len(allowed)
         if total == 0:
             return [{} for _ in queries]
