@@ -4,9 +4,11 @@
     python benchmarks/cpu_precision.py --part speed     # speed + cosine only (needs idle cores)
     python benchmarks/cpu_precision.py --part ndcg      # nDCG only (fine next to other work)
 
-Precisions (ragkit/encoders/precision.py): fp32; bf16 (autocast, linear weights cast to bf16 once);
-the whole model in bf16 (`dtype="bf16"`, not a ragkit default anywhere, for comparison); int8
-(per-channel weights x per-token activations with SmoothQuant, ragkit/encoders/int8.py). Speed is real
+Precisions (ragkit/encoders/precision.py): fp32; bf16 (autocast, linear weights cast to bf16 and
+packed for oneDNN once: `BF16Linear`); bf16 autocast over fp32 weights (cast and packed on every
+call, as autocast alone does); the whole model in bf16 (`dtype="bf16"`, not a ragkit
+default anywhere, for comparison); int8 (per-channel weights x per-token activations with
+SmoothQuant, ragkit/encoders/int8.py). Speed is real
 (unpadded) tokens per second encoding the same 512 MS MARCO passages, one precision after the other,
 best of `--repeats`; one-query latency is the median of encoding 10 questions one at a time, 5 times;
 cosine is each passage's vector against fp32's. nDCG@10 uses ablation.md's settings (1500 documents
@@ -38,6 +40,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {
     "fp32": {"precision": "fp32"},
     "bf16": {"precision": "bf16"},
+    "bf16, autocast over fp32 weights": {"precision": "bf16", "dtype": "fp32"},
     "bf16, whole model": {"precision": "fp32", "dtype": "bf16"},
     "int8": {"precision": "int8"},
 }

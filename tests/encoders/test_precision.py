@@ -26,6 +26,31 @@ def test_bf16_runs_the_matmuls_in_bf16_and_stays_close_to_fp32():
     assert next(bf16.model.parameters()).dtype == torch.float32  # weights stay fp32 (training can go on)
 
 
+def test_bf16_linear_layers_give_autocasts_vectors_and_survive_a_worker_handoff(tmp_path):
+    """`Encoder.load` packs the linear weights in bf16 once: the same vectors as autocast over fp32
+    weights, a model that pickles (worker processes), and one that refuses to be saved."""
+    import pickle
+
+    from ragkit.encoders.precision import BF16Linear, bf16_linear_weights
+
+    autocast = Encoder(tiny_model("llama"), tiny_tokenizer(), EncoderConfig(source="llama"), precision="bf16")
+    packed_model = bf16_linear_weights(tiny_model("llama"))
+    packed = Encoder(packed_model, tiny_tokenizer(), EncoderConfig(source="llama"), precision="bf16")
+    layers = [m for m in packed.model.modules() if isinstance(m, (torch.nn.Linear, BF16Linear))]
+    assert layers and all(isinstance(m, BF16Linear) for m in layers)
+    a, b = autocast.encode(SENTENCES), packed.encode(SENTENCES)
+    assert (a * b).sum(axis=1).min() > 0.99999
+    # One text alone gets its batched vector, as closely as autocast's does (bf16 rounding).
+    alone = min((packed.encode([text]) * b[i]).sum() for i, text in enumerate(SENTENCES))
+    assert alone >= min((autocast.encode([text]) * a[i]).sum() for i, text in enumerate(SENTENCES)) - 1e-7
+    assert alone > 0.999999
+    copy = pickle.loads(pickle.dumps(packed))
+    np.testing.assert_array_equal(copy.encode(SENTENCES), b)
+    with pytest.raises(RagkitError, match='load it with precision="fp32"'):
+        packed.save(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
+
+
 def test_int8_runs_every_linear_layer_as_an_int8_matmul_close_to_fp32():
     from ragkit.encoders.int8 import Int8Linear
 
