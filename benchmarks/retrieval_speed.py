@@ -93,7 +93,7 @@ def main() -> None:
         "# Retrieval speed",
         "",
         f"`python benchmarks/retrieval_speed.py --chunks {args.chunks} --real {args.real}`: "
-        f"{retriever.index.ntotal:,} chunks ({retriever.manifest.index['factory']}), {len(queries)} real "
+        f"{retriever.index.ntotal:,} chunks ({retriever.manifest.index.factory}), {len(queries)} real "
         f"questions, k 10, {args.model} encoding each query ({encoder.precision}) on "
         f"{faiss_build().describe()}.",
         "",

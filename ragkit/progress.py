@@ -37,10 +37,12 @@ class PlainProgress(Progress):
         self.label, self.printed_at, self.reported_done = label, 0.0, set()
 
     def update(self, task_id: TaskID, **kwargs) -> None:
+        """rich's `update`, then a plain line if one is due."""
         super().update(task_id, **kwargs)
         self._report(task_id)
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        """rich's `advance`, then a plain line if one is due."""
         super().advance(task_id, advance)
         self._report(task_id)
 

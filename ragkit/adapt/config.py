@@ -43,6 +43,8 @@ class StageConfig:
     data: str | None = None  # file, folder, Hub dataset id or built-in name; None: the stage's default
 
     def check(self, stage: str) -> None:
+        """Refuse settings the stage cannot train with, naming the parameter and the stage."""
+
         def need(ok: bool, what: str) -> None:
             if not ok:
                 raise RagkitError(f"{stage}: {what}")
@@ -77,6 +79,7 @@ class StageConfig:
 
     @property
     def micro(self) -> int:
+        """Sequences per forward pass: `micro_batch_size`, else the whole batch at once."""
         return self.micro_batch_size or self.batch_size
 
 
@@ -89,6 +92,7 @@ class MNTPConfig(StageConfig):
     data: str | None = "wikitext-103"
 
     def check(self, stage: str = "mntp") -> None:
+        """StageConfig's checks plus the masking settings."""
         super().check(stage)
         if not 0 < self.mask_ratio < 1:
             raise RagkitError(f"mntp: mask_ratio must be between 0 and 1, got {self.mask_ratio}")
@@ -108,6 +112,7 @@ class SimCSEConfig(StageConfig):
     data: str | None = "wiki1m"
 
     def check(self, stage: str = "simcse") -> None:
+        """StageConfig's checks plus the dropout rates."""
         super().check(stage)
         if not 0 <= self.attention_dropout < 1:
             raise RagkitError(f"simcse: attention_dropout must be in [0, 1), got {self.attention_dropout}")
@@ -137,6 +142,7 @@ class SupervisedConfig(StageConfig):
     data: str | None = "sentence-transformers/all-nli:triplet"
 
     def check(self, stage: str = "supervised") -> None:
+        """StageConfig's checks plus the negatives and batching settings."""
         super().check(stage)
         if self.negatives < 0:
             raise RagkitError(f"supervised: negatives must be 0 or more, got {self.negatives}")
@@ -173,6 +179,7 @@ class DistillConfig(SupervisedConfig):
     max_passages: int = 20000  # of `passages`, at most this many
 
     def check(self, stage: str = "distill") -> None:
+        """StageConfig's checks plus the teacher, mining and loss settings."""
         super().check(stage)
         if not self.teacher:
             raise RagkitError(
@@ -215,9 +222,10 @@ class SyntheticConfig(SupervisedConfig):
     negative_depth: int = 30  # hard negatives come from the ranks after `negative_skip` up to this
 
     def check(self, stage: str = "synthetic") -> None:
+        """StageConfig's checks plus the corpus and the generation settings."""
         super().check(stage)
         if self.data is None:
-            raise RagkitError(f"{stage}: needs a corpus to write queries for (`--corpus DIR`)")
+            raise RagkitError(f"{stage}: needs documents to write queries for: give `corpus` (a folder)")
         for name in ("passages", "passage_words", "max_new_tokens", "generation_batch_size", "round_trip_k"):
             if getattr(self, name) < 1:
                 raise RagkitError(f"{stage}: {name} must be at least 1, got {getattr(self, name)}")

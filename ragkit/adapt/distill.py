@@ -28,7 +28,7 @@ from ragkit.adapt.config import DistillConfig
 from ragkit.adapt.data import read_examples, read_texts
 from ragkit.adapt.distributed import World, gather
 from ragkit.adapt.gradcache import Side, contrastive_backward
-from ragkit.adapt.losses.distillation import cosine_scores, distill_kl, margin_mse
+from ragkit.adapt.losses.distillation import DistillKLLoss, MarginMSELoss, cosine_scores
 from ragkit.adapt.stages import Sampler, chunk_settings, instructed_token_ids
 from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher
 from ragkit.encoders.encoder import Encoder
@@ -42,6 +42,8 @@ QUERIES_NAME, POOL_NAME = "distill.jsonl", "pool.jsonl"
 
 @dataclass
 class DistillQuery:
+    """One prepared query: its text, instruction and candidate rows of the passage pool."""
+
     query: str
     instruction: str
     candidates: list[int]  # pool rows: the positive, then the mined negatives
@@ -124,6 +126,7 @@ def _interleave(first: list[int], second: list[int]) -> list[int]:
 
 
 def read_prepared(stage_dir: Path) -> tuple[list[DistillQuery], list[str]]:
+    """The queries and passage pool a distill stage prepared (mined) before training."""
     queries = [DistillQuery(**row) for _, row in read_json_lines(stage_dir / QUERIES_NAME)]
     pool = [row["text"] for _, row in read_json_lines(stage_dir / POOL_NAME)]
     return queries, pool
@@ -154,6 +157,7 @@ class DistillStage:
         if not (stage_dir / QUERIES_NAME).is_file():
             raise RagkitError(f"distill: {stage_dir} holds no prepared run; `prepare_distill` writes one")
         self.encoder, self.config, self.world = encoder, config, world
+        self.loss = MarginMSELoss() if config.loss == "margin-mse" else DistillKLLoss(config.scale)
         queries, pool = read_prepared(stage_dir)
         self.queries = queries
         self.teacher = teacher_scores(stage_dir, config, queries)
@@ -166,6 +170,8 @@ class DistillStage:
         self.sampler = Sampler(len(queries), config, world, self.name, distinct=True)
 
     def step(self, step: int) -> tuple[float, int]:
+        """One optimizer step: the student's scores against the cached teacher's over each query's candidates;
+        (loss, tokens)."""
         rows = self.sampler.rows(step)
         size = self.world.size
         everyone = [r for rank in range(size) for r in self.sampler.batch_rows(step)[rank::size]]
@@ -184,9 +190,9 @@ class DistillStage:
         def loss_fn(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
             student = cosine_scores(q, gather(p, self.world))
             target = teacher.to(student.device)
-            if self.config.loss == "margin-mse":
-                return margin_mse(student, target, positives.to(student.device), negatives.to(student.device))
-            return distill_kl(student, target, self.config.scale)
+            if isinstance(self.loss, MarginMSELoss):
+                return self.loss(student, target, positives.to(student.device), negatives.to(student.device))
+            return self.loss(student, target)
 
         loss = contrastive_backward(
             self.encoder, sides, loss_fn, **chunk_settings(self.config, self.encoder, self.world)

@@ -16,12 +16,15 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class World:
+    """This process's place among torchrun's processes (one process: rank 0 of 1)."""
+
     rank: int = 0
     size: int = 1
     local_rank: int = 0
 
     @property
     def main(self) -> bool:
+        """Whether this process writes checkpoints, logs and the saved encoder."""
         return self.rank == 0
 
 
@@ -66,6 +69,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
 
 def average_gradients(params: list[torch.nn.Parameter], world: World) -> None:
+    """Average `params` gradients over all processes in one all-reduce (a missing gradient counts as 0)."""
     if world.size == 1:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -79,6 +83,7 @@ def average_gradients(params: list[torch.nn.Parameter], world: World) -> None:
 
 
 def mean(value: float, world: World) -> float:
+    """`value` averaged over every process (a loss to log)."""
     if world.size == 1:
         return value
     t = torch.tensor([value], dtype=torch.float64)
@@ -87,5 +92,6 @@ def mean(value: float, world: World) -> float:
 
 
 def barrier(world: World) -> None:
+    """Wait for every process (no-op alone)."""
     if world.size > 1:
         dist.barrier()

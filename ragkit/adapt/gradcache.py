@@ -28,12 +28,16 @@ class Side:
 
 
 class RandomState:
+    """The random generators' state before a forward pass, so that GradCache's second pass drops out the same
+    units."""
+
     def __init__(self) -> None:
         self.cpu = torch.get_rng_state()
         self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
 
     @contextlib.contextmanager
     def replay(self):
+        """A context in which the generators run from the saved state (restored after)."""
         devices = list(range(torch.cuda.device_count())) if self.cuda is not None else []
         with torch.random.fork_rng(devices=devices):
             torch.set_rng_state(self.cpu)

@@ -48,12 +48,14 @@ def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, seed: int, la
 
 
 def adapter_state(model) -> dict[str, torch.Tensor]:
+    """A CPU copy of the LoRA weights only: what a checkpoint keeps."""
     from peft import get_peft_model_state_dict
 
     return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
 def load_adapter_state(model, state: dict[str, torch.Tensor]) -> None:
+    """Put checkpointed LoRA weights back; keys the model does not have are an error, not silently dropped."""
     from peft import set_peft_model_state_dict
 
     result = set_peft_model_state_dict(model, state)

@@ -33,6 +33,9 @@ PLAN_NAME = "plan.json"
 
 @dataclass
 class AdaptReport:
+    """What `adapt` did: where the encoder went, each stage trained now, and those an earlier run had
+    finished."""
+
     out: Path
     stages: list[StageResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # stages an earlier run had finished

@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def plot_losses(rows: list[dict], path: Path, title: str) -> None:
+    """A PNG of each stage's loss per step (and its moving average) from the training log rows."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -39,6 +39,8 @@ from ragkit.errors import RagkitError
 
 @dataclass(frozen=True)
 class StageType:
+    """What one stage name stands for: its config class, how to build it, and what it needs."""
+
     config: type[StageConfig]
     stage: Callable[..., Stage]  # (encoder, config, world, lm_head) -> Stage
     needs_lm_head: bool = False
@@ -168,6 +170,7 @@ def stage_configs(
 
 
 def check_stages(stages: list[str]) -> None:
+    """Refuse unknown stage names and stages out of the recipe's order (mntp before simcse ...)."""
     if not stages:
         raise RagkitError(f"no stages given: use some of {','.join(STAGES)}, in that order")
     for stage in stages:

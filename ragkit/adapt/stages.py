@@ -14,8 +14,8 @@ from ragkit.adapt.config import MNTPConfig, SimCSEConfig, StageConfig, Supervise
 from ragkit.adapt.data import read_examples, read_texts, split_sentences
 from ragkit.adapt.distributed import World, gather, step_seed
 from ragkit.adapt.gradcache import Side, contrastive_backward
-from ragkit.adapt.losses.contrastive import info_nce
-from ragkit.adapt.losses.mntp import IGNORE, mask_token_id, mask_tokens, maskable_positions, mntp_loss
+from ragkit.adapt.losses.contrastive import InfoNCELoss
+from ragkit.adapt.losses.mntp import IGNORE, MNTPLoss, mask_token_id, mask_tokens, maskable_positions
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -50,6 +50,7 @@ class Sampler:
         return [int(self._permutation(g // self.n)[g % self.n]) for g in range(first, first + self.batch)]
 
     def rows(self, step: int) -> list[int]:
+        """This process's share of the step's rows."""
         return self.batch_rows(step)[self.world.rank :: self.world.size]
 
 
@@ -84,6 +85,8 @@ class DatasetSampler(Sampler):
         return self._epoch_batches
 
     def batch_rows(self, step: int) -> list[int]:
+        """The step's rows over all processes: one dataset per batch, shuffled per epoch, the same on every
+        process."""
         per_epoch = sum(len(rows) // self.batch for rows in self.groups)
         return [int(i) for i in self._batches(step // per_epoch)[step % per_epoch]]
 
@@ -106,13 +109,14 @@ class MNTPStage:
         tok = encoder.tokenizer
         self.mask_id = mask_token_id(tok)
         self.special_ids = sorted(set(tok.all_special_ids))
-        self.softcap = getattr(encoder.model.config, "final_logit_softcapping", None)
+        self.loss = MNTPLoss(lm_head, getattr(encoder.model.config, "final_logit_softcapping", None))
         self.blocks = token_blocks(
             read_texts(config.data), tok, config.max_length, config.steps * config.batch_size
         )
         self.sampler = Sampler(len(self.blocks), config, world, self.name, distinct=False)
 
     def step(self, step: int) -> tuple[float, int]:
+        """One MNTP step: mask ~20% of the tokens, predict token i from the state at i-1; (loss, tokens)."""
         ids = self.blocks[self.sampler.rows(step)]
         generator = torch.Generator().manual_seed(step_seed(self.config.seed, step, self.world))
         mask = torch.ones_like(ids)
@@ -133,7 +137,7 @@ class MNTPStage:
             if n == 0:
                 continue
             hidden = self.encoder.hidden_states(inputs[rows], mask[rows])
-            loss = mntp_loss(hidden, labels[rows], self.lm_head, self.softcap)
+            loss = self.loss(hidden, labels[rows])
             (loss * n / total).backward()  # weighted so micro-batching gives the full batch's gradient
             loss_sum += loss.item() * n
         return loss_sum / total, ids.numel()
@@ -183,17 +187,20 @@ class SimCSEStage:
 
     def __init__(self, encoder: Encoder, config: SimCSEConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
+        self.loss = InfoNCELoss(config.scale)
         sentences = list(dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text)))
         self.ids, self.prompt_lengths = encoder.token_ids(sentences)
         self.sampler = Sampler(len(self.ids), config, world, self.name, distinct=True)
 
     def step(self, step: int) -> tuple[float, int]:
+        """One SimCSE step: the same texts twice under different dropout, each other's positive; (loss,
+        tokens)."""
         rows = self.sampler.rows(step)
         side = Side([self.ids[i] for i in rows], [self.prompt_lengths[i] for i in rows])
         offset = self.world.rank * len(rows)
 
         def loss_fn(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-            return info_nce(first, gather(second, self.world), self.config.scale, offset)
+            return self.loss(first, gather(second, self.world), offset)
 
         loss = contrastive_backward(
             self.encoder, [side, side], loss_fn, **chunk_settings(self.config, self.encoder, self.world)
@@ -208,6 +215,7 @@ class SupervisedStage:
 
     def __init__(self, encoder: Encoder, config: SupervisedConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
+        self.loss = InfoNCELoss(config.scale)
         examples = read_examples(config.data, config.instruction, config.negatives)
         self.negatives, self.dropped = config.negatives, 0
         if self.negatives:
@@ -233,6 +241,8 @@ class SupervisedStage:
             self.sampler = Sampler(len(examples), config, world, self.name, distinct=True)
 
     def step(self, step: int) -> tuple[float, int]:
+        """One contrastive step over queries, positives and hard negatives (GradCache when micro-batched);
+        (loss, tokens)."""
         rows = self.sampler.rows(step)
         negatives = [text for i in rows for text in self.hard[i]]
         sides = [
@@ -244,7 +254,7 @@ class SupervisedStage:
 
         def loss_fn(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None) -> torch.Tensor:
             documents = [gather(p, self.world)] + ([gather(n, self.world)] if n is not None else [])
-            return info_nce(q, torch.cat(documents), self.config.scale, offset)
+            return self.loss(q, torch.cat(documents), offset)
 
         loss = contrastive_backward(
             self.encoder, sides, loss_fn, **chunk_settings(self.config, self.encoder, self.world)

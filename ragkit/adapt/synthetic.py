@@ -138,6 +138,7 @@ def generate_queries(
 
 
 def query_prompt_for(passage: str, words: int) -> str:
+    """The generator's prompt for one passage, cut to its first `words` words."""
     return QUERY_PROMPT.format(passage=" ".join(passage.split()[:words]))
 
 
@@ -155,6 +156,7 @@ def line_end_ids(tokenizer) -> list[int]:
 
 
 def passage_key(passage: str) -> str:
+    """A stable key for a passage: which passages already have queries when a run resumes."""
     return hashlib.sha1(passage.encode("utf-8")).hexdigest()
 
 

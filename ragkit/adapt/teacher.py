@@ -30,9 +30,11 @@ SHARD_ROWS = 4096  # rows of teacher vectors per cached file: a killed run redoe
 class DenseTeacher(Protocol):
     """What a dense teacher does: unit vectors for queries (with their instructions) and passages."""
 
-    def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray: ...
+    def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        """Normalised vectors of `texts`, each with its instruction where the teacher takes one."""
 
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised vectors of passages."""
 
 
 class SentenceTransformerTeacher:
@@ -49,9 +51,11 @@ class SentenceTransformerTeacher:
         self._query, self._document = PromptType.query, PromptType.document
 
     def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        """The model's query vectors (its own query prompt, if any: ragkit's instructions are not its)."""
         return self.model.embed(texts, task_metadata=None, prompt_type=self._query)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """The model's document vectors."""
         return self.model.embed(texts, task_metadata=None, prompt_type=self._document)
 
 
@@ -64,6 +68,7 @@ class EncoderTeacher:
         self.encoder, self.batch_size = Encoder.load(name), batch_size
 
     def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        """The encoder's vectors of `texts`, one encode call per distinct instruction."""
         vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
         for instruction in dict.fromkeys(instructions):
             rows = [i for i, x in enumerate(instructions) if x == instruction]
@@ -74,6 +79,7 @@ class EncoderTeacher:
         return vectors
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's document vectors."""
         return self.encoder.encode_documents(texts, batch_size=self.batch_size, show_progress=False)
 
 

@@ -24,13 +24,18 @@ LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
 
 
 class Stage(Protocol):
+    """A training stage as the loop sees it: a name and a step."""
+
     name: str
 
-    def step(self, step: int) -> tuple[float, int]: ...
+    def step(self, step: int) -> tuple[float, int]:
+        """The loss of step `step` and its gradients (not the optimizer step): (loss, tokens)."""
 
 
 @dataclass
 class StageResult:
+    """One trained stage, as `ragkit adapt` summarises it."""
+
     stage: str
     steps: int
     resumed_from: int
@@ -178,6 +183,7 @@ def read_log(path: Path, upto: int | None = None) -> list[dict]:
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
+    """Write the per-step log (loss, learning rate, tokens/s) as CSV."""
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, LOG_FIELDS)
         writer.writeheader()

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Document:
+    """One document: the unit that is chunked, embedded, updated and deleted by id."""
+
     doc_id: str
     text: str
     title: str = ""
     metadata: dict = field(default_factory=dict)
 
     def embedding_text(self) -> str:
+        """What is embedded and ranked: `document_text(title, text)`."""
         return document_text(self.title, self.text)
 
 

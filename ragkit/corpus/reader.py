@@ -37,6 +37,8 @@ class Fields:
 
 @dataclass
 class CorpusFile:
+    """A file of a corpus folder and the hash that tells an update whether it changed."""
+
     path: Path  # absolute
     relpath: str  # relative to the corpus root, with "/" separators; the key of incremental updates
     content_hash: str
@@ -44,12 +46,15 @@ class CorpusFile:
 
 @dataclass
 class ReadStats:
+    """What reading a corpus skipped or repaired, for the build's summary."""
+
     skipped: Counter = field(default_factory=Counter)  # reason -> files
     replaced_decoding: int = 0  # files that were not valid UTF-8, decoded with replacement characters
     empty_documents: int = 0
 
 
 def check_corpus_path(root: str | Path) -> Path:
+    """The corpus path, if it exists (checked before a model is loaded)."""
     root = Path(root).expanduser()
     if not root.exists():
         raise RagkitError(f"corpus path {root} does not exist")

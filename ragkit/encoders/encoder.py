@@ -18,6 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.bidirectional import set_bidirectional
+from ragkit.encoders.card import model_card
 from ragkit.encoders.formatting import (
     INPUT_FORMATS,
     LLM2VEC_DOC_MAX_LENGTH,
@@ -29,6 +30,7 @@ from ragkit.encoders.formatting import (
     reference_template,
     resolve_template,
 )
+from ragkit.encoders.int8 import int8_model
 from ragkit.encoders.loading import (
     BUILTIN_ENCODERS,
     DEFAULT_ENCODER,
@@ -42,9 +44,11 @@ from ragkit.encoders.precision import (
     Precision,
     bf16_linear_weights,
     compute_context,
+    has_bf16_linears,
     resolve_precision,
     weight_dtype,
 )
+from ragkit.encoders.texts import check_texts
 from ragkit.encoders.workers import EncoderPool, resolve_devices
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_path
@@ -96,6 +100,8 @@ class EncoderConfig:
 
     @classmethod
     def read(cls, directory: Path) -> EncoderConfig | None:
+        """The config saved in `directory`, or None where there is none; a newer format is a one-line
+        error."""
         path = directory / CONFIG_NAME
         if not path.is_file():
             return None
@@ -105,6 +111,7 @@ class EncoderConfig:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def write(self, directory: Path) -> None:
+        """Write ragkit_config.json into `directory`."""
         (directory / CONFIG_NAME).write_text(
             json.dumps({"format_version": self.format_version, **self.as_dict()}, indent=2) + "\n"
         )
@@ -246,10 +253,12 @@ class Encoder:
 
     @property
     def dim(self) -> int:
+        """The vector size: the model's hidden size."""
         return self.model.config.hidden_size
 
     @property
     def device(self) -> torch.device:
+        """Where the model's weights are."""
         return next(self.model.parameters()).device
 
     def tokenize(self, texts: Sequence[str], instruction: str | None = None) -> dict[str, torch.Tensor]:
@@ -421,7 +430,7 @@ class Encoder:
         with atomic_path(directory) as tmp:
             tmp.mkdir()
             self.write_weights(tmp)
-            (tmp / "README.md").write_text(_model_card(self))
+            (tmp / "README.md").write_text(model_card(self))
         return directory
 
     def export(self, directory: str | os.PathLike, format: str = "sentence-transformers") -> Path:
@@ -441,7 +450,7 @@ class Encoder:
         model = self.model
         if hasattr(model, "merge_and_unload"):
             model = _merged_copy(model)
-        elif {p.dtype for p in model.parameters()} == {torch.float32, torch.bfloat16}:
+        elif has_bf16_linears(model):
             raise RagkitError(
                 "this encoder's linear weights were cast to bf16 for fast encoding; to save or export "
                 'it, load it with precision="fp32"'
@@ -457,17 +466,6 @@ class Encoder:
             f"Encoder({c.source or self.model.config.model_type!r}, dim={self.dim}, pooling={c.pooling!r}, "
             f"bidirectional={c.bidirectional}, max_length={c.max_length}, device={self.device})"
         )
-
-
-def int8_model(encoder: Encoder, model: PreTrainedModel) -> PreTrainedModel:
-    """`model` with int8 linear layers, SmoothQuant-scaled by the activations `encoder` (still fp32)
-    sees on `CALIBRATION_TEXTS` (ragkit/encoders/int8.py)."""
-    from ragkit.encoders.int8 import CALIBRATION_TEXTS, activation_maxima, quantize_int8
-
-    encoder.precision = "fp32"
-    maxima = activation_maxima(model, lambda: encoder.encode(list(CALIBRATION_TEXTS), show_progress=False))
-    encoder.precision = "int8"
-    return quantize_int8(model, maxima)
 
 
 def saved_config(name_or_path: str | os.PathLike) -> EncoderConfig | None:
@@ -501,45 +499,3 @@ def _merged_copy(peft_model) -> PreTrainedModel:
     import copy
 
     return copy.deepcopy(peft_model).merge_and_unload()
-
-
-def check_texts(texts: Sequence[str], name: str) -> list[str]:
-    """Strings only, and strings the tokenizer can take: lone surrogates (bytes decoded with
-    `surrogateescape`) are refused with the position, instead of the tokenizer's TypeError."""
-    if texts is None:
-        raise RagkitError(f"{name} is None; pass a list of strings")
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise RagkitError(f"{name}[{i}] is {type(text).__name__}, not str; every text must be a string")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise RagkitError(
-                f"{name}[{i}] holds a lone surrogate {text[e.start]!r} at character {e.start}, not valid "
-                "Unicode; decode its bytes with errors='replace'"
-            ) from None
-    return texts
-
-
-def _model_card(encoder: Encoder) -> str:
-    import transformers
-
-    c = encoder.config
-    return f"""# ragkit encoder
-
-Saved by ragkit from `{c.source}` ({encoder.model.config.model_type}, dim {encoder.dim}).
-
-- pooling: {c.pooling}; bidirectional attention: {c.bidirectional}; max_length: {c.max_length}
-- query instruction: {c.query_instruction!r}; document instruction: {c.document_instruction!r}
-- saved with transformers {transformers.__version__}. **Load with transformers 5.x**: 4.x misreads
-  this config (for example `rope_theta` silently falls back to 10000).
-
-```python
-from ragkit import Encoder
-encoder = Encoder.load("path/to/this/dir")
-vectors = encoder.encode(["a text"])
-```
-"""

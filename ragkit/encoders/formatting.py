@@ -77,6 +77,7 @@ def reference_template(base_model: str, model_type: str, pooling: str) -> str:
 
 
 def check_join(instruction_join: str) -> None:
+    """Refuse an unknown `instruction_join` in one line."""
     if instruction_join not in INSTRUCTION_JOINS:
         raise RagkitError(
             f"unknown `instruction_join` {instruction_join!r}: use one of {', '.join(INSTRUCTION_JOINS)}"

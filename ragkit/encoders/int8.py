@@ -13,7 +13,12 @@ activation maxima seen on calibration texts. benchmarks/cpu_precision.py measure
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from ragkit.encoders.encoder import Encoder
 
 
 class Int8Linear(torch.nn.Module):
@@ -34,6 +39,7 @@ class Int8Linear(torch.nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x quantized per token, one int8 matmul, rescaled by both scales (bias added in fp32)."""
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float()
         if self.smoothing is not None:
@@ -123,3 +129,12 @@ CALIBRATION_TEXTS = (
     "Q3 revenue rose 8% year over year to $4.2 billion, driven by cloud services and advertising.",
     "A bicycle's gears let the rider keep a comfortable cadence on climbs and descents alike.",
 )
+
+
+def int8_model(encoder: Encoder, model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with int8 linear layers, SmoothQuant-scaled by the activations `encoder` (still fp32)
+    sees on `CALIBRATION_TEXTS`: `Encoder(precision="int8")` quantizes its model with it."""
+    encoder.precision = "fp32"
+    maxima = activation_maxima(model, lambda: encoder.encode(list(CALIBRATION_TEXTS), show_progress=False))
+    encoder.precision = "int8"
+    return quantize_int8(model, maxima)

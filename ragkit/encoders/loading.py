@@ -30,6 +30,7 @@ class BuiltinModel:
     install: str  # the command that installs it
 
     def locate(self) -> Path:
+        """The built-in model's file in its installed package, found without importing the package."""
         try:
             path = Path(importlib.metadata.distribution(self.dist).locate_file(self.file))
         except importlib.metadata.PackageNotFoundError:
@@ -60,6 +61,7 @@ class BuiltinEncoder:
 
     @property
     def adapters(self) -> tuple[str, ...]:
+        """The LoRA adapters (in order) that turn the base model into this encoder."""
         if not (self.directory / "adapters").is_dir():
             raise RagkitError(
                 f"the files of this built-in encoder are missing from {self.directory}; reinstall ragkit"
@@ -175,6 +177,7 @@ def load_model(
 
 
 def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
+    """`model` with a PEFT adapter (local folder or Hub id) merged into its weights."""
     from peft import PeftModel
 
     try:

@@ -44,6 +44,7 @@ class RagkitTransformer(Transformer):
     def preprocess(
         self, inputs, prompt: str | None = None, processing_kwargs=None, **kwargs
     ) -> dict[str, Any]:
+        """Texts tokenized in the encoder's input format, with how many leading tokens are not pooled."""
         if not inputs:
             return {}
         if not all(isinstance(text, str) for text in inputs):
@@ -58,6 +59,7 @@ class RagkitTransformer(Transformer):
         }
 
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """Token states of the bidirectional model, and the mask that leaves the prompt out of pooling."""
         mask = features["attention_mask"]
         # Positions count real tokens only, so left padding does not shift the rotary positions.
         position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)

@@ -36,6 +36,8 @@ DEFAULT_INSTRUCTION = "Given a query, retrieve passages relevant to it"
 
 @dataclass
 class Example:
+    """One supervised training example: a query, its positive, hard negatives and the instruction."""
+
     query: str
     positive: str
     negatives: list[str] = field(default_factory=list)

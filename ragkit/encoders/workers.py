@@ -111,9 +111,11 @@ class EncoderPool:
 
     @property
     def alive(self) -> bool:
+        """Whether every worker process is still running."""
         return all(p.is_alive() for p in self.processes)
 
     def close(self) -> None:
+        """Ask the workers to stop, and kill those that do not within 10 s."""
         for inbox, process in zip(self.inboxes, self.processes, strict=True):
             if process.is_alive():
                 inbox.put(None)

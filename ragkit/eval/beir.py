@@ -16,6 +16,8 @@ from ragkit.io import open_text, read_json_lines
 
 @dataclass
 class BeirSplit:
+    """One split of a BEIR folder: corpus, judged queries and their qrels."""
+
     name: str  # the folder's name
     split: str
     corpus: list[dict[str, str]]  # {"id", "title", "text"}, in file order
@@ -24,10 +26,12 @@ class BeirSplit:
 
 
 def is_beir_folder(path: Path) -> bool:
+    """Whether `path` looks like a BEIR folder (a qrels/ folder inside)."""
     return path.is_dir() and (path / "qrels").is_dir()
 
 
 def splits(folder: Path) -> list[str]:
+    """The qrels splits a BEIR folder has (test, dev, train ...)."""
     return sorted(p.name.removesuffix(".gz").removesuffix(".tsv") for p in (folder / "qrels").glob("*.tsv*"))
 
 

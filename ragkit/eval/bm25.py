@@ -16,6 +16,8 @@ from ragkit.index.lexical import SETTINGS, LexicalIndex
 
 
 class BM25Search:
+    """BM25 (bm25s, ragkit's lexical index) as an mteb search model: the lexical reference in every table."""
+
     label = "bm25"
     cached_documents = 0
 
@@ -31,10 +33,12 @@ class BM25Search:
         )
 
     def index(self, corpus, *, task_metadata, hf_split: str, hf_subset: str, **kwargs: Any) -> None:
+        """Build BM25 over the task's corpus (title and text, as ragkit indexes documents)."""
         self.doc_ids = list(corpus["id"])
         self.lexical = LexicalIndex.build(document_texts(corpus), self.settings)
 
     def search(self, queries, *, task_metadata, hf_split: str, hf_subset: str, top_k: int, **kwargs: Any):
+        """The top `top_k` documents per query with their BM25 scores."""
         found = self.lexical.search(query_texts(queries), top_k)
         return {
             qid: {self.doc_ids[i]: score for i, score in hits.items()}

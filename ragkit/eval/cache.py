@@ -19,6 +19,7 @@ BLOCK = 256  # also the progress bar's step
 
 
 def cache_dir() -> Path:
+    """Where corpus embeddings are cached between eval runs."""
     return ragkit_home() / "eval" / "embeddings"
 
 

@@ -128,6 +128,7 @@ class RagkitModel(_TextModel):
         max_tokens: int | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray:
+        """Vectors of `texts` with the task's instruction on the query side (mteb's prompt types)."""
         return self.model.encode(
             texts,
             instruction=self.instruction(task_metadata, prompt_type),
@@ -202,6 +203,7 @@ class SentenceTransformerModel(_TextModel):
         max_tokens: int | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray:
+        """Vectors of `texts` with the task's instruction as a prompt on the query side."""
         prompt = self.instruction(task_metadata, prompt_type)
         limit = self.model.max_seq_length
         if max_tokens:
@@ -220,6 +222,8 @@ class SentenceTransformerModel(_TextModel):
         return np.asarray(vectors, dtype=np.float32)
 
     def fingerprint(self) -> str:
+        """What identifies this model's vectors in the embedding cache: its path and a probe vector's
+        digest."""
         if self._fingerprint is None:
             probe = self.embed([PROBE], task_metadata=None, prompt_type=None)[0]
             self._fingerprint = (

@@ -11,6 +11,7 @@ from ragkit.eval.run import METRICS, TaskScore
 
 
 def results_table(rows: list[TaskScore]) -> Table:
+    """Every system's metrics per task, as a rich table."""
     table = Table(
         title="retrieval scores (mteb metrics)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )

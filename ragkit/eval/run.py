@@ -21,6 +21,8 @@ METRICS = {"ndcg_at_10": "nDCG@10", "mrr_at_10": "MRR@10", "recall_at_100": "R@1
 
 @dataclass
 class TaskScore:
+    """One system's scores on one task split."""
+
     system: str
     task: str
     split: str
@@ -35,6 +37,7 @@ class TaskScore:
 
     @property
     def ndcg_at_10(self) -> float:
+        """The headline metric."""
         return self.scores["ndcg_at_10"]
 
 

@@ -35,7 +35,7 @@ def query_texts(queries) -> list[str]:
     """A query's text, followed by its own instruction where the task has per-query ones."""
     texts = queries["text"]
     if texts and not isinstance(texts[0], str):
-        raise RagkitError("this task's queries are not plain text; ragkit eval scores text retrieval tasks")
+        raise RagkitError("this task's queries are not plain text; ragkit scores text retrieval tasks only")
     if "instruction" in queries.column_names:
         return [f"{t} {i}" if i else t for t, i in zip(texts, queries["instruction"], strict=True)]
     return list(texts)
@@ -44,6 +44,7 @@ def query_texts(queries) -> list[str]:
 def top_k_results(
     scores: np.ndarray, positions: np.ndarray, query_ids: list[str], doc_ids: list[str]
 ) -> dict[str, dict[str, float]]:
+    """mteb's result form, {query id: {doc id: score}}, from FAISS's score and position arrays."""
     return {
         qid: {doc_ids[p]: float(s) for s, p in zip(row_scores, row_positions, strict=True) if p >= 0}
         for qid, row_scores, row_positions in zip(query_ids, scores, positions, strict=True)
@@ -76,9 +77,12 @@ class DenseSearch:
 
     @property
     def mteb_model_meta(self):
+        """The model's metadata, as mteb records it with results."""
         return self.model.mteb_model_meta
 
     def embed_corpus(self, texts: list[str], task_metadata: TaskMetadata | None) -> np.ndarray:
+        """The corpus's vectors, from the cache when this model embedded the same texts before."""
+
         def embed(block: list[str]) -> np.ndarray:
             return self.model.embed(
                 block,
@@ -116,6 +120,7 @@ class DenseSearch:
         num_proc: int | None = None,
         **kwargs: Any,
     ) -> None:
+        """Embed the corpus and build the FAISS index (`spec`, `pca`, `dim`) over it."""
         self.doc_ids = list(corpus["id"])
         vectors = self.embed_corpus(document_texts(corpus), task_metadata)
         self.transform = Transform.fit(vectors, pca=self.pca, dim=self.dim)
@@ -136,6 +141,7 @@ class DenseSearch:
         num_proc: int | None = None,
         **kwargs: Any,
     ) -> dict[str, dict[str, float]]:
+        """The top `top_k` documents per query by cosine similarity."""
         vectors = self.model.embed(
             query_texts(queries), task_metadata=task_metadata, prompt_type=PromptType.query
         )
@@ -174,18 +180,20 @@ class IndexSearch:
 
     @property
     def mteb_model_meta(self):
+        """The index encoder's metadata, as mteb records it with results."""
         return self._model.mteb_model_meta
 
     def index(
         self, corpus, *, task_metadata: TaskMetadata, hf_split: str, hf_subset: str, **kwargs: Any
     ) -> None:
+        """Check that the ragkit index holds the task's corpus (it is not built here)."""
         indexed, wanted = set(self.doc_ids.values()), set(corpus["id"])
         missing = wanted - indexed
         if missing:
             raise RagkitError(
                 f"{len(missing)} of the task's {len(wanted)} documents (e.g. {sorted(missing)[0]!r}) "
-                f"are not in the index {self.retriever.index_dir}; build it from the task's corpus: "
-                f"ragkit index <task>/corpus.jsonl.gz --index {self.retriever.index_dir}"
+                f"are not in the index {self.retriever.index_dir}; build it from the task's corpus "
+                "(<task>/corpus.jsonl.gz)"
             )
 
     def search(
@@ -198,6 +206,7 @@ class IndexSearch:
         top_k: int,
         **kwargs: Any,
     ) -> dict[str, dict[str, float]]:
+        """The index's top `top_k` documents per query in its mode (chunks grouped per document)."""
         fetch = min(top_k * self.chunks_per_document, len(self.doc_ids))
         s = self.setting
         ranked = self.retriever.ranked(
@@ -239,11 +248,13 @@ class FusionSearch:
 
     @property
     def mteb_model_meta(self):
+        """The dense side's metadata, as mteb records it with results."""
         return self.dense.mteb_model_meta
 
     def index(
         self, corpus, *, task_metadata: TaskMetadata, hf_split: str, hf_subset: str, **kwargs: Any
     ) -> None:
+        """Index the corpus on both sides once per task, however many settings are scored."""
         self.key = (task_metadata.name, hf_subset, hf_split, len(corpus))
         if self.key in self.runs:
             return
@@ -262,6 +273,7 @@ class FusionSearch:
         top_k: int,
         **kwargs: Any,
     ) -> dict[str, dict[str, float]]:
+        """Dense and BM25 runs fused at this system's setting."""
         if self.runs.get(self.key) is None:
             options = {
                 "task_metadata": task_metadata,

@@ -45,6 +45,8 @@ STS_INSTRUCTION = "Retrieve semantically similar text"
 
 
 class LocalSTSTask(LocalTask, AbsTaskSTS):
+    """An STS folder as an mteb STS task (Spearman of cosine against human scores)."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
         self.metadata = local_metadata(
@@ -59,6 +61,7 @@ class LocalSTSTask(LocalTask, AbsTaskSTS):
         super().__init__()
 
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        """Read the pairs and scores once."""
         if self.data_loaded:
             return
         first, second, scores, (self.min_score, self.max_score) = read_sts(self.path)

@@ -48,6 +48,7 @@ class LocalTask:
     """Metadata per instance (mteb tasks keep theirs on the class), which unloading must keep."""
 
     def unload_data(self) -> None:
+        """Drop the loaded data (mteb calls it between tasks)."""
         self.dataset = None
         self.data_loaded = False
 
@@ -77,6 +78,7 @@ class LocalRetrievalTask(LocalTask, AbsTaskRetrieval):
         super().__init__()
 
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        """Read the BEIR split once, subsampled as asked."""
         if self.data_loaded:
             return
         data = read_beir(self.folder, self.split)
@@ -124,7 +126,7 @@ def load_task(spec: str | Path, split: str | None = None, query_instruction: str
             f"unknown task {spec!r}: {hint}give an MTEB retrieval task name or a BEIR folder path"
         ) from None
     if not isinstance(task, AbsTaskRetrieval):
-        raise RagkitError(f"{spec} is a {task.metadata.type} task; ragkit eval scores retrieval tasks")
+        raise RagkitError(f"{spec} is a {task.metadata.type} task; ragkit scores retrieval tasks")
     if split:
         task.metadata.eval_splits = [split]
     return task
@@ -132,11 +134,14 @@ def load_task(spec: str | Path, split: str | None = None, query_instruction: str
 
 @dataclass
 class Subsample:
+    """How a corpus was subsampled: kept and total documents, all judged ones kept."""
+
     kept: int
     total: int
     judged: int  # all judged documents are always kept
 
     def describe(self) -> str:
+        """One line for reports."""
         return f"corpus subsampled: {self.kept} of {self.total} documents, all {self.judged} judged ones kept"
 
 

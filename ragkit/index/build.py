@@ -14,20 +14,13 @@ into place when complete.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import re
-import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-import faiss
-
-from ragkit.corpus import CorpusFile, Document, Fields, ReadStats, list_files, read_documents
+from ragkit.corpus import CorpusFile, Document, Fields, list_files, read_documents
 from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
 from ragkit.encoders.precision import matching_precision
@@ -35,105 +28,32 @@ from ragkit.errors import RagkitError
 from ragkit.index.calibration import Calibration, calibrate_store
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
-from ragkit.index.embedding import EmbedProgress, EmbedTotals, EmbedUnit, embed_units
+from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash
+from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
 from ragkit.index.faiss_build import faiss_build
-from ragkit.index.faiss_index import (
-    default_search_params,
-    resolve_spec,
-    trained,
-    training_sample_size,
-    with_ids,
-)
 from ragkit.index.fusion import FALLBACK
-from ragkit.index.lexical import SETTINGS, LexicalIndex
+from ragkit.index.generation import (
+    RETRAIN_FACTOR,
+    generation_manifest,
+    remove_old_generations,
+    write_generation,
+)
 from ragkit.index.lock import writer_lock
-from ragkit.index.manifest import MANIFEST_FILE, IndexManifest, index_file, lexical_dir
-from ragkit.index.ondisk import add, disk_bytes, fill, ivfdata_file, lists_to_file, read_index
+from ragkit.index.manifest import MANIFEST_FILE, IndexManifest
 from ragkit.index.ray_embed import embed_files_on_ray
+from ragkit.index.report import BuildReport
 from ragkit.index.settings import IndexSettings
-from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
-from ragkit.io import leftovers, swap_into_place
-
-DOCUMENT_KEY = "doc:"  # docstore key prefix of documents added through `Index.open`, not from files
-PARAMS_FILE = "build-params.json"
-RETRAIN_FACTOR = 2.0  # retrain the FAISS index / PCA once the corpus has grown or shrunk this much
-ADD_BLOCK = 65_536  # vectors added to FAISS at a time
-
-
-@dataclass
-class BuildReport:
-    index_dir: Path
-    added: int = 0  # files, compared with the previous index
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    resumed: int = 0  # files already embedded by an interrupted earlier run
-    chunks_embedded: int = 0
-    tokens_embedded: int = 0
-    embed_seconds: float = 0.0
-    seconds: float = 0.0  # the whole build
-    reading: ReadStats = field(default_factory=ReadStats)  # files skipped, badly encoded, empty documents
-    counts: dict = field(default_factory=dict)
-    factory: str = ""
-    transform: dict = field(default_factory=dict)
-    faiss: str = ""  # which faiss build made the index
-    generation: int = 0  # the index's generation after this change
-    in_place: bool = False  # an update of an existing index (not a new build or a rebuild)
-    vectors_added: int = 0  # FAISS vectors added and removed by an in-place update
-    vectors_removed: int = 0
-    retrained: str = ""  # why the FAISS index / PCA were trained (again); "" when they were kept
-    bytes_per_vector: float = 0.0
-    calibration: Calibration | None = None  # the default search setting, when (re)calibrated by this change
-    default_search: str = ""  # a line on the default search setting after this change
-
-    def add_embedded(self, totals: EmbedTotals) -> None:
-        self.chunks_embedded += totals.chunks
-        self.tokens_embedded += totals.tokens
-        self.embed_seconds += totals.seconds
-
-    def summary(self) -> str:
-        c = self.counts
-        lines = [
-            f"index {self.index_dir}: {c['files']} files, {c['documents']} documents, {c['chunks']} chunks "
-            f"({self.factory}, {self.transform['dim_out']} dims"
-            + (
-                f", {self.transform['kind']} from {self.transform['dim_in']}"
-                if self.transform["kind"] != "none"
-                else ""
-            )
-            + ")",
-            f"files: {self.added} added, {self.updated} updated, {self.removed} removed, "
-            f"{self.unchanged} unchanged"
-            + (f" ({self.resumed} resumed from an interrupted build)" if self.resumed else ""),
-        ]
-        rate = self.tokens_embedded / self.embed_seconds if self.embed_seconds else 0.0
-        lines.append(
-            f"embedded {self.chunks_embedded} chunks, {self.tokens_embedded} tokens ({rate:.0f} tokens/s); "
-            f"{self.seconds:.1f} s in all"
-        )
-        if self.in_place and not self.retrained:
-            lines.append(
-                f"updated in place (generation {self.generation}): {self.vectors_added} vectors added, "
-                f"{self.vectors_removed} removed"
-                if self.vectors_added or self.vectors_removed
-                else "nothing changed: the index was left as it was"
-            )
-        elif self.in_place:
-            lines.append(f"retrained the index (generation {self.generation}): {self.retrained}")
-        reading = self.reading
-        if reading.skipped:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(reading.skipped.items()))
-            lines.append(f"skipped files: {reasons}")
-        if reading.replaced_decoding:
-            lines.append(
-                f"{reading.replaced_decoding} files were not UTF-8: decoded with replacement characters"
-            )
-        if reading.empty_documents:
-            lines.append(f"{reading.empty_documents} empty documents ignored")
-        if self.default_search:
-            lines.append(f"default search: {self.default_search}")
-        lines.append(self.faiss)
-        return "\n".join(lines)
+from ragkit.index.transform import Transform
+from ragkit.index.workdir import (
+    PARAMS_FILE,
+    build_params,
+    file_hashes,
+    finish_interrupted_swap,
+    index_path,
+    prepare_workdir,
+    previous_manifest,
+)
+from ragkit.io import swap_into_place
 
 
 class Index:
@@ -227,7 +147,7 @@ class Index:
         self, documents: list[Document], deletes: list[str], *, add_only: bool = False
     ) -> BuildReport:
         def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
-            old = _file_hashes(self.index_dir, previous.generation) if previous else {}  # committed
+            old = file_hashes(self.index_dir, previous.generation) if previous else {}  # committed
             if add_only and (held := [d.doc_id for d in documents if DOCUMENT_KEY + d.doc_id in old]):
                 raise RagkitError(
                     f"the index already holds document {held[0]!r} ({len(held)} in all); "
@@ -272,15 +192,15 @@ class Index:
             if finish_interrupted_swap(index_dir):
                 rebuild = False  # that was this rebuild, killed at the swap: what is left is an update
             start = time.perf_counter()
-            params = _build_params(encoder, self.chunking, self.fields)
-            previous = _previous_manifest(index_dir, params, rebuild)
+            params = build_params(encoder, self.chunking, self.fields)
+            previous = previous_manifest(index_dir, params, rebuild)
             report = BuildReport(index_dir, faiss=faiss_build().describe())
             in_place = previous is not None and not rebuild
             if in_place:
                 directory, report.generation, report.in_place = index_dir, previous.generation + 1, True
             else:
                 directory, report.generation = index_dir.with_name(f"{index_dir.name}.building"), 1
-                _prepare_workdir(directory, params, resume=not rebuild)
+                prepare_workdir(directory, params, resume=not rebuild)
             store = Docstore(directory / DOCSTORE_FILE, generation=report.generation)
             try:
                 store.begin(kind)
@@ -290,11 +210,11 @@ class Index:
                 if in_place and not store.has_changes() and bm25_there:
                     store.abandon()
                     report.generation, report.counts = previous.generation, store.counts()
-                    report.factory, report.transform = previous.index["factory"], previous.transform
+                    report.factory, report.transform = previous.index.factory, previous.transform
                     report.counts["vectors"] = previous.counts.get("vectors", report.counts["chunks"])
                     report.seconds = time.perf_counter() - start
                     return report
-                trained_info = _write_generation(
+                trained = write_generation(
                     directory,
                     store,
                     encoder,
@@ -305,11 +225,11 @@ class Index:
                 calibration = self._calibration(directory, store, report, previous if in_place else None)
                 if corpus is None:
                     corpus = previous.corpus if previous else ""
-                manifest = _manifest(
+                manifest = generation_manifest(
                     params,
                     previous,
                     report,
-                    trained_info,
+                    trained,
                     corpus=corpus,
                     settings=self.settings,
                     calibration=calibration,
@@ -320,7 +240,7 @@ class Index:
             finally:
                 store.close()
             if in_place:
-                _remove_old_generations(index_dir, report.generation)
+                remove_old_generations(index_dir, report.generation)
             else:
                 (directory / PARAMS_FILE).unlink()
                 swap_into_place(directory, index_dir)
@@ -405,7 +325,7 @@ class Index:
         settings.check(encoder.dim)
         files = list_files(Path(corpus))
         if not files:
-            raise RagkitError(f"no files in {corpus}: point ragkit index at a folder of documents")
+            raise RagkitError(f"no files in {corpus}: give `corpus` as a folder (or file) of documents")
         index = Index(
             index_dir,
             encoder,
@@ -418,7 +338,7 @@ class Index:
         )
 
         def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:
-            old = _file_hashes(index_dir, previous.generation) if previous else {}  # what the index holds
+            old = file_hashes(index_dir, previous.generation) if previous else {}  # what the index holds
             done = store.file_hashes()  # that, plus what an interrupted build already embedded
             report.resumed = sum(done.get(f.relpath) == f.content_hash != old.get(f.relpath) for f in files)
             todo = [f for f in files if done.get(f.relpath) != f.content_hash]
@@ -454,280 +374,12 @@ class Index:
         return index._commit(change, kind=f"folder:{corpus_path}", rebuild=rebuild, corpus=corpus_path)
 
 
-def _build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:
-    """What makes an index what it is, as the manifest holds it (tuples become lists): a build or
-    update with other params than the existing index's is refused."""
-    params = {"encoder": encoder.fingerprint(), "chunking": asdict(chunking), "fields": asdict(fields)}
-    return json.loads(json.dumps(params))
-
-
-def index_path(index_dir: str | Path) -> Path:
-    """The index's folder; the current or parent folder itself is refused (an index is swapped into
-    place as a whole, beside its siblings, so it needs a folder of its own)."""
-    path = Path(index_dir)
-    if path.name in ("", ".", ".."):
-        raise RagkitError(
-            f"`index_dir` {str(index_dir)!r} is not a folder of its own; name one, e.g. 'ragkit-index'"
-        )
-    return path
-
-
-def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
-    """`Document`s, or dicts {"id", "text", "title", "metadata"}, checked; the last of a repeated id wins."""
-    if isinstance(documents, (str, dict, Document)):
-        raise RagkitError("`documents` must be a list of documents (Document or dict), not a single one")
-    out: dict[str, Document] = {}
-    for i, item in enumerate(documents):
-        if isinstance(item, dict):
-            doc_id = item.get("id", item.get("_id", item.get("doc_id")))
-            text, title, metadata = item.get("text"), item.get("title") or "", item.get("metadata") or {}
-            item = Document(str(doc_id) if doc_id is not None else "", text, title, metadata)
-        if not isinstance(item, Document):
-            raise RagkitError(f"documents[{i}] must be a Document or a dict, got {type(item).__name__}")
-        if not item.doc_id:
-            raise RagkitError(f"documents[{i}] has no id: give each document an 'id'")
-        if (
-            not isinstance(item.text, str)
-            or not isinstance(item.title, str)
-            or not isinstance(item.metadata, dict)
-        ):
-            raise RagkitError(
-                f"documents[{i}] ({item.doc_id!r}) needs a string 'text', an optional string 'title' "
-                "and an optional dict 'metadata'"
-            )
-        if not (item.text.strip() or item.title.strip()):
-            raise RagkitError(f"documents[{i}] ({item.doc_id!r}) is empty")
-        try:
-            stored = json.dumps([item.doc_id, item.title, item.text, item.metadata], ensure_ascii=False)
-        except (TypeError, ValueError) as e:
-            raise RagkitError(f"documents[{i}] ({item.doc_id!r}) metadata is not JSON ({e})") from None
-        try:
-            stored.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise RagkitError(
-                f"documents[{i}] ({item.doc_id!r}) holds a lone surrogate {stored[e.start]!r}, not valid "
-                "Unicode; decode its bytes with errors='replace'"
-            ) from None
-        out[item.doc_id] = item
-    return list(out.values())
-
-
-def document_hash(doc: Document) -> str:
-    payload = json.dumps([doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _write_generation(
-    directory: Path,
-    store: Docstore,
-    encoder: Encoder,
-    report: BuildReport,
-    previous: IndexManifest | None,
-    settings: IndexSettings,
-) -> dict[str, int]:
-    """The FAISS index and BM25 part of the store's generation, beside the previous ones; returns
-    when the FAISS index / PCA were trained ({"generation", "vectors"})."""
-    g, n = report.generation, store.counts()["chunks"]
-    lists_file = directory / ivfdata_file(g) if settings.on_disk else None
-    added, vectors, removed = store.changes(encoder.dim) if previous else (None, None, None)
-    reason = "new index" if previous is None else _retrain_reason(previous, n, len(removed) > 0)
-    if reason:
-        transform, factory, index = _train_and_fill(store, encoder.dim, n, settings, lists_file)
-        pca_file = f"transform-{g}.pca"
-        transform.save(directory, pca_file)
-        report.transform, report.factory = transform.describe(pca_file), factory
-        report.retrained = "" if previous is None else reason
-        trained_info = {"generation": g, "vectors": n}
-    else:
-        index = read_index(directory / previous.index_path)
-        if lists_file:  # the previous generation's lists stay as its readers mapped them
-            lists_to_file(index, lists_file)
-        transform = Transform.load(directory, previous.transform)
-        if len(removed):
-            index.remove_ids(removed)
-        for first in range(0, len(added), ADD_BLOCK):
-            block = slice(first, first + ADD_BLOCK)
-            add(index, transform.apply(vectors[block]), added[block])
-        report.vectors_added, report.vectors_removed = len(added), len(removed)
-        report.transform, report.factory = previous.transform, previous.index["factory"]
-        trained_info = previous.trained
-    faiss.write_index(index, str(directory / index_file(g)))
-    ids, texts = store.texts()
-    LexicalIndex.build(texts, ids=ids).save(directory / lexical_dir(g))
-    report.counts = store.counts()
-    report.counts["vectors"] = int(index.ntotal)
-    size = (directory / index_file(g)).stat().st_size + (disk_bytes(lists_file) if lists_file else 0)
-    report.bytes_per_vector = round(size / max(index.ntotal, 1), 1)
-    return trained_info
-
-
-def _retrain_reason(previous: IndexManifest, n: int, removing: bool) -> str:
-    """Why an update must train the FAISS index / PCA again; "" when it can update them in place."""
-    factory, trained_on = previous.index["factory"], previous.trained.get("vectors", n)
-    learned = previous.transform["kind"] == "pca" or re.search(r"IVF|PQ|SQ", factory)
-    if learned and (n >= RETRAIN_FACTOR * trained_on or n * RETRAIN_FACTOR <= trained_on):
-        return f"it has {n} chunks, {n / max(trained_on, 1):.1f}x the {trained_on} it was trained on"
-    if removing and "HNSW" in factory:
-        return "an HNSW graph cannot remove vectors in place"
-    return ""
-
-
-def _train_and_fill(
-    store: Docstore, d: int, n: int, settings: IndexSettings, lists_file: Path | None
-) -> tuple[Transform, str, faiss.Index]:
-    """PCA / truncation and a FAISS index (and its factory string) trained on samples of the store's
-    vectors, then filled with all of them a block at a time: memory is the index plus one block, or
-    one block when the lists go to `lists_file` on disk."""
-    pca, dim, whiten = settings.pca, settings.dim, settings.whiten
-    transform = Transform.fit(store.sample_vectors(d, PCA_TRAINING_SAMPLE), pca=pca, dim=dim, whiten=whiten)
-    factory = resolve_spec(settings.faiss_spec, n, transform.dim_out)
-    index = with_ids(factory, transform.dim_out)
-    if not index.is_trained:
-        size = training_sample_size(factory, d=transform.dim_out, on_disk=settings.on_disk)
-        index = trained(index, transform.apply(store.sample_vectors(d, size)))
-    blocks = ((transform.apply(v), ids) for ids, v in store.vector_blocks(d, ADD_BLOCK))
-    if lists_file:
-        fill(index, blocks, lists_file)
-    else:
-        for vectors, ids in blocks:
-            index.add_with_ids(vectors, ids)
-    return transform, factory, index
-
-
-def _manifest(
-    params: dict,
-    previous: IndexManifest | None,
-    report: BuildReport,
-    trained_info: dict[str, int],
-    *,
-    corpus: str,
-    settings: IndexSettings,
-    calibration: dict,
-    precision: str,
-) -> IndexManifest:
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders two builds (swaps)
-    return IndexManifest(
-        **params,
-        created=previous.created if previous else now,
-        updated=now,
-        corpus=corpus,
-        transform=report.transform,
-        index={
-            "spec": settings.spec,
-            "factory": report.factory,
-            "metric": "inner_product",
-            "on_disk": settings.on_disk,
-        },
-        search_params=default_search_params(report.factory),
-        lexical=SETTINGS,
-        counts=dict(report.counts),
-        bytes_per_vector=report.bytes_per_vector,
-        faiss=report.faiss,
-        generation=report.generation,
-        trained=trained_info,
-        calibration=calibration,
-        precision=precision,
-    )
-
-
-def _remove_old_generations(index_dir: Path, generation: int) -> None:
-    """Files of generations before the previous one: no reader loads them any more (a reader keeps
-    what it loaded in memory, and an on-disk lists file it mapped stays readable once unlinked; one
-    opening the previous generation right now still finds it)."""
-    manifest = IndexManifest.read(index_dir)
-    keep = {manifest.transform.get("file")}
-    for path in index_dir.iterdir():
-        found = re.fullmatch(r"(?:index-(\d+)\.(?:faiss|ivfdata)|bm25-(\d+)|transform-(\d+)\.pca)", path.name)
-        if not found or path.name in keep:
-            continue
-        g = int(next(x for x in found.groups() if x))
-        if g < generation - 1 or (path.suffix == ".pca" and g < manifest.trained.get("generation", 0)):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
 def _count_changes(report: BuildReport, old: dict[str, str], new: dict[str, str]) -> None:
     """Files added, updated, removed and unchanged between two {path: content hash} maps."""
     report.added = len(new.keys() - old.keys())
     report.removed = len(old.keys() - new.keys())
     report.updated = sum(1 for path, h in new.items() if path in old and old[path] != h)
     report.unchanged = sum(1 for path, h in new.items() if old.get(path) == h)
-
-
-def _previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexManifest | None:
-    """The existing index's manifest, after checking that it was made the same way."""
-    if not index_dir.exists():
-        return None
-    if rebuild:  # only its creation date matters, and a corrupt index is what --rebuild is for
-        try:
-            return IndexManifest.read(index_dir)
-        except RagkitError:
-            return None
-    manifest = IndexManifest.read(index_dir)
-    was, now = manifest.encoder, params["encoder"]
-    if was["config_hash"] != now["config_hash"]:
-        raise RagkitError(
-            f"{index_dir} was built with encoder {was['source']!r} ({was['config_hash']}), not "
-            f"{now['source']!r} ({now['config_hash']}); use that encoder, another `index_dir`, or `rebuild`"
-        )
-    if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
-        raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
-    _check_parts(index_dir, manifest)
-    return manifest
-
-
-def _check_parts(index_dir: Path, manifest: IndexManifest) -> None:
-    """Before an update embeds anything: the parts it cannot do without are there and look whole.
-    (A missing BM25 part is rebuilt by the update itself.)"""
-    if not (index_dir / DOCSTORE_FILE).is_file():
-        raise RagkitError(
-            f"{index_dir / DOCSTORE_FILE} is missing, so the index cannot be updated (its texts and vectors "
-            "were there); build it again with `rebuild`"
-        )
-    faiss_file = index_dir / manifest.index_path
-    with contextlib.suppress(OSError), faiss_file.open("rb") as f:
-        if f.read(1) == b"I":  # every faiss index file starts with its type's fourcc, "I..."
-            return
-    raise RagkitError(f"{faiss_file} is damaged or missing; build the index again with `rebuild`")
-
-
-def finish_interrupted_swap(index_dir: Path) -> bool:
-    """Put right what a kill during a swap left (the writer lock held): a finished new build in
-    `<index>.building/` that never went in goes in (True); an old index the exchange moved out, or
-    `<index>.old-PID/` copies, go away; an index a two-rename swap left missing comes back."""
-    building = index_dir.with_name(f"{index_dir.name}.building")
-    finished = (building / MANIFEST_FILE).is_file() and not (building / PARAMS_FILE).exists()
-    swapped = finished and (
-        not index_dir.exists() or IndexManifest.read(building).updated > IndexManifest.read(index_dir).updated
-    )
-    if swapped:
-        swap_into_place(building, index_dir)  # the build was done; only the swap was not
-    elif finished:
-        shutil.rmtree(building)  # the old index, moved out by the exchange before the kill
-    old = leftovers(index_dir)
-    if old and not index_dir.exists():
-        old[-1].rename(index_dir)  # two renames, killed between them: the old index comes back
-    for path in leftovers(index_dir):
-        shutil.rmtree(path, ignore_errors=True)
-    return swapped
-
-
-def _prepare_workdir(work: Path, params: dict, *, resume: bool) -> None:
-    """Resume an interrupted new build made the same way, else start afresh."""
-    params_file = work / PARAMS_FILE
-    if resume and params_file.is_file() and json.loads(params_file.read_text()) == params:
-        return
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    params_file.write_text(json.dumps(params))
-
-
-def _file_hashes(index_dir: Path, generation: int) -> dict[str, str]:
-    """What generation `generation` of the index holds: {path: content hash}."""
-    store = Docstore(index_dir / DOCSTORE_FILE, generation=generation, readonly=True)
-    try:
-        return store.file_hashes()
-    finally:
-        store.close()
 
 
 def _embed_files(

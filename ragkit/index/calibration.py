@@ -77,17 +77,22 @@ class Calibration:
         )
 
     def to_json(self) -> dict:
+        """The manifest's form: the setting as its label."""
         data = asdict(self)
         data["setting"] = self.setting.label
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:
+        """Read back what `to_json` wrote."""
         return cls(**{**data, "setting": SearchSetting.from_label(data["setting"])})
 
 
 @dataclass(frozen=True)
 class PseudoQuery:
+    """An inverse-cloze query: a sentence of a chunk, and the rest of the chunk as the passage it should
+    find."""
+
     source: int  # position of the chunk in the texts given
     query: str  # a sentence of it
     context: str  # the chunk without that sentence: the passage the query should find

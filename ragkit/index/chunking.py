@@ -13,6 +13,8 @@ from ragkit.errors import RagkitError
 
 @dataclass(frozen=True)
 class ChunkingConfig:
+    """How documents are cut into chunks: tokens per chunk and tokens shared by neighbours."""
+
     chunk_size: int = 256  # tokens per chunk
     overlap: int = 32  # tokens shared by neighbouring chunks
 
@@ -25,6 +27,8 @@ class ChunkingConfig:
 
 @dataclass
 class Chunk:
+    """A piece of a document as the index stores it, with its offsets in the document's text."""
+
     doc_id: str
     title: str
     text: str
@@ -42,6 +46,8 @@ BLOCK_CHARS = 100_000  # longer texts are tokenized in blocks cut at line breaks
 
 
 def chunk_document(doc: Document, tokenizer: PreTrainedTokenizerBase, config: ChunkingConfig) -> list[Chunk]:
+    """`doc` cut into overlapping windows of `config.chunk_size` tokens, at token boundaries of the
+    encoder's tokenizer."""
     offsets = token_offsets(doc.text, tokenizer)
     if not len(offsets):  # a title without text
         return [Chunk(doc.doc_id, doc.title, doc.text, 0, len(doc.text), doc.metadata, 0)]

@@ -71,9 +71,7 @@ class Docstore:
     def __init__(self, path: Path, *, generation: int = 1, readonly: bool = False) -> None:
         self.path, self.readonly, self.generation = Path(path), readonly, generation
         if readonly and not self.path.is_file():
-            raise RagkitError(
-                f"{self.path} is missing; rebuild the index with `ragkit index CORPUS --rebuild`"
-            )
+            raise RagkitError(f"{self.path} is missing; build the index again with `rebuild`")
         self._lock = threading.RLock()
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         with self._guard():
@@ -97,6 +95,7 @@ class Docstore:
             return self.db.execute(sql, params).fetchall()
 
     def close(self) -> None:
+        """Close the SQLite connection."""
         with self._lock:
             self.db.close()
 
@@ -173,6 +172,8 @@ class Docstore:
             )
 
     def remove_files(self, paths: Iterable[str]) -> None:
+        """Mark every chunk of `paths` removed by this generation (readers of the current one still see
+        them)."""
         with self._guard(), self.db:
             for path in paths:
                 self._remove(path)
@@ -209,6 +210,7 @@ class Docstore:
     # --- reading (the generation's rows) ---
 
     def file_hashes(self) -> dict[str, str]:
+        """{path: content hash} of the files this generation holds: what an update compares with."""
         return dict(self._rows(f"SELECT path, content_hash FROM files WHERE {VISIBLE}", {}))
 
     def vector_blocks(self, dim: int, block: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -234,6 +236,7 @@ class Docstore:
         return self.vectors_at(ids, dim)
 
     def ids(self) -> np.ndarray:
+        """The ids of the chunks this generation holds, sorted (the FAISS ids)."""
         return _ids(self._rows(f"SELECT id FROM chunks WHERE {VISIBLE} ORDER BY id", {}))
 
     def chunks_at(self, ids: Iterable[int]) -> Iterator[dict]:
@@ -288,6 +291,7 @@ class Docstore:
         return _ids(rows), [document_text(title, text) for _, title, text in rows]
 
     def counts(self) -> dict[str, int]:
+        """Files, documents and chunks in this generation."""
         ((files, documents),) = self._rows(
             f"SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files WHERE {VISIBLE}", {}
         )
@@ -323,7 +327,7 @@ class _DatabaseErrors:
             ) from error
         if isinstance(error, sqlite3.OperationalError) and "readonly" in str(error):
             raise RagkitError(
-                f"{self.path} cannot be written ({error}): is another `ragkit index` updating this index? "
+                f"{self.path} cannot be written ({error}): is another writer updating this index? "
                 "Wait for it to finish, then run again"
             ) from error
         if isinstance(error, sqlite3.DatabaseError):

@@ -53,6 +53,8 @@ class _Pending:
 
 @dataclass
 class EmbedTotals:
+    """What an embed loop did: chunks and tokens embedded, and the seconds it took."""
+
     chunks: int = 0
     tokens: int = 0
     seconds: float = 0.0
@@ -97,6 +99,7 @@ class EmbedProgress:
         self._show()
 
     def advance(self, units: int) -> None:
+        """Count `units` more as done and redraw."""
         if units:
             self.done += units
             self._show()

@@ -10,6 +10,8 @@ _DISTRIBUTIONS = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11")
 
 @dataclass(frozen=True)
 class FaissBuild:
+    """Which faiss is installed and what it can use: version, GPU support, the wheels that provide it."""
+
     version: str
     gpu_support: bool  # compiled with GPU code (a faiss-gpu wheel)
     num_gpus: int  # GPUs that build can use now
@@ -18,9 +20,11 @@ class FaissBuild:
 
     @property
     def uses_gpu(self) -> bool:
+        """Whether indexes are built on a GPU: a GPU build and at least one GPU visible."""
         return self.gpu_support and self.num_gpus > 0
 
     def describe(self) -> str:
+        """One line for reports and `ragkit info`."""
         kind = "GPU" if self.gpu_support else "CPU"
         where = f"{self.num_gpus} GPU(s) visible" if self.gpu_support else "CPU only"
         wheels = ", ".join(self.distributions) or "unknown wheel"
@@ -31,6 +35,7 @@ class FaissBuild:
 
 
 def faiss_build() -> FaissBuild:
+    """The installed faiss, as a `FaissBuild` (reports say which build made an index)."""
     import faiss
 
     installed = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, fields
 
 import faiss
 import numpy as np
@@ -28,7 +29,47 @@ PRESETS = {
 }
 
 
+@dataclass(frozen=True)
+class IndexLayout:
+    """How the vectors are stored: the `spec` asked for, the faiss factory string it resolved to,
+    and what that string implies, parsed here once (the retrain policy and the loader ask)."""
+
+    factory: str = ""
+    spec: str | None = None
+    metric: str = "inner_product"
+    on_disk: bool = False
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the index learns from the vectors (IVF centroids, PQ / SQ codebooks): a corpus that
+        grows or shrinks a lot needs it trained again."""
+        return bool(re.search(r"IVF|PQ|SQ", self.factory))
+
+    @property
+    def hnsw(self) -> bool:
+        """Whether the index is an HNSW graph (searched with efSearch; no GPU version in faiss)."""
+        return "HNSW" in self.factory
+
+    @property
+    def removable(self) -> bool:
+        """Whether vectors can be removed in place (an HNSW graph cannot)."""
+        return not self.hnsw
+
+    @property
+    def ivf_lists(self) -> int | None:
+        """The number of IVF lists, for an IVF index."""
+        found = re.search(r"\bIVF(\d+)", self.factory)
+        return int(found.group(1)) if found else None
+
+    @classmethod
+    def from_json(cls, data: dict) -> IndexLayout:
+        """The record of a manifest's "index" object (unknown keys ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
 def nlist_for(n: int) -> int:
+    """IVF lists for `n` vectors: ~4 sqrt(n), with at least 39 training vectors per list (faiss warns
+    below)."""
     return max(1, min(int(4 * math.sqrt(n)), n // 39))
 
 
@@ -55,10 +96,10 @@ def resolve_spec(spec: str | None, n: int, d: int) -> str:
             f"invalid index spec {spec!r} ({factory}): use a preset ({', '.join(PRESETS)}) "
             "or a faiss index_factory string such as IVF256,Flat"
         ) from e
-    ivf = re.search(r"\bIVF(\d+)", factory)
-    if ivf and n < 39 * int(ivf.group(1)):
+    nlist = IndexLayout(factory).ivf_lists
+    if nlist and n < 39 * nlist:
         raise RagkitError(
-            f"{factory} needs at least {39 * int(ivf.group(1))} vectors to train, the corpus has {n}; "
+            f"{factory} needs at least {39 * nlist} vectors to train, the corpus has {n}; "
             "use `spec` flat or fewer IVF lists"
         )
     return factory
@@ -66,11 +107,10 @@ def resolve_spec(spec: str | None, n: int, d: int) -> str:
 
 def default_search_params(factory: str) -> dict[str, int]:
     """nprobe for IVF (1/16 of the lists, at least 16) and efSearch for HNSW."""
-    params = {}
-    if ivf := re.search(r"\bIVF(\d+)", factory):
-        nlist = int(ivf.group(1))
+    params, layout = {}, IndexLayout(factory)
+    if nlist := layout.ivf_lists:
         params["nprobe"] = min(nlist, max(16, nlist // 16))
-    if "HNSW" in factory:
+    if layout.hnsw:
         params["efSearch"] = 64
     return params
 
@@ -82,11 +122,11 @@ def build_index(vectors: np.ndarray, factory: str, *, seed: int = 0) -> faiss.In
     """
     n, d = vectors.shape
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
-    on_gpu = faiss_build().uses_gpu and "HNSW" not in factory  # no GPU HNSW in faiss
+    layout = IndexLayout(factory)
+    on_gpu = faiss_build().uses_gpu and not layout.hnsw  # no GPU HNSW in faiss
     work = _to_gpus(index) if on_gpu else index
     if not work.is_trained:
-        ivf = re.search(r"\bIVF(\d+)", factory)
-        cap = 256 * int(ivf.group(1)) if ivf else 100_000
+        cap = 256 * layout.ivf_lists if layout.ivf_lists else 100_000
         sample = vectors
         if n > cap:
             sample = vectors[np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))]
@@ -99,7 +139,7 @@ def build_index(vectors: np.ndarray, factory: str, *, seed: int = 0) -> faiss.In
 def with_ids(factory: str, d: int) -> faiss.Index:
     """An empty index whose vectors carry ids (chunk ids): IVF indexes store ids themselves, the
     others are wrapped in `IndexIDMap2`. Vectors can then be added and removed in place."""
-    ivf = re.search(r"\bIVF\d+", factory)
+    ivf = IndexLayout(factory).ivf_lists is not None
     return faiss.index_factory(d, factory if ivf else f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
 
 
@@ -121,10 +161,9 @@ def training_sample_size(factory: str, *, d: int = 0, on_disk: bool = False) -> 
     """Vectors to train on: 256 per IVF list (faiss's own cap), else 100,000. An index with its lists
     on disk trains on at most `ondisk.TRAINING_BYTES` of `d`-dim vectors (and 39 per list, faiss's
     floor), so that its memory does not grow with the corpus."""
-    ivf = re.search(r"\bIVF(\d+)", factory)
-    if not ivf:
+    nlist = IndexLayout(factory).ivf_lists
+    if not nlist:
         return 100_000
-    nlist = int(ivf.group(1))
     if on_disk:
         return min(256 * nlist, max(39 * nlist, TRAINING_BYTES // (4 * max(d, 1))))
     return 256 * nlist

@@ -111,6 +111,7 @@ class SearchSetting:
 
     @classmethod
     def from_label(cls, label: str) -> SearchSetting:
+        """Read back a setting's label ("dense", "bm25", "weighted 0.3", "rrf 0.2")."""
         if label in ("dense", "bm25"):
             return cls(label)  # type: ignore[arg-type]
         method, weight = label.split()

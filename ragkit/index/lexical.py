@@ -95,6 +95,7 @@ class LexicalIndex:
         return np.flatnonzero(np.isin(self.ids, ids))
 
     def save(self, directory: str | Path) -> None:
+        """Write the BM25 index, its settings and chunk ids into `directory`."""
         directory = Path(directory)
         self.retriever.save(str(directory), show_progress=False)
         (directory / "settings.json").write_text(json.dumps(self.settings) + "\n")
@@ -102,6 +103,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: str | Path) -> LexicalIndex:
+        """Read what `save` wrote; a damaged or missing part is a one-line error."""
         import bm25s
 
         directory = Path(directory)
@@ -111,8 +113,8 @@ class LexicalIndex:
             ids = np.load(directory / "ids.npy")
         except (OSError, ValueError, KeyError) as e:
             raise RagkitError(
-                f"the BM25 part of the index ({directory}) is missing or damaged; run `ragkit index` "
-                "again to rebuild it"
+                f"the BM25 part of the index ({directory}) is missing or damaged; the next update of "
+                "the index rebuilds it (dense search works meanwhile)"
             ) from e
         return cls(retriever, settings, ids)
 

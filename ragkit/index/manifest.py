@@ -10,6 +10,8 @@ from typing import Any
 from ragkit.encoders import EncoderConfig
 from ragkit.errors import RagkitError
 from ragkit.index.calibration import Calibration
+from ragkit.index.faiss_index import IndexLayout
+from ragkit.index.transform import TransformRecord
 from ragkit.io import atomic_write_text
 
 FORMAT_VERSION = 2  # 2: versioned docstore rows, chunk ids as FAISS ids, files named by generation
@@ -26,24 +28,54 @@ def lexical_dir(generation: int) -> str:
     return f"bm25-{generation}"
 
 
+@dataclass(frozen=True)
+class EncoderRecord:
+    """The fingerprint of the encoder that made an index's vectors (`Encoder.fingerprint()`): its
+    source, architecture and full config (instructions and adapters included), and a hash of them."""
+
+    source: str
+    model_type: str = ""
+    dim: int = 0
+    num_hidden_layers: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> EncoderRecord:
+        """The record of a manifest's "encoder" object (unknown keys ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
+class TrainedState:
+    """When the FAISS index and the PCA were last trained: at which generation, on how many vectors."""
+
+    generation: int = 0
+    vectors: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainedState:
+        """The record of a manifest's "trained" object ({} in indexes that recorded none)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
 @dataclass
 class IndexManifest:
     """Everything `Retriever.load` and an incremental `ragkit index` need to know about an index.
 
-    `encoder` is the encoder's fingerprint (`Encoder.fingerprint()`): its source, architecture and
-    full config (instructions and adapters included), and a hash of them.
+    The parts are typed records (`EncoderRecord`, `TransformRecord`, `IndexLayout`, `TrainedState`);
+    they are written as JSON objects, and read from them (`read` or the constructor).
     """
 
-    encoder: dict[str, Any]
+    encoder: EncoderRecord
     chunking: dict[str, Any]
     fields: dict[str, Any] = field(default_factory=dict)
     corpus: str = ""
     created: str = ""
     updated: str = ""
-    transform: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
-    index: dict[str, Any] = field(default_factory=dict)  # spec, faiss factory string, metric
+    transform: TransformRecord = field(default_factory=TransformRecord)
+    index: IndexLayout = field(default_factory=IndexLayout)
     search_params: dict[str, Any] = field(default_factory=dict)
-    lexical: dict[str, Any] = field(default_factory=dict)  # the BM25 part's settings; {}: none (older)
     counts: dict[str, int] = field(default_factory=dict)
     bytes_per_vector: float = 0.0
     faiss: str = ""  # which faiss build wrote it
@@ -51,7 +83,7 @@ class IndexManifest:
     generation: int = 1
     # When the FAISS index and the PCA were last trained: {"generation", "vectors"}; an update
     # retrains (and says so) once the corpus has grown or shrunk `RETRAIN_FACTOR` times since.
-    trained: dict[str, int] = field(default_factory=dict)
+    trained: TrainedState = field(default_factory=TrainedState)
     # The search setting this corpus calibrated itself to and its evidence (`Calibration.to_json`);
     # {}: none (too few sentences, or built before ragkit calibrated), searches use the fallback.
     calibration: dict[str, Any] = field(default_factory=dict)
@@ -60,17 +92,30 @@ class IndexManifest:
     precision: str = ""
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:  # the JSON objects of a manifest file become their records
+        for name, record in (
+            ("encoder", EncoderRecord),
+            ("transform", TransformRecord),
+            ("index", IndexLayout),
+            ("trained", TrainedState),
+        ):
+            if isinstance(value := getattr(self, name), dict):
+                setattr(self, name, record.from_json(value))
+
     @property
     def index_path(self) -> str:
+        """The FAISS file of this generation, relative to the index folder."""
         return index_file(self.generation)
 
     @property
     def lexical_path(self) -> str:
+        """The BM25 folder of this generation, relative to the index folder."""
         return lexical_dir(self.generation)
 
     @property
     def config_hash(self) -> str:
-        return self.encoder["config_hash"]
+        """The hash of the encoder that made the vectors: queries must come from the same."""
+        return self.encoder.config_hash
 
     def search_calibration(self) -> Calibration | None:
         """The calibrated default search, if this index has one."""
@@ -78,26 +123,24 @@ class IndexManifest:
 
     def encoder_config(self) -> EncoderConfig:
         """The config to load the index's encoder with: `Encoder.load(manifest.encoder_config())`."""
-        recorded = self.encoder["config"]
+        recorded = self.encoder.config
         known = {f.name for f in fields(EncoderConfig)}
-        return EncoderConfig(
-            source=self.encoder["source"], **{k: v for k, v in recorded.items() if k in known}
-        )
+        return EncoderConfig(source=self.encoder.source, **{k: v for k, v in recorded.items() if k in known})
 
     @classmethod
     def read(cls, index_dir: str | Path) -> IndexManifest:
+        """The manifest of the index in `index_dir`; none, a damaged one or one in another format
+        version is a one-line error."""
         path = Path(index_dir) / MANIFEST_FILE
         if not path.is_file():
             raise RagkitError(
-                f"no index at {index_dir}: build one with `ragkit index CORPUS --index {index_dir}`"
+                f"no index at {index_dir}: build one there first, or point `index_dir` at an existing index"
             )
         try:
             data = json.loads(path.read_text())
             version = data["format_version"]
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise RagkitError(
-                f"{path} is corrupt; rebuild the index with `ragkit index CORPUS --rebuild`"
-            ) from e
+            raise RagkitError(f"{path} is corrupt; build the index again with `rebuild`") from e
         if version != FORMAT_VERSION:
             action = "upgrade ragkit" if version > FORMAT_VERSION else "rebuild it with `rebuild`"
             raise RagkitError(
@@ -109,4 +152,12 @@ class IndexManifest:
             raise RagkitError(f"{path} is incomplete; rebuild the index with `rebuild`") from e
 
     def write(self, index_dir: str | Path) -> None:
-        atomic_write_text(Path(index_dir) / MANIFEST_FILE, json.dumps(asdict(self), indent=2) + "\n")
+        """Write the manifest atomically: writing it is what commits a generation."""
+        atomic_write_text(Path(index_dir) / MANIFEST_FILE, json.dumps(self.to_json(), indent=2) + "\n")
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as the JSON object manifest.json holds (a PCA-less transform names no file)."""
+        data = asdict(self)
+        if data["transform"]["file"] is None:
+            del data["transform"]["file"]
+        return data

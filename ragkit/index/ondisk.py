@@ -37,6 +37,7 @@ def read_index(path: Path) -> faiss.Index:
 
 
 def is_on_disk(index: faiss.Index) -> bool:
+    """Whether `index` keeps its inverted lists in a memory-mapped file."""
     ivf = faiss.try_extract_index_ivf(index)
     lists = faiss.downcast_InvertedLists(ivf.invlists) if ivf is not None else None
     return isinstance(lists, faiss.OnDiskInvertedLists)

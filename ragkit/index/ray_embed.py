@@ -31,7 +31,7 @@ def start_ray(address: str) -> Any:
     try:
         import ray
     except ImportError:
-        raise RagkitError('--ray needs Ray: pip install "ragkit[ray]"') from None
+        raise RagkitError('`ray` needs Ray: pip install "ragkit[ray]"') from None
     if not ray.is_initialized():
         try:
             ray.init(

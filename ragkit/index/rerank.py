@@ -25,7 +25,8 @@ RERANK_TOP = 50  # hits the cross-encoder reads per query, by default
 class CrossEncoderLike(Protocol):
     """What reranking needs of a model: sentence-transformers' `CrossEncoder.predict`."""
 
-    def predict(self, sentences: list[tuple[str, str]], **kwargs: Any) -> Any: ...
+    def predict(self, sentences: list[tuple[str, str]], **kwargs: Any) -> Any:
+        """A relevance score per (query, passage) pair, higher is better."""
 
 
 _loaded: dict[str, CrossEncoderLike] = {}

@@ -38,6 +38,8 @@ from ragkit.index.transform import Transform
 
 @dataclass
 class Hit:
+    """One search result: a chunk, where it came from, and its score in the search's mode."""
+
     score: float  # dense: cosine similarity; bm25: BM25 score; hybrid: the fused score
     doc_id: str
     text: str  # the chunk
@@ -63,6 +65,7 @@ class Snapshot:
 
     @classmethod
     def open(cls, index_dir: Path, manifest: IndexManifest, search_params: dict | None) -> Snapshot:
+        """Load the FAISS index, transform and BM25 part of the generation `manifest` names."""
         index_path = index_dir / manifest.index_path
         try:
             index = read_index(index_path)
@@ -70,7 +73,7 @@ class Snapshot:
             raise RagkitError(f"{index_path} is missing or corrupt; rebuild with `rebuild`") from e
         params = {**manifest.search_params, **(search_params or {})}
         # Lists kept on disk stay there: copying them to a GPU would need them all in memory.
-        on_device = prepare_for_search(index, params, gpu=not manifest.index.get("on_disk"))
+        on_device = prepare_for_search(index, params, gpu=not manifest.index.on_disk)
         cpu = index if on_device is index else prepare_for_search(read_index(index_path), params, gpu=False)
         return cls(
             manifest,
@@ -132,7 +135,7 @@ class Retriever:
             return False
         if manifest.config_hash != self.encoder.fingerprint()["config_hash"]:
             raise RagkitError(
-                f"{self.index_dir} was rebuilt with another encoder ({manifest.encoder['source']!r}); "
+                f"{self.index_dir} was rebuilt with another encoder ({manifest.encoder.source!r}); "
                 "load it again with `Retriever.load`"
             )
         try:
@@ -176,7 +179,7 @@ class Retriever:
         if encoder.fingerprint()["config_hash"] != manifest.config_hash:
             raise RagkitError(
                 f"this encoder does not match the one {index_dir} was built with "
-                f"({manifest.encoder['source']!r}); query with that encoder or rebuild the index"
+                f"({manifest.encoder.source!r}); query with that encoder or rebuild the index"
             )
         return cls(Path(index_dir), encoder, manifest, search_params)
 
@@ -358,6 +361,7 @@ class Retriever:
         return "as asked"
 
     def close(self) -> None:
+        """Close the docstore connection."""
         self.store.close()
 
 

@@ -46,11 +46,11 @@ class IndexSettings:
         """The settings an index was built with, from its manifest."""
         transform = manifest.transform
         return cls(
-            spec=manifest.index.get("spec"),
-            pca=transform["dim_out"] if transform["kind"] == "pca" else None,
-            dim=transform["dim_out"] if transform["kind"] == "truncate" else None,
-            whiten=bool(transform.get("whiten")),
-            on_disk=bool(manifest.index.get("on_disk")),
+            spec=manifest.index.spec,
+            pca=transform.dim_out if transform.kind == "pca" else None,
+            dim=transform.dim_out if transform.kind == "truncate" else None,
+            whiten=transform.whiten,
+            on_disk=manifest.index.on_disk,
         )
 
     def kept_for(self, index_dir: Path, manifest: IndexManifest) -> IndexSettings:

@@ -11,7 +11,7 @@ the exact top-10 at any size, against 99.6% at 256 dims uncentered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import faiss
@@ -23,8 +23,27 @@ PCA_FILE = "transform.pca"
 PCA_TRAINING_SAMPLE = 65_536
 
 
+@dataclass(frozen=True)
+class TransformRecord:
+    """A transform as an index manifest records it: its settings, and the file of its PCA matrix."""
+
+    kind: str = "none"  # none | pca | truncate
+    dim_in: int = 0
+    dim_out: int = 0
+    whiten: bool = False
+    file: str | None = None  # a PCA's matrix, beside the manifest
+
+    @classmethod
+    def from_json(cls, data: dict) -> TransformRecord:
+        """The record of a manifest's "transform" object (unknown keys ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
 @dataclass
 class Transform:
+    """What happens to vectors between the encoder and FAISS: nothing, PCA (optionally whitened) or
+    truncation."""
+
     kind: str = "none"  # none | pca | truncate
     dim_in: int = 0
     dim_out: int = 0
@@ -71,6 +90,7 @@ class Transform:
         return cls("pca", d, pca, whiten, matrix)
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """`vectors` reduced, and normalised again when reduced (inner product stays cosine)."""
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.kind == "none":
             return x
@@ -78,19 +98,20 @@ class Transform:
         faiss.normalize_L2(x)
         return x
 
-    def describe(self, file: str | None = None) -> dict:
+    def describe(self, file: str | None = None) -> TransformRecord:
         """The settings, and the file holding the PCA matrix when there is one (`file`)."""
-        described = {"kind": self.kind, "dim_in": self.dim_in, "dim_out": self.dim_out, "whiten": self.whiten}
-        return {**described, "file": file or PCA_FILE} if self.kind == "pca" else described
+        pca_file = (file or PCA_FILE) if self.kind == "pca" else None
+        return TransformRecord(self.kind, self.dim_in, self.dim_out, self.whiten, pca_file)
 
     def save(self, directory: Path, file: str = PCA_FILE) -> None:
+        """Write the trained PCA, if any, into `directory`."""
         if self.pca is not None:
             faiss.write_VectorTransform(self.pca, str(directory / file))
 
     @classmethod
-    def load(cls, directory: Path, description: dict) -> Transform:
-        settings = {k: v for k, v in description.items() if k != "file"}
-        transform = cls(**settings)
+    def load(cls, directory: Path, record: TransformRecord) -> Transform:
+        """The transform a manifest records, its PCA read from `directory`."""
+        transform = cls(record.kind, record.dim_in, record.dim_out, record.whiten)
         if transform.kind == "pca":
-            transform.pca = faiss.read_VectorTransform(str(directory / description.get("file", PCA_FILE)))
+            transform.pca = faiss.read_VectorTransform(str(directory / (record.file or PCA_FILE)))
         return transform

@@ -44,9 +44,11 @@ class RagkitEmbeddings(Embeddings):
         self.batch_size = batch_size
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Document vectors, as lists of floats."""
         return self.encoder.encode_documents(texts, batch_size=self.batch_size).tolist()
 
     def embed_query(self, text: str) -> list[float]:
+        """A query vector, with the encoder's query instruction."""
         return self.encoder.encode_queries([text])[0].tolist()
 
 
@@ -109,6 +111,7 @@ class RagkitVectorStore(VectorStore):
 
     @property
     def embeddings(self) -> Embeddings | None:
+        """The index's encoder as LangChain `Embeddings`; None with neither index nor encoder."""
         encoder = self.store.encoder
         return RagkitEmbeddings(encoder) if encoder is not None else None
 
@@ -120,6 +123,7 @@ class RagkitVectorStore(VectorStore):
         ids: list[str | None] | None = None,
         **kwargs: Any,
     ) -> list[str]:
+        """Upsert texts as documents (ids made up where not given); returns their ids."""
         texts = list(texts)
         metadatas = metadatas or [{} for _ in texts]
         ids = [str(i) if i is not None else str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
@@ -129,34 +133,40 @@ class RagkitVectorStore(VectorStore):
         return ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Upsert LangChain documents by id; returns their ids."""
         ids = kwargs.pop("ids", None) or [d.id for d in documents]
         return self.add_texts(
             [d.page_content for d in documents], [d.metadata for d in documents], ids=ids, **kwargs
         )
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Remove the documents with these ids."""
         if ids is None:
             raise RagkitError("delete needs the `ids` of the documents to remove")
         self.store.delete(ids)
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The documents with these ids, those found only, in the order asked."""
         return [Document(page_content=text, metadata=meta, id=i) for i, text, meta in self.store.get(ids)]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
+        """The `k` best documents for `query` in the index's default setting, with scores."""
         hits = self.store.search(query, k, filter)
         return [(Document(page_content=h.text, metadata=h.metadata, id=h.doc_id), h.score) for h in hits]
 
     def similarity_search(
         self, query: str, k: int = 4, filter: dict | None = None, **kwargs: Any
     ) -> list[Document]:
+        """The `k` best documents for `query` in the index's default setting."""
         return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: dict | None = None, **kwargs: Any
     ) -> list[Document]:
+        """The `k` nearest documents to a query vector (dense search)."""
         hits = self.store.search(None, k, filter, vector=np.asarray(embedding, dtype=np.float32))
         return [Document(page_content=h.text, metadata=h.metadata, id=h.doc_id) for h in hits]
 
@@ -171,6 +181,7 @@ class RagkitVectorStore(VectorStore):
         index_dir: str = "ragkit-index",
         **kwargs: Any,
     ) -> RagkitVectorStore:
+        """A store at `index_dir` holding `texts` (created if need be)."""
         store = cls(index_dir, embedding=embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store

@@ -53,6 +53,7 @@ class RagkitEmbedding(BaseEmbedding):
 
     @classmethod
     def class_name(cls) -> str:
+        """LlamaIndex's name for this class."""
         return "RagkitEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
@@ -144,13 +145,16 @@ class RagkitVectorStore(BasePydanticVectorStore):
 
     @classmethod
     def class_name(cls) -> str:
+        """LlamaIndex's name for this class."""
         return "RagkitVectorStore"
 
     @property
     def client(self) -> IndexStore:
+        """The ragkit index underneath."""
         return self._store
 
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        """Upsert nodes as documents by node id (the source document's id kept as metadata)."""
         documents = [
             RagkitDocument(
                 node.node_id,
@@ -164,9 +168,11 @@ class RagkitVectorStore(BasePydanticVectorStore):
         return [node.node_id for node in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Remove every node of the source document `ref_doc_id`."""
         self._store.delete(self._store.ids_where({"ref_doc_id": {"$eq": ref_doc_id}}))
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """The top nodes for a query string or vector, filtered by metadata and document ids."""
         filter = _ragkit_filter(query.filters)
         if query.doc_ids:
             filter = (

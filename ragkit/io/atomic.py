@@ -101,6 +101,7 @@ def apply_umask(path: Path) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never half of one."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 

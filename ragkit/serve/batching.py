@@ -82,6 +82,7 @@ class DynamicBatcher:
             self.pending_texts += texts
 
     def close(self) -> None:
+        """Stop the worker thread after the requests already queued."""
         self._queue.put(None)
         self._worker.join(timeout=10)
 

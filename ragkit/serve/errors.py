@@ -31,6 +31,7 @@ class ApiError(Exception):
 
 
 def error_response(error: ApiError) -> JSONResponse:
+    """An `ApiError` as OpenAI's error body ({"error": {message, type, param, code}}) with its status."""
     body = {"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}}
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 

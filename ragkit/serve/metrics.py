@@ -25,6 +25,7 @@ class Histogram:
         self.sums: Counter[tuple] = Counter()
 
     def observe(self, labels: tuple, value: float) -> None:
+        """Count `value` in every bucket it falls under, for the series `labels`."""
         counts = self.counts.setdefault(labels, [0] * (len(self.buckets) + 1))
         for i, bound in enumerate(self.buckets):
             if value <= bound:
@@ -33,6 +34,7 @@ class Histogram:
         self.sums[labels] += value
 
     def lines(self, name: str, label_names: tuple[str, ...]) -> list[str]:
+        """The histogram in Prometheus' text format: cumulative buckets, sum and count per series."""
         out = []
         for labels, counts in sorted(self.counts.items()):
             pairs = _pairs(label_names, labels)
@@ -59,15 +61,18 @@ class Metrics:
         self.queued_texts = queued_texts
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one finished request and its latency."""
         with self._lock:
             self.requests[(method, route, str(status))] += 1
             self.latency.observe((method, route), seconds)
 
     def observe_batch(self, texts: int) -> None:
+        """Count one shared encode call and how many texts it held."""
         with self._lock:
             self.batch_sizes.observe((), texts)
 
     def render(self) -> str:
+        """Every metric in Prometheus' text format, for GET /metrics."""
         with self._lock:
             lines = [
                 "# HELP ragkit_requests_total HTTP requests, by method, route and status.",

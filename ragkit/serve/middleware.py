@@ -32,6 +32,7 @@ class Guard:
         await self.app(scope, receive, send)
 
     def refusal(self, request: Request) -> ApiError | None:
+        """Why `request` is refused before its body is read (no key, a body too large ...), or None."""
         config = self.state.config
         if request.method == "POST":
             length = request.headers.get("content-length")

@@ -33,6 +33,7 @@ DISCONNECT_POLL_S = 0.1  # how often a waiting request checks that its client is
 
 @router.get("/health")
 async def health(state: ServerState = Depends(server_state)) -> dict:
+    """GET /health: the model served, the index (its size and search settings) and the server settings."""
     retriever, config = state.retriever, state.config
     snapshot = retriever.snapshot if retriever is not None else None
     return {
@@ -62,6 +63,7 @@ async def metrics(state: ServerState = Depends(server_state)) -> PlainTextRespon
 
 @router.get("/v1/models")
 async def models(state: ServerState = Depends(server_state)) -> dict:
+    """GET /v1/models, as OpenAI's API lists the one model served."""
     name = state.config.model_name
     return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "ragkit"}]}
 
@@ -70,6 +72,7 @@ async def models(state: ServerState = Depends(server_state)) -> dict:
 async def embeddings(
     body: EmbeddingRequest, request: Request, state: ServerState = Depends(server_state)
 ) -> EmbeddingResponse:
+    """POST /v1/embeddings, as OpenAI's API (float or base64 vectors), encoded in shared batches."""
     config = state.config
     if body.model != config.model_name:
         raise ApiError(
@@ -102,6 +105,8 @@ async def embeddings(
 async def search(
     body: SearchRequest, request: Request, state: ServerState = Depends(server_state)
 ) -> SearchResponse:
+    """POST /v1/search: one query or several over the index, in its default setting unless the request
+    names one."""
     retriever, config = state.retriever, state.config
     if retriever is None:
         raise ApiError(404, "no index is served; start the server with --index DIR", code="no_index")
@@ -137,6 +142,7 @@ async def search(
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> str:
+    """GET /: the search page."""
     return resources.files("ragkit.serve").joinpath("page.html").read_text(encoding="utf-8")
 
 

@@ -25,17 +25,23 @@ class EmbeddingRequest(BaseModel):
 
 
 class Embedding(BaseModel):
+    """One vector of an embeddings response."""
+
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | str  # str: base64 of little-endian float32
 
 
 class Usage(BaseModel):
+    """Tokens the request's texts took, as OpenAI reports them."""
+
     prompt_tokens: int
     total_tokens: int
 
 
 class EmbeddingResponse(BaseModel):
+    """The body of POST /v1/embeddings, as OpenAI's API."""
+
     object: Literal["list"] = "list"
     data: list[Embedding]
     model: str
@@ -61,6 +67,8 @@ class SearchRequest(BaseModel):
 
 
 class SearchHit(BaseModel):
+    """One hit of a search response (`Hit` over HTTP)."""
+
     score: float
     doc_id: str
     text: str
@@ -74,11 +82,15 @@ class SearchHit(BaseModel):
 
 
 class SearchResult(BaseModel):
+    """One query's hits."""
+
     query: str
     hits: list[SearchHit]
 
 
 class SearchResponse(BaseModel):
+    """The body of POST /v1/search: the setting searched and each query's hits."""
+
     model: str
     mode: str  # the mode searched (the index's default where the request named none)
     setting: str = ""  # the whole setting searched: "dense", "bm25" or "<fusion> <weight>"

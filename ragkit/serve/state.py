@@ -16,6 +16,8 @@ from ragkit.serve.metrics import Metrics
 
 @dataclass
 class ServerState:
+    """What every route shares: the encoder, the retriever (if any), the settings and the batcher."""
+
     encoder: Encoder
     retriever: Retriever | None
     config: ServeConfig

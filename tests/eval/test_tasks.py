@@ -46,7 +46,7 @@ def test_mteb_tasks_by_name_without_downloading():
     [
         ("SciFakt", "unknown task 'SciFakt': did you mean SciFact"),
         ("nfcorpus", "unknown task 'nfcorpus': did you mean NFCorpus"),
-        ("Banking77Classification", "is a Classification task; ragkit eval scores retrieval tasks"),
+        ("Banking77Classification", "is a Classification task; ragkit scores retrieval tasks"),
         ("/no/such/beir", "task folder /no/such/beir does not exist"),
     ],
 )

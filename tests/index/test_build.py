@@ -11,6 +11,7 @@ from helpers import tiny_encoder
 from ragkit import RagkitError
 from ragkit.corpus import document_text
 from ragkit.index import ChunkingConfig, Index, Retriever
+from ragkit.index.transform import TransformRecord
 
 CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
 
@@ -131,7 +132,7 @@ def test_an_error_while_indexing_leaves_the_old_index(corpus, encoder, tmp_path,
     hits = search_all(tmp_path / "idx", encoder, ["wing", "extra document"])
     # Fails after the new FAISS file is written, before the manifest that would commit it.
     monkeypatch.setattr(
-        "ragkit.index.build.LexicalIndex.build", lambda *a, **k: (_ for _ in ()).throw(MemoryError())
+        "ragkit.index.generation.LexicalIndex.build", lambda *a, **k: (_ for _ in ()).throw(MemoryError())
     )
     (corpus / "txt" / "extra.txt").write_text("an extra document")
     (corpus / "txt" / "1.txt").unlink()
@@ -163,13 +164,7 @@ def test_other_chunking_is_refused_unless_rebuilding(corpus, encoder, tmp_path):
 
 def test_pca_is_recorded_and_applied_to_queries(corpus, encoder, tmp_path):
     report = build(corpus, encoder, tmp_path / "idx", pca=8, spec="hnsw")
-    assert report.transform == {
-        "kind": "pca",
-        "dim_in": 32,
-        "dim_out": 8,
-        "whiten": False,
-        "file": "transform-1.pca",
-    }
+    assert report.transform == TransformRecord("pca", 32, 8, whiten=False, file="transform-1.pca")
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["transform"]["kind"] == "pca" and manifest["index"]["factory"] == "HNSW32"
     retriever = Retriever.load(tmp_path / "idx", encoder=encoder)
@@ -268,11 +263,11 @@ def test_an_update_keeps_the_recorded_pca_and_spec_and_refuses_other_values(corp
     build(corpus, encoder, tmp_path / "idx", pca=8, spec="hnsw")
     (corpus / "txt" / "new.txt").write_text("A new note on supersonic wing flutter.")
     report = build(corpus, encoder, tmp_path / "idx")  # no options: the index's own are kept
-    assert report.added == 1 and report.transform["kind"] == "pca" and report.transform["dim_out"] == 8
+    assert report.added == 1 and report.transform.kind == "pca" and report.transform.dim_out == 8
     assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["index"]["factory"] == "HNSW32"
     with pytest.raises(RagkitError, match="built with `pca` 8, not `pca` 16; leave `pca` out"):
         build(corpus, encoder, tmp_path / "idx", pca=16)
     with pytest.raises(RagkitError, match="built without `dim`, not `dim` 4"):
         Index.open(tmp_path / "idx", encoder, dim=4)
     rebuilt = build(corpus, encoder, tmp_path / "idx", pca=16, rebuild=True)
-    assert rebuilt.transform["dim_out"] == 16
+    assert rebuilt.transform.dim_out == 16

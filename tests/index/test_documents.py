@@ -89,7 +89,7 @@ def test_a_crash_during_an_update_leaves_the_previous_index(rows, tmp_path, monk
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build_module, "_manifest", crash)  # everything written but the commit
+    monkeypatch.setattr(build_module, "generation_manifest", crash)  # everything written but the commit
     with pytest.raises(KeyboardInterrupt):
         index.upsert(rows[5:10])
     monkeypatch.undo()
@@ -106,7 +106,7 @@ def test_a_killed_update_is_not_adopted_by_another_one_but_its_rerun_resumes(row
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build_module, "_manifest", killed)  # embedded and written, never committed
+    monkeypatch.setattr(build_module, "generation_manifest", killed)  # embedded and written, never committed
     with pytest.raises(KeyboardInterrupt):
         index.upsert(rows[5:20])
     monkeypatch.undo()

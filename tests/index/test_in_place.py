@@ -15,7 +15,7 @@ import faiss
 
 from ragkit import Encoder
 from ragkit.index import ChunkingConfig, Index, Retriever
-from ragkit.index.build import RETRAIN_FACTOR
+from ragkit.index.generation import RETRAIN_FACTOR
 
 CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
 

@@ -42,7 +42,7 @@ def test_lists_on_disk_answer_like_lists_in_memory(corpus, encoder, tmp_path, ca
 
     reader = Retriever.load(tmp_path / "disk", encoder=encoder)
     assert is_on_disk(reader.snapshot.index)
-    assert reader.manifest.index["on_disk"] is True
+    assert reader.manifest.index.on_disk is True
     assert answers(reader) == answers(Retriever.load(tmp_path / "ram", encoder=encoder))
     # faiss prints which file it maps and each growth of it; ragkit's stdout is for results only
     assert capfd.readouterr().out == ""

@@ -7,7 +7,7 @@ from helpers import EXAMPLE_CORPUS, tiny_encoder
 
 from ragkit.index import Index, Retriever
 from ragkit.index import build as build_module
-from ragkit.index.build import finish_interrupted_swap
+from ragkit.index.workdir import finish_interrupted_swap
 from ragkit.io import atomic
 
 

@@ -38,3 +38,60 @@ def margin_mse(
         return scores[rows, positives].unsqueeze(1) - scores[rows.unsqueeze(1), negatives]
 
     return F.mse_loss(margins(student.float()), margins(teacher.float()))
+
+
+class DistillKLLoss(torch.nn.Module):
+    """KL(teacher || student) between softmaxes over each query's candidates: the student learns the
+    teacher's whole ranking of them, not only which one is positive.
+
+    Args:
+        scale: inverse temperature shared by both softmaxes (the scores are cosines, or BM25 scaled
+            to them).
+
+    References:
+        Hinton et al., 2015, "Distilling the Knowledge in a Neural Network"; Hofstätter et al., 2021,
+        "Efficiently Teaching an Effective Dense Retriever with Balanced Topic Aware Sampling".
+    """
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """The mean KL over queries.
+
+        Args:
+            student: (queries, candidates) the student's cosine scores.
+            teacher: (queries, candidates) the teacher's scores on the same scale; -inf leaves a
+                candidate out of both distributions.
+
+        Returns:
+            A scalar loss, zero when the two score matrices are equal.
+        """
+        return distill_kl(student, teacher, self.scale)
+
+
+class MarginMSELoss(torch.nn.Module):
+    """The student's margin between a query's positive and each of its negatives should equal the
+    teacher's: scale-free, so teacher and student scores need not share a scale.
+
+    References:
+        Hofstätter et al., 2020, "Improving Efficient Neural Ranking Models with Cross-Architecture
+        Knowledge Distillation".
+    """
+
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> torch.Tensor:
+        """The mean squared difference of margins.
+
+        Args:
+            student: (queries, candidates) the student's scores.
+            teacher: (queries, candidates) the teacher's scores.
+            positives: (queries,) the column of each query's positive.
+            negatives: (queries, n) the columns of each query's negatives.
+
+        Returns:
+            A scalar loss, zero for equal margins whatever each side's offset.
+        """
+        return margin_mse(student, teacher, positives, negatives)

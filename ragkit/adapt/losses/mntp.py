@@ -86,3 +86,35 @@ def mntp_loss(
     if softcap:  # Gemma 2 caps its logits; the head was trained with the cap
         logits = softcap * torch.tanh(logits / softcap)
     return F.cross_entropy(logits, targets[where])
+
+
+class MNTPLoss(torch.nn.Module):
+    """Masked next token prediction: the masked token at position i is predicted from the state at
+    i-1, as a decoder was pretrained to, while attention is bidirectional (LLM2Vec step 2).
+
+    Args:
+        lm_head: the decoder's output layer (frozen), mapping states to vocabulary logits.
+        softcap: the model's final logit soft cap, if it has one (Gemma 2); the head was trained
+            with it.
+
+    References:
+        BehnamGhader et al., 2024, "LLM2Vec: Large Language Models Are Secretly Powerful Text
+        Encoders", section 2 (MNTP).
+    """
+
+    def __init__(self, lm_head: torch.nn.Module, softcap: float | None = None) -> None:
+        super().__init__()
+        self.lm_head, self.softcap = lm_head, softcap
+
+    def forward(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The cross-entropy over masked positions only.
+
+        Args:
+            hidden: (batch, length, d) last-layer states of the masked inputs.
+            labels: (batch, length) the original token where a token was masked, `IGNORE` elsewhere
+                (from `mask_tokens`).
+
+        Returns:
+            A scalar loss.
+        """
+        return mntp_loss(hidden, labels, self.lm_head, self.softcap)

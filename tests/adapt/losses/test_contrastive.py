@@ -35,3 +35,17 @@ def test_offset_points_each_query_at_its_own_rank_s_documents():
     q = d[3:5]  # rank 1 of 3, two queries each
     assert info_nce(q, d, 20, offset=3).item() < 1e-6
     assert info_nce(q, d, 20, offset=0).item() > 10
+
+
+def test_the_loss_modules_are_their_functions_with_the_settings_kept():
+    from ragkit.adapt.losses import DistillKLLoss, InfoNCELoss, MarginMSELoss, distill_kl, margin_mse
+
+    torch.manual_seed(0)
+    q, d = torch.randn(4, 8), torch.randn(6, 8)
+    assert InfoNCELoss(scale=20)(q, d, offset=2).item() == info_nce(q, d, 20, offset=2).item()
+    student, teacher = torch.randn(4, 6), torch.randn(4, 6)
+    assert DistillKLLoss(scale=20)(student, teacher).item() == distill_kl(student, teacher, 20).item()
+    positives, negatives = torch.zeros(4, dtype=torch.long), torch.tensor([[1, 2]] * 4)
+    assert MarginMSELoss()(student, teacher, positives, negatives).item() == pytest.approx(
+        margin_mse(student, teacher, positives, negatives).item()
+    )

@@ -1,0 +1,115 @@
+"""The index folder's life on disk: its path, the checks before an update, the work folder of a new
+build and the swap that puts a finished build in place (or finishes one a kill interrupted)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from ragkit.corpus import Fields
+from ragkit.encoders import Encoder
+from ragkit.errors import RagkitError
+from ragkit.index.chunking import ChunkingConfig
+from ragkit.index.docstore import DOCSTORE_FILE, Docstore
+from ragkit.index.manifest import MANIFEST_FILE, IndexManifest
+from ragkit.io import leftovers, swap_into_place
+
+PARAMS_FILE = "build-params.json"
+
+
+def build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:
+    """What makes an index what it is, as the manifest holds it (tuples become lists): a build or
+    update with other params than the existing index's is refused."""
+    params = {"encoder": encoder.fingerprint(), "chunking": asdict(chunking), "fields": asdict(fields)}
+    return json.loads(json.dumps(params))
+
+
+def index_path(index_dir: str | Path) -> Path:
+    """The index's folder; the current or parent folder itself is refused (an index is swapped into
+    place as a whole, beside its siblings, so it needs a folder of its own)."""
+    path = Path(index_dir)
+    if path.name in ("", ".", ".."):
+        raise RagkitError(
+            f"`index_dir` {str(index_dir)!r} is not a folder of its own; name one, e.g. 'ragkit-index'"
+        )
+    return path
+
+
+def previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexManifest | None:
+    """The existing index's manifest, after checking that it was made the same way."""
+    if not index_dir.exists():
+        return None
+    if rebuild:  # only its creation date matters, and a corrupt index is what --rebuild is for
+        try:
+            return IndexManifest.read(index_dir)
+        except RagkitError:
+            return None
+    manifest = IndexManifest.read(index_dir)
+    was, now = manifest.encoder, params["encoder"]
+    if was.config_hash != now["config_hash"]:
+        raise RagkitError(
+            f"{index_dir} was built with encoder {was.source!r} ({was.config_hash}), not "
+            f"{now['source']!r} ({now['config_hash']}); use that encoder, another `index_dir`, or `rebuild`"
+        )
+    if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
+        raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
+    check_parts(index_dir, manifest)
+    return manifest
+
+
+def check_parts(index_dir: Path, manifest: IndexManifest) -> None:
+    """Before an update embeds anything: the parts it cannot do without are there and look whole.
+    (A missing BM25 part is rebuilt by the update itself.)"""
+    if not (index_dir / DOCSTORE_FILE).is_file():
+        raise RagkitError(
+            f"{index_dir / DOCSTORE_FILE} is missing, so the index cannot be updated (its texts and vectors "
+            "were there); build it again with `rebuild`"
+        )
+    faiss_file = index_dir / manifest.index_path
+    with contextlib.suppress(OSError), faiss_file.open("rb") as f:
+        if f.read(1) == b"I":  # every faiss index file starts with its type's fourcc, "I..."
+            return
+    raise RagkitError(f"{faiss_file} is damaged or missing; build the index again with `rebuild`")
+
+
+def finish_interrupted_swap(index_dir: Path) -> bool:
+    """Put right what a kill during a swap left (the writer lock held): a finished new build in
+    `<index>.building/` that never went in goes in (True); an old index the exchange moved out, or
+    `<index>.old-PID/` copies, go away; an index a two-rename swap left missing comes back."""
+    building = index_dir.with_name(f"{index_dir.name}.building")
+    finished = (building / MANIFEST_FILE).is_file() and not (building / PARAMS_FILE).exists()
+    swapped = finished and (
+        not index_dir.exists() or IndexManifest.read(building).updated > IndexManifest.read(index_dir).updated
+    )
+    if swapped:
+        swap_into_place(building, index_dir)  # the build was done; only the swap was not
+    elif finished:
+        shutil.rmtree(building)  # the old index, moved out by the exchange before the kill
+    old = leftovers(index_dir)
+    if old and not index_dir.exists():
+        old[-1].rename(index_dir)  # two renames, killed between them: the old index comes back
+    for path in leftovers(index_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    return swapped
+
+
+def prepare_workdir(work: Path, params: dict, *, resume: bool) -> None:
+    """Resume an interrupted new build made the same way, else start afresh."""
+    params_file = work / PARAMS_FILE
+    if resume and params_file.is_file() and json.loads(params_file.read_text()) == params:
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    params_file.write_text(json.dumps(params))
+
+
+def file_hashes(index_dir: Path, generation: int) -> dict[str, str]:
+    """What generation `generation` of the index holds: {path: content hash}."""
+    store = Docstore(index_dir / DOCSTORE_FILE, generation=generation, readonly=True)
+    try:
+        return store.file_hashes()
+    finally:
+        store.close()
