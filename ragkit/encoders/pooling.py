@@ -8,15 +8,14 @@ same code is right for left and right padding.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 
 from ragkit.errors import RagkitError
 
-# "eos_token" pools the last token too, of a text the input format ends with an EOS (llm2vec's mode).
-PoolingMode = Literal["mean", "weighted_mean", "last_token", "eos_token"]
-POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
+PoolingMode = Literal["mean", "weighted_mean", "last_token", "eos_token"]  # the keys of POOLERS
 
 
 def pooled_mask(attention_mask: torch.Tensor, prompt_lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -34,6 +33,37 @@ def pooled_mask(attention_mask: torch.Tensor, prompt_lengths: torch.Tensor | Non
     return torch.where(empty, real, mask)
 
 
+def _weighted(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    weights = weights / weights.sum(-1, keepdim=True)
+    return torch.einsum("bs,bsd->bd", weights, hidden)
+
+
+def _mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return _weighted(hidden, mask.float())
+
+
+def _weighted_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # SGPT's position weighting: later tokens have seen more of the text.
+    return _weighted(hidden, mask.long().cumsum(-1).float() * mask)
+
+
+def _last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    last = mask.long().cumsum(-1).argmax(-1)  # first position holding the row's final count
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+# mode -> (float hidden states (batch, seq, dim), pooled mask (batch, seq)) -> (batch, dim).
+# A new mode is a row here (and its name in `PoolingMode`); "eos_token" pools the last token too,
+# of a text the input format ends with an EOS (llm2vec's mode).
+POOLERS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mean": _mean,
+    "weighted_mean": _weighted_mean,
+    "last_token": _last,
+    "eos_token": _last,
+}
+POOLING_MODES: tuple[str, ...] = tuple(POOLERS)
+
+
 def pool(
     hidden: torch.Tensor,
     attention_mask: torch.Tensor,
@@ -41,17 +71,6 @@ def pool(
     mode: PoolingMode = "mean",
 ) -> torch.Tensor:
     """(batch, seq, dim) hidden states -> (batch, dim) float32 sentence vectors."""
-    mask = pooled_mask(attention_mask, prompt_lengths)
-    hidden = hidden.float()
-    if mode == "mean":
-        weights = mask.float()
-    elif mode == "weighted_mean":
-        # SGPT's position weighting: later tokens have seen more of the text.
-        weights = mask.long().cumsum(-1).float() * mask
-    elif mode in ("last_token", "eos_token"):
-        last = mask.long().cumsum(-1).argmax(-1)  # first position holding the row's final count
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    else:
+    if mode not in POOLERS:
         raise RagkitError(f"unknown pooling {mode!r}: use one of {', '.join(POOLING_MODES)}")
-    weights = weights / weights.sum(-1, keepdim=True)
-    return torch.einsum("bs,bsd->bd", weights, hidden)
+    return POOLERS[mode](hidden.float(), pooled_mask(attention_mask, prompt_lengths))

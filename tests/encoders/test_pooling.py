@@ -81,3 +81,18 @@ def test_instruction_is_attended_to_so_text_vectors_change():
     plain = encoder.encode(SENTENCES[:3])
     instructed = encoder.encode(SENTENCES[:3], instruction="Represent the sentence: ")
     assert (plain * instructed).sum(1).max() < 0.9999  # attended to: the text's states change
+
+
+def test_every_pooling_mode_is_a_row_of_the_table_and_a_name_of_the_type():
+    from typing import get_args
+
+    from ragkit.encoders.pooling import POOLERS, PoolingMode
+
+    assert set(get_args(PoolingMode)) == set(POOLERS)
+    hidden, mask = torch.randn(2, 4, 3), torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    for mode in POOLERS:  # each mode gives one float vector per row, from real tokens only
+        out = pool(hidden, mask, mode=mode)
+        assert out.shape == (2, 3) and out.dtype == torch.float32
+        changed = hidden.clone()
+        changed[0, 3] = 100.0  # a padding position
+        assert torch.equal(pool(changed, mask, mode=mode)[0], out[0])
