@@ -142,8 +142,12 @@ def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(mock_generat
 
 
 def test_the_synthetic_stage_needs_a_corpus():
-    with pytest.raises(RagkitError, match="--corpus"):
+    with pytest.raises(RagkitError, match="give `corpus`") as error:
         stage_configs(["synthetic"], "cpu-smoke")
+    from ragkit.cli.app import cli_flags
+    from ragkit.errors import for_flags
+
+    assert "give --corpus (a folder)" in for_flags(str(error.value), cli_flags())  # as the CLI shows it
 
 
 @requires_smollm2
