@@ -1,10 +1,10 @@
 """How an encoder's matmuls run at inference: fp32, bf16 or int8.
 
 On CPU, "bf16" is autocast (bf16 matmuls on AVX-512 bf16 / AMX, fp32 elsewhere; `Encoder.load`
-stores the linear weights in bf16 once instead of casting them on every call) and "int8" runs the
-linear layers as int8 matmuls (ragkit/encoders/int8.py: per-channel weights, per-token activations,
-SmoothQuant scaling measured on built-in texts). On a GPU, "bf16" and "fp32" are the weights' dtype;
-int8 is CPU only.
+casts the linear weights to bf16 and packs them for oneDNN once, `BF16Linear`, instead of on every
+call) and "int8" runs the linear layers as int8 matmuls (ragkit/encoders/int8.py: per-channel
+weights, per-token activations, SmoothQuant scaling measured on built-in texts). On a GPU, "bf16"
+and "fp32" are the weights' dtype; int8 is CPU only.
 `benchmarks/cpu_precision.py` measures speed, cosine to fp32 and nDCG@10 for each. The default is
 bf16 wherever the hardware computes it (a CUDA GPU with bf16, a CPU with AVX-512 bf16 or AMX): there
 it encodes about twice as fast as fp32 for at most 0.01 nDCG@10 on every folder measured. Where bf16
@@ -92,8 +92,9 @@ class BF16Linear(torch.nn.Module):
     matmul then reorders it into oneDNN's blocked layout on every call too: for one short query
     those copies cost as much as the matmul. Here both happen once, at load. The weight holds the
     same bf16 values autocast would make and the layer returns bf16 as autocast does, so the vectors
-    match autocast's to float rounding (benchmarks/results/cpu_precision.md: one query 1.3x
-    faster). Where oneDNN has no bf16 kernel the weight is kept plain (bf16) instead.
+    match autocast's to float rounding (benchmarks/results/query_latency.md: one query 1.33x
+    faster than with plain bf16 weights). Where oneDNN has no bf16 kernel the weight is kept plain
+    (bf16) instead.
     """
 
     def __init__(self, linear: torch.nn.Linear) -> None:
