@@ -61,13 +61,7 @@ def train(
         optimizer, _linear_schedule(config.warmup_steps, config.steps)
     )
     checkpoint, log_path = workdir / "checkpoint.pt", workdir / "log.csv"
-    start = 0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        load_adapter_state(model, state["adapter"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        start = state["step"]
+    start = _resume(checkpoint, model, optimizer, schedule)
     rows = read_log(log_path, upto=start) if world.main else []
     if world.main:
         write_log(log_path, rows)
@@ -113,25 +107,43 @@ def train(
                 lr=f"{lr:.1e}",
                 speed=f"{row['tokens_per_s']:,.0f}",
             )
-            done = step + 1
-            if config.snapshot_every and done % config.snapshot_every == 0 and world.main:
-                save_adapter(model, workdir / SNAPSHOTS / f"step-{done:06d}")
-            if done % config.checkpoint_every == 0 and done < config.steps:
-                if world.main:
-                    _save_checkpoint(checkpoint, model, optimizer, schedule, done)
-                barrier(world)
+            _keep(step + 1, config, model, workdir, (optimizer, schedule), world)
     model.eval()
     seconds = time.perf_counter() - began
     losses = [float(r["loss"]) for r in rows]
+    first, last = losses[:10], losses[-10:]
     return StageResult(
-        stage=stage.name,
-        steps=config.steps,
-        resumed_from=start,
-        first_loss=sum(losses[:10]) / max(1, len(losses[:10])),
-        last_loss=sum(losses[-10:]) / max(1, len(losses[-10:])),
+        stage.name,
+        config.steps,
+        start,
+        first_loss=sum(first) / max(1, len(first)),
+        last_loss=sum(last) / max(1, len(last)),
         seconds=seconds,
         tokens_per_s=tokens_seen / seconds if seconds > 0 else 0.0,
     )
+
+
+def _keep(done: int, config: StageConfig, model, workdir: Path, optimizers: tuple, world: World) -> None:
+    """After step `done`: the adapter as a snapshot every `snapshot_every` steps, and a checkpoint
+    (adapter, optimizer, schedule) every `checkpoint_every`."""
+    if config.snapshot_every and done % config.snapshot_every == 0 and world.main:
+        save_adapter(model, workdir / SNAPSHOTS / f"step-{done:06d}")
+    if done % config.checkpoint_every == 0 and done < config.steps:
+        if world.main:
+            _save_checkpoint(workdir / "checkpoint.pt", model, *optimizers, done)
+        barrier(world)
+
+
+def _resume(checkpoint: Path, model: torch.nn.Module, optimizer, schedule) -> int:
+    """The step to start from: 0, or the checkpoint's, with the LoRA weights, the optimizer and the
+    schedule put back as they were."""
+    if not checkpoint.is_file():
+        return 0
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    load_adapter_state(model, state["adapter"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    return state["step"]
 
 
 def autocast_dtype(config: StageConfig, device: torch.device) -> torch.dtype | None:

@@ -34,6 +34,7 @@ from ragkit.encoders.int8 import int8_model
 from ragkit.encoders.loading import (
     BUILTIN_ENCODERS,
     DEFAULT_ENCODER,
+    adapter_digests,
     load_model,
     load_tokenizer,
     quiet_transformers,
@@ -220,13 +221,7 @@ class Encoder:
             adapters=[_absolute(a) for a in adapters],
             **{key: value for key, value in overrides.items() if value is not None},
         )
-        if input_format == "llm2vec":
-            config.template = reference_template(source, model.config.model_type, config.pooling)
-            config.instruction_join, config.doc_max_length = "llm2vec", LLM2VEC_DOC_MAX_LENGTH
-        elif input_format == "ragkit":
-            config.template, config.instruction_join, config.doc_max_length = TEXT_SLOT, "separate", None
-        if template is not None:
-            config.template = resolve_template(template)
+        _set_input_format(config, input_format, template, source, model.config.model_type)
         tokenizer = load_tokenizer(resolved, source)
         model = model.to(device)
         if precision == "bf16" and device.type == "cpu" and dtype is None:
@@ -239,7 +234,8 @@ class Encoder:
         """What identifies the vectors this encoder produces: its source, architecture and config
         (pooling, instructions, adapters, ...), with a hash of them. Index manifests record it."""
         config = self.config.as_dict()
-        if digests := _adapter_digests(self.config):  # new weights in the same folder are new vectors
+        # New weights in the same folder are new vectors.
+        if digests := adapter_digests(self.config.source, self.config.adapters):
             config["adapter_digests"] = digests
         described = {
             "source": config.pop("source"),
@@ -475,23 +471,23 @@ def saved_config(name_or_path: str | os.PathLike) -> EncoderConfig | None:
     return EncoderConfig.read(local) if local.is_dir() else None
 
 
+def _set_input_format(
+    config: EncoderConfig, input_format: str | None, template: str | None, source: str, model_type: str
+) -> None:
+    """`input_format`'s three settings (llm2vec's for its checkpoints, or ragkit's), then `template`."""
+    if input_format == "llm2vec":
+        config.template = reference_template(source, model_type, config.pooling)
+        config.instruction_join, config.doc_max_length = "llm2vec", LLM2VEC_DOC_MAX_LENGTH
+    elif input_format == "ragkit":
+        config.template, config.instruction_join, config.doc_max_length = TEXT_SLOT, "separate", None
+    if template is not None:
+        config.template = resolve_template(template)
+
+
 def _absolute(name_or_path: str | os.PathLike) -> str:
     """Local paths made absolute, so that an index manifest can reload them from any directory."""
     path = Path(name_or_path).expanduser()
     return str(path.resolve()) if path.exists() else str(name_or_path)
-
-
-def _adapter_digests(config: EncoderConfig) -> list[str]:
-    """Short hashes of the local LoRA weights merged into the model: a built-in encoder's, a local
-    LLM2Vec adapter source's and `adapters`. Hub adapters have none (their name is all we know)."""
-    builtin = BUILTIN_ENCODERS.get(config.source)
-    digests = []
-    for adapter in [*(builtin.adapters if builtin else ()), config.source, *config.adapters]:
-        for name in ("adapter_model.safetensors", "adapter_model.bin"):
-            if (path := Path(adapter) / name).is_file():
-                digests.append(hashlib.sha256(path.read_bytes()).hexdigest()[:16])
-                break
-    return digests
 
 
 def _merged_copy(peft_model) -> PreTrainedModel:

@@ -212,3 +212,16 @@ def quiet_transformers():
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def adapter_digests(source: str, adapters: list[str]) -> list[str]:
+    """Short hashes of the local LoRA weights merged into a model: a built-in encoder's, a local
+    LLM2Vec adapter `source`'s and `adapters`. Hub adapters have none (their name is all we know)."""
+    builtin = BUILTIN_ENCODERS.get(source)
+    digests = []
+    for adapter in [*(builtin.adapters if builtin else ()), source, *adapters]:
+        for name in ("adapter_model.safetensors", "adapter_model.bin"):
+            if (path := Path(adapter) / name).is_file():
+                digests.append(hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+                break
+    return digests

@@ -63,15 +63,7 @@ def evaluate(
     for task in tasks:
         name = task.metadata.name
         console.print(f"[bold]{name}[/]: loading")
-        try:
-            task.load_data()
-        except RagkitError:
-            raise
-        except Exception as e:  # the Hub unreachable, a dataset gone: say which task and why
-            reason = f"{type(e).__name__}: {first_line(e)}"
-            raise RagkitError(
-                f"could not load task {name}: {reason}; offline, pass a local BEIR folder instead"
-            ) from e
+        _load(task)
         cut = subsample(task, max_docs, seed) if max_docs else {}
         if cut:
             console.print(f"[yellow]{name}: {next(iter(cut.values())).describe()}[/]")
@@ -111,16 +103,7 @@ def evaluate(
                     cached_documents=getattr(system, "cached_documents", 0),
                 )
                 rows.append(row)
-                console.print(
-                    f"  nDCG@10 {row.ndcg_at_10:.4f} on {row.queries} queries, {row.documents} documents"
-                    f" ({seconds:.1f} s"
-                    + (
-                        f", {row.cached_documents} document vectors from cache"
-                        if row.cached_documents
-                        else ""
-                    )
-                    + ")"
-                )
+                console.print(_scored(row))
             if folder:
                 task_result.to_disk(folder / f"{name}.json")
                 (folder / "model_meta.json").write_text(json.dumps(meta.to_dict(), indent=2, default=str))
@@ -148,3 +131,26 @@ class _quiet_mteb:
     def __exit__(self, *exc):
         self.warnings.__exit__(*exc)
         self.logger.setLevel(self.level)
+
+
+def _load(task: AbsTaskRetrieval) -> None:
+    """The task's data; a task that cannot be loaded (the Hub unreachable, a dataset gone) is a
+    one-line error that names it."""
+    try:
+        task.load_data()
+    except RagkitError:
+        raise
+    except Exception as e:
+        reason = f"{type(e).__name__}: {first_line(e)}"
+        raise RagkitError(
+            f"could not load task {task.metadata.name}: {reason}; offline, pass a local BEIR folder instead"
+        ) from e
+
+
+def _scored(row: TaskScore) -> str:
+    """The line `evaluate` prints for one system on one task split."""
+    cached = f", {row.cached_documents} document vectors from cache" if row.cached_documents else ""
+    return (
+        f"  nDCG@10 {row.ndcg_at_10:.4f} on {row.queries} queries, {row.documents} documents"
+        f" ({row.seconds:.1f} s{cached})"
+    )
