@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ from ragkit.encoders.texts import check_texts
 from ragkit.encoders.workers import EncoderPool, resolve_devices
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_path
+from ragkit.io.records import from_known_fields
 from ragkit.progress import progress_bar
 
 CONFIG_NAME = "ragkit_config.json"
@@ -109,7 +110,7 @@ class EncoderConfig:
         data = json.loads(path.read_text())
         if data.get("format_version", 0) > FORMAT_VERSION:
             raise RagkitError(f"{path} was written by a newer ragkit; upgrade ragkit to load it")
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return from_known_fields(cls, data)
 
     def write(self, directory: Path) -> None:
         """Write ragkit_config.json into `directory`."""

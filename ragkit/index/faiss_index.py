@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from ragkit.errors import RagkitError
 from ragkit.index.faiss_build import faiss_build
 from ragkit.index.ondisk import TRAINING_BYTES
+from ragkit.io.records import from_known_fields
 
 FLAT_UP_TO = 100_000  # exact search is fast enough below this many vectors
 PRESETS = {
@@ -64,7 +65,7 @@ class IndexLayout:
     @classmethod
     def from_json(cls, data: dict) -> IndexLayout:
         """The record of a manifest's "index" object (unknown keys ignored)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return from_known_fields(cls, data)
 
 
 def nlist_for(n: int) -> int:

@@ -13,6 +13,7 @@ from ragkit.index.calibration import Calibration
 from ragkit.index.faiss_index import IndexLayout
 from ragkit.index.transform import TransformRecord
 from ragkit.io import atomic_write_text
+from ragkit.io.records import from_known_fields
 
 FORMAT_VERSION = 2  # 2: versioned docstore rows, chunk ids as FAISS ids, files named by generation
 MANIFEST_FILE = "manifest.json"
@@ -43,7 +44,7 @@ class EncoderRecord:
     @classmethod
     def from_json(cls, data: dict) -> EncoderRecord:
         """The record of a manifest's "encoder" object (unknown keys ignored)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return from_known_fields(cls, data)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class TrainedState:
     @classmethod
     def from_json(cls, data: dict) -> TrainedState:
         """The record of a manifest's "trained" object ({} in indexes that recorded none)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return from_known_fields(cls, data)
 
 
 @dataclass
@@ -147,7 +148,7 @@ class IndexManifest:
                 f"index format {version} at {index_dir} is not this ragkit's ({FORMAT_VERSION}); {action}"
             )
         try:
-            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+            return from_known_fields(cls, data)
         except TypeError as e:  # a required field missing
             raise RagkitError(f"{path} is incomplete; rebuild the index with `rebuild`") from e
 

@@ -11,13 +11,14 @@ the exact top-10 at any size, against 99.6% at 256 dims uncentered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from ragkit.errors import RagkitError
+from ragkit.io.records import from_known_fields
 
 PCA_FILE = "transform.pca"
 PCA_TRAINING_SAMPLE = 65_536
@@ -36,7 +37,7 @@ class TransformRecord:
     @classmethod
     def from_json(cls, data: dict) -> TransformRecord:
         """The record of a manifest's "transform" object (unknown keys ignored)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return from_known_fields(cls, data)
 
 
 @dataclass

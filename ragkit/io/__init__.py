@@ -9,11 +9,13 @@ from ragkit.io.files import (
     open_text,
     read_json_lines,
 )
+from ragkit.io.records import from_known_fields
 
 __all__ = [
     "TEXT_SUFFIXES",
     "atomic_path",
     "atomic_write_text",
+    "from_known_fields",
     "inner_suffix",
     "is_hub_id",
     "json_lines",
