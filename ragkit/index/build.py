@@ -307,7 +307,7 @@ class Index:
         `spec`, `pca`, `whiten`, `dim`, `on_disk`: how the vectors are stored (`IndexSettings`),
         chosen by the first build and kept by updates.
 
-        `ray`: read, chunk and embed the files to embed on a Ray cluster ("auto": the running one,
+        `ray`: read, chunk and embed the changed files on a Ray cluster ("auto": the running one,
         "local": a new local instance, or an address), with `ray_actors` encoder actors (default:
         one per GPU, else 2); ragkit/index/ray_embed.py.
 

@@ -1,7 +1,8 @@
 """The one embed loop of an index build: documents -> chunks -> vectors -> docstore, a unit at a time.
 
-A unit is what is committed as one: a corpus file (all its documents), or one document given to the
-documents API (`Index.open(...).upsert`). Chunks are embedded in groups of `EMBED_GROUP`, across and
+A unit is what is committed as one: a corpus file (all its documents), one document given to the
+documents API (`Index.open(...).upsert`), or a part of a file embedded on a Ray actor (ray_embed.py):
+the three paths that embed share this loop. Chunks are embedded in groups of `EMBED_GROUP`, across and
 within units, and a unit's chunks and vectors are committed together once all of them have vectors,
 so an interrupted build resumes at the first unit not committed. Progress moves after every encode
 batch: chunks embedded, tokens/s, and a time left from the tokens left (estimated from the tokens per
@@ -14,16 +15,28 @@ import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from ragkit.corpus import Document
 from ragkit.encoders import Encoder
 from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
-from ragkit.index.docstore import Docstore
 from ragkit.progress import progress_bar
 
 EMBED_GROUP = 256  # chunks per encode call (sorted by length within it)
+
+
+class ChunkSink(Protocol):
+    """Where the loop commits each unit: the index's `Docstore`, or a Ray actor's list of results."""
+
+    def replace_file(
+        self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Store one unit's chunks and vectors, replacing any earlier version of it."""
+
+    def remove_files(self, paths: Iterable[str]) -> None:
+        """Drop what earlier versions of these units stored."""
 
 
 @dataclass
@@ -124,7 +137,7 @@ def _clock(seconds: float) -> str:
 def embed_units(
     units: Iterable[EmbedUnit],
     encoder: Encoder,
-    store: Docstore,
+    store: ChunkSink,
     chunking: ChunkingConfig,
     progress: EmbedProgress,
     batch_size: int = 32,
@@ -165,7 +178,7 @@ def embed_units(
             if state.chunked and state.embedded == len(state.chunks):
                 _commit(state, store, encoder.dim)
                 pending.remove(state)
-                if progress.unit == "files":
+                if progress.unit != "documents":
                     progress.advance(1)
 
     for unit in units:
@@ -185,7 +198,7 @@ def embed_units(
     return totals
 
 
-def _commit(state: _Pending, store: Docstore, dim: int) -> None:
+def _commit(state: _Pending, store: ChunkSink, dim: int) -> None:
     unit = state.unit
     if not state.chunks and unit.remove_if_empty:
         store.remove_files([unit.key])

@@ -1,9 +1,11 @@
 """Embedding a corpus past one machine, on Ray Data: `ragkit index DIR --ray ADDRESS`.
 
-Files are read and chunked as Ray tasks; chunks are embedded by an actor pool (each actor loads the
-encoder once; one per GPU on a GPU cluster); the vectors are written as Parquet shards, which ragkit
-merges into the index's docstore file by file. Everything after that (FAISS, BM25, manifest, the
-in-place update or the atomic swap) is the local build's own: the index is the same as a local build.
+Files are read as Ray tasks and cut into parts of `DOCUMENTS_PER_PART` documents, so that one large
+file is embedded by many actors at once; an actor pool (each actor loads the encoder once; one per GPU
+on a GPU cluster) runs the local build's own embed loop (`embed_units`, ragkit/index/embedding.py)
+over its parts and returns their chunks and vectors as Parquet shards, which ragkit merges into the
+index's docstore file by file. Everything after that (FAISS, BM25, manifest, the in-place update or
+the atomic swap) is the local build's own: the index is the same as a local build.
 Ray is an optional extra: `pip install "ragkit[ray]"`.
 """
 
@@ -12,18 +14,22 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragkit.corpus import CorpusFile, Fields, ReadStats, document_text, read_documents
+from ragkit.corpus import CorpusFile, Document, Fields, ReadStats, read_documents
 from ragkit.encoders import Encoder, EncoderConfig
 from ragkit.errors import RagkitError
-from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
+from ragkit.index.chunking import Chunk, ChunkingConfig
 from ragkit.index.docstore import Docstore
+from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
 
-ROWS_PER_BATCH = 256  # chunks per actor call
+DOCUMENTS_PER_PART = 64  # a file's documents are embedded in parts of this many, on any actor
+PARTS_PER_BATCH = 4  # parts per actor call
 
 
 def start_ray(address: str) -> Any:
@@ -47,67 +53,75 @@ def start_ray(address: str) -> Any:
     return ray
 
 
-def _read_and_chunk(row: dict, *, tokenizer, chunking: ChunkingConfig, fields: Fields) -> list[dict]:
-    """One file -> its chunks as rows (a file with none gives one marker row with chunk_no -1)."""
+def _read_parts(row: dict, *, fields: Fields, per_part: int) -> list[dict]:
+    """One file -> its documents in parts (a file with none: one empty part); its read stats on part 0."""
     file = CorpusFile(Path(row["path"]), row["relpath"], row["content_hash"])
     stats = ReadStats()
     documents = read_documents(file, fields, stats)
-    chunks = [c for doc in documents for c in chunk_document(doc, tokenizer, chunking)]
-    base = {"relpath": file.relpath, "content_hash": file.content_hash, "documents": len(documents)}
-    if not chunks:
-        empty = Chunk("", "", "", 0, 0, {}, 0)
-        return [
-            {
-                **base,
-                "n_chunks": 0,
-                "chunk_no": -1,
-                **_chunk_fields(empty),
-                "skipped": json.dumps(stats.skipped),
-            }
-        ]
+    parts = [documents[i : i + per_part] for i in range(0, len(documents), per_part)] or [[]]
     return [
-        {**base, "n_chunks": len(chunks), "chunk_no": i, **_chunk_fields(c), "skipped": "{}"}
-        for i, c in enumerate(chunks)
+        {
+            "relpath": file.relpath,
+            "content_hash": file.content_hash,
+            "part": i,
+            "parts": len(parts),
+            "documents": json.dumps([asdict(d) for d in part]),
+            "stats": json.dumps(_stats_json(stats if i == 0 else ReadStats())),
+        }
+        for i, part in enumerate(parts)
     ]
 
 
-def _chunk_fields(chunk: Chunk) -> dict:
-    return {
-        "doc_id": chunk.doc_id,
-        "title": chunk.title,
-        "text": chunk.text,
-        "start": chunk.start,
-        "end": chunk.end,
-        "metadata": json.dumps(chunk.metadata),
-        "tokens": chunk.tokens,
-    }
+class _Kept:
+    """Where `embed_units` commits on an actor: each part's chunks and vectors, kept to be returned."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+
+    def replace_file(
+        self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
+    ) -> None:
+        self.parts[path] = (chunks, vectors)
+
+    def remove_files(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self.parts[path] = ([], np.zeros((0, 0), dtype=np.float32))
 
 
 class _EmbedActor:
-    """A Ray actor holding one encoder (loaded once), embedding batches of chunk rows."""
+    """A Ray actor holding one encoder (loaded once), embedding parts with the local build's loop."""
 
-    def __init__(self, config: EncoderConfig, fingerprint: str, precision: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        config: EncoderConfig,
+        fingerprint: str,
+        precision: str,
+        batch_size: int,
+        chunking: ChunkingConfig,
+    ) -> None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.encoder = Encoder.load(config, device=device, precision=precision if device == "cpu" else None)
         if self.encoder.fingerprint()["config_hash"] != fingerprint:
             raise RagkitError("the encoder loaded on a Ray worker is not the one the index is built with")
-        self.batch_size = batch_size
+        self.batch_size, self.chunking = batch_size, chunking
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        real = batch["chunk_no"] >= 0
-        texts = [
-            document_text(str(title), str(text))  # as a local build embeds it
-            for title, text, keep in zip(batch["title"], batch["text"], real, strict=True)
-            if keep
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        units = [
+            EmbedUnit(str(i), "", [Document(**d) for d in json.loads(str(docs))], remove_if_empty=False)
+            for i, docs in enumerate(batch["documents"])
         ]
-        vectors = np.zeros((len(real), self.encoder.dim), dtype=np.float32)
-        if texts:
-            vectors[real] = self.encoder.encode_documents(
-                texts, batch_size=self.batch_size, show_progress=False
-            )
-        return {**batch, "vector": vectors}
+        kept = _Kept()
+        with EmbedProgress("parts", len(units), enabled=False) as progress:
+            embed_units(units, self.encoder, kept, self.chunking, progress, self.batch_size)
+        done = [kept.parts[unit.key] for unit in units]
+        return {
+            **{key: batch[key] for key in ("relpath", "content_hash", "part", "parts", "stats")},
+            "documents": [len(unit.documents) for unit in units],
+            "chunks": [json.dumps([asdict(c) for c in chunks]) for chunks, _ in done],
+            "vectors": [np.asarray(vectors, dtype=np.float32).tobytes() for _, vectors in done],
+        }
 
 
 def embed_files_on_ray(
@@ -128,24 +142,23 @@ def embed_files_on_ray(
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     actors = actors or gpus or 2
-    # Read and chunk tasks are light; the encoder actors get three quarters of the CPUs between them,
-    # so that they never hold every CPU while the tasks that feed them wait (a Ray Data deadlock).
+    # Reading tasks are light; the encoder actors get three quarters of the CPUs between them, so
+    # that they never hold every CPU while the tasks that feed them wait (a Ray Data deadlock).
     actor_cpus = 1.0 if gpus else max(0.25, 0.75 * cpus / actors)
     rows = [{"path": str(f.path), "relpath": f.relpath, "content_hash": f.content_hash} for f in files]
-    chunked = ray.data.from_items(rows).flat_map(
-        _read_and_chunk,
-        fn_kwargs={"tokenizer": encoder.tokenizer, "chunking": chunking, "fields": fields},
-        num_cpus=0.25,
+    parts = ray.data.from_items(rows).flat_map(
+        _read_parts, fn_kwargs={"fields": fields, "per_part": DOCUMENTS_PER_PART}, num_cpus=0.25
     )
-    embedded = chunked.map_batches(
+    embedded = parts.map_batches(
         _EmbedActor,
         fn_constructor_kwargs={
             "config": encoder.config,
             "fingerprint": encoder.fingerprint()["config_hash"],
             "precision": encoder.precision,
             "batch_size": batch_size,
+            "chunking": chunking,
         },
-        batch_size=ROWS_PER_BATCH,
+        batch_size=PARTS_PER_BATCH,
         concurrency=actors,
         num_gpus=1 if gpus else 0,
         num_cpus=actor_cpus,
@@ -156,39 +169,43 @@ def embed_files_on_ray(
 
 
 def _merge_shards(ray, shard_dir: Path, store: Docstore, stats: ReadStats, dim: int) -> tuple[int, int]:
-    """Store each file once all its chunks have been read from the shards (any order, any shard)."""
-    pending: dict[str, list[dict]] = defaultdict(list)
+    """Store each file once all its parts have been read from the shards (any order, any shard)."""
+    pending: dict[str, dict[int, dict]] = defaultdict(dict)
     chunks_done = tokens_done = 0
     for batch in ray.data.read_parquet(str(shard_dir)).iter_batches(batch_format="numpy"):
         for i in range(len(batch["relpath"])):
             row = {key: values[i] for key, values in batch.items()}
-            relpath, n = str(row["relpath"]), int(row["n_chunks"])
-            if n == 0:
-                stats.skipped.update(json.loads(str(row["skipped"])))
-                store.remove_files([relpath])  # skipped or empty now: drop what an earlier version stored
+            relpath = str(row["relpath"])
+            _add_stats(stats, json.loads(str(row["stats"])))
+            pending[relpath][int(row["part"])] = row
+            if len(pending[relpath]) < int(row["parts"]):
                 continue
-            pending[relpath].append(row)
-            if len(pending[relpath]) == n:
-                rows = sorted(pending.pop(relpath), key=lambda r: int(r["chunk_no"]))
-                chunks = [
-                    Chunk(
-                        str(r["doc_id"]),
-                        str(r["title"]),
-                        str(r["text"]),
-                        int(r["start"]),
-                        int(r["end"]),
-                        json.loads(str(r["metadata"])),
-                        int(r["tokens"]),
-                    )
-                    for r in rows
-                ]
-                vectors = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in rows]).reshape(-1, dim)
-                store.replace_file(
-                    relpath, str(rows[0]["content_hash"]), int(rows[0]["documents"]), chunks, vectors
-                )
-                chunks_done += len(chunks)
-                tokens_done += sum(c.tokens for c in chunks)
+            rows = [part for _, part in sorted(pending.pop(relpath).items())]
+            chunks = [Chunk(**c) for r in rows for c in json.loads(str(r["chunks"]))]
+            if not chunks:  # skipped or empty now: drop what an earlier version stored
+                store.remove_files([relpath])
+                continue
+            vectors = np.concatenate([np.frombuffer(r["vectors"], dtype=np.float32) for r in rows])
+            documents = sum(int(r["documents"]) for r in rows)
+            vectors = vectors.reshape(-1, dim)
+            store.replace_file(relpath, str(rows[0]["content_hash"]), documents, chunks, vectors)
+            chunks_done += len(chunks)
+            tokens_done += sum(c.tokens for c in chunks)
     if pending:
         raise RagkitError(f"the Ray shards in {shard_dir} are incomplete ({len(pending)} files); run again")
     shutil.rmtree(shard_dir, ignore_errors=True)
     return chunks_done, tokens_done
+
+
+def _stats_json(stats: ReadStats) -> dict:
+    return {
+        "skipped": dict(stats.skipped),
+        "replaced_decoding": stats.replaced_decoding,
+        "empty_documents": stats.empty_documents,
+    }
+
+
+def _add_stats(stats: ReadStats, part: dict) -> None:
+    stats.skipped.update(part["skipped"])
+    stats.replaced_decoding += part["replaced_decoding"]
+    stats.empty_documents += part["empty_documents"]

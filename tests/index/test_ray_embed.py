@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import tiny_encoder
 
 from ragkit import Encoder
-from ragkit.index import ChunkingConfig, Index, Retriever
+from ragkit.index import ChunkingConfig, Index, Retriever, ray_embed
 
 ray = pytest.importorskip("ray")
 CHUNKING = ChunkingConfig(chunk_size=48, overlap=8)
@@ -35,12 +37,16 @@ def snapshot(index_dir, encoder):
     return retriever.manifest, chunks, searches
 
 
-def test_a_ray_build_gives_the_local_build(cranfield, tmp_path, local_ray):
+def test_a_ray_build_gives_the_local_build(cranfield, tmp_path, local_ray, monkeypatch):
     docs, _ = cranfield
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for d in docs[:30]:
         (corpus / f"{d['_id']}.txt").write_text(d["text"])
+    # One file of 20 documents, embedded in three parts (8 + 8 + 4) that any actor may take.
+    monkeypatch.setattr(ray_embed, "DOCUMENTS_PER_PART", 8)
+    lines = [json.dumps({"_id": f"j{d['_id']}", "title": d["title"], "text": d["text"]}) for d in docs[30:50]]
+    (corpus / "more.jsonl").write_text("\n".join(lines) + "\n")
     (corpus / "empty.txt").write_text("")
     (corpus / "image.png").write_bytes(b"\x89PNG")
     encoder = Encoder.load(tiny_encoder().save(tmp_path / "tiny"))  # actors load it by path
@@ -50,7 +56,7 @@ def test_a_ray_build_gives_the_local_build(cranfield, tmp_path, local_ray):
         corpus, encoder, tmp_path / "ray", chunking=CHUNKING, show_progress=False, ray=local_ray, ray_actors=2
     )
     assert on_ray.counts == local.counts and on_ray.chunks_embedded == local.chunks_embedded
-    assert on_ray.reading.skipped == local.reading.skipped
+    assert on_ray.reading == local.reading
     a, b = snapshot(tmp_path / "local", encoder), snapshot(tmp_path / "ray", encoder)
     assert a[0].encoder == b[0].encoder and a[0].counts == b[0].counts
     assert a[1] == b[1] and a[2] == b[2]
