@@ -5,10 +5,15 @@
 For each folder, `ragkit adapt --stages synthetic` adapts the built-in encoder to the folder's
 corpus file alone (never its queries or qrels): SmolLM2-135M-Instruct writes a query for each of
 768 sampled passages, BM25's round trip filters them, hard negatives are mined with the encoder,
-and 24 steps of 32 train a LoRA on top (`--preset cpu-small`). An adapted encoder already under
---runs (runs/corpus-<folder>) is reused; an interrupted one resumes. Then BM25, the built-in
-encoder and the adapted one are scored on the folder's queries with the same subsampling and
-document cap as benchmarks/ablation.py. Writes benchmarks/results/corpus_adapt.json, .md and .png.
+and 24 steps of 32 train a LoRA on top (`--preset cpu-small`). With `--teacher all-minilm-l6-v2`
+a second encoder is adapted on the same written queries GPL's way: the teacher scores each query's
+candidates (its passage and one mined from the whole corpus by the teacher and BM25), and the
+student learns those scores instead of the passage a query came from as its only positive. An
+adapted encoder already under --runs (runs/corpus-<folder>, runs/corpus-<folder>-gpl) is reused; an
+interrupted one resumes; a system whose encoder is gone but whose scores are in corpus_adapt.json
+keeps them (`--rerun` measures it again). Then BM25, the built-in encoder and the adapted ones are
+scored on the folder's queries with the same subsampling and document cap as
+benchmarks/ablation.py. Writes benchmarks/results/corpus_adapt.json, .md and .png.
 """
 
 from __future__ import annotations
@@ -31,12 +36,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BASE = "llm2vec-smollm2-135m"
 
 
-def adapted_encoder(folder: str, runs: Path, preset: str) -> Path:
-    """runs/corpus-<folder>: the built-in encoder adapted to the folder's corpus file only."""
-    out = runs / f"corpus-{folder}"
+ADAPTED, GPL = "adapted to the corpus", "adapted, teacher labels (GPL)"
+
+
+def adapted_encoder(folder: str, runs: Path, preset: str, teacher: str | None = None) -> Path:
+    """runs/corpus-<folder>[-gpl]: the built-in encoder adapted to the folder's corpus file only."""
+    out = runs / (f"corpus-{folder}-gpl" if teacher else f"corpus-{folder}")
     if not out.is_dir():
         corpus = DATA / folder / "corpus.jsonl.gz"  # the documents; queries and qrels stay unseen
-        adapt(BASE, out, stage_configs(["synthetic"], preset, data={"synthetic": str(corpus)}))
+        settings = {"synthetic": {"teacher": teacher}}
+        adapt(
+            BASE,
+            out,
+            stage_configs(["synthetic"], preset, data={"synthetic": str(corpus)}, settings=settings),
+        )
     return out
 
 
@@ -50,7 +63,7 @@ def training_summary(encoder: Path) -> dict:
 
 
 def write_report(cells: dict) -> None:
-    systems = ["bm25", BASE, "adapted to the corpus", "hybrid, built-in", "hybrid, adapted"]
+    systems = ["bm25", BASE, ADAPTED, "hybrid, built-in", "hybrid, adapted", GPL, "hybrid, GPL"]
     folders = sorted({key.split("|")[1] for key in cells}, key=lambda f: list(cells).index(f"bm25|{f}"))
     lines = [
         "# Label-free corpus adaptation (synthetic queries)",
@@ -63,23 +76,26 @@ def write_report(cells: dict) -> None:
         "",
         "| folder | "
         + " | ".join(systems)
-        + " | dense change | passages | queries written | kept | train time |",
-        "|---" * (len(systems) + 6) + "|",
+        + " | dense change | GPL dense change | passages | queries written | kept | train time"
+        + " | GPL train time |",
+        "|---" * (len(systems) + 8) + "|",
     ]
     for folder in folders:
         score = {s: cells.get(f"{s}|{folder}", {}).get("ndcg_at_10") for s in systems}
-        info = cells.get(f"adapted to the corpus|{folder}", {}).get("training", {})
-        change = (
-            f"{100 * (score[systems[2]] - score[BASE]):+.1f}"
-            if score[BASE] is not None and score[systems[2]] is not None
+        info = cells.get(f"{ADAPTED}|{folder}", {}).get("training", {})
+        gpl = cells.get(f"{GPL}|{folder}", {}).get("training", {})
+        change, gpl_change = (
+            f"{100 * (score[s] - score[BASE]):+.1f}"
+            if score[BASE] is not None and score[s] is not None
             else "–"
+            for s in (ADAPTED, GPL)
         )
         values = ["–" if score[s] is None else f"{100 * score[s]:.1f}" for s in systems]
         lines.append(
             f"| {folder} | "
             + " | ".join(values)
-            + f" | {change} | {info.get('passages', '–')} | {info.get('written', '–')} | "
-            f"{info.get('kept', '–')} | {round(info.get('train_seconds', 0) / 60)} min |"
+            + f" | {change} | {gpl_change} | {info.get('passages', '–')} | {info.get('written', '–')} | "
+            f"{info.get('kept', '–')} | {_minutes(info)} | {_minutes(gpl)} |"
         )
     (RESULTS / "corpus_adapt.md").write_text("\n".join(lines) + "\n")
     rows = [  # every folder scored so far, not only this run's
@@ -89,11 +105,17 @@ def write_report(cells: dict) -> None:
     plot_comparison(rows, RESULTS / "corpus_adapt.png")
 
 
+def _minutes(training: dict) -> str:
+    return f"{round(training['train_seconds'] / 60)} min" if training else "–"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", nargs="*", default=["cranfield", "cisi", "scifact"])
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--preset", default="cpu-small")
+    parser.add_argument("--teacher", help="also adapt with this teacher's labels (GPL)")
+    parser.add_argument("--rerun", action="store_true", help="measure again what corpus_adapt.json holds")
     parser.add_argument("--max-docs", type=int, default=1500)
     parser.add_argument("--max-doc-tokens", type=int, default=128)
     args = parser.parse_args()
@@ -101,18 +123,28 @@ def main() -> None:
     store = RESULTS / "corpus_adapt.json"
     cells = json.loads(store.read_text()) if store.is_file() else {}
     for folder in args.folders:
-        encoder = adapted_encoder(folder, args.runs, args.preset)
         lexical = BM25Search()
         base = DenseSearch(load_eval_model(BASE), max_doc_tokens=args.max_doc_tokens)
-        adapted = DenseSearch(load_eval_model(str(encoder)), max_doc_tokens=args.max_doc_tokens)
+        # ragkit query's default search, with each encoder
         systems = {
             "bm25": lexical,
             BASE: base,
-            "adapted to the corpus": adapted,
-            # ragkit query's default search, with each encoder
             "hybrid, built-in": FusionSearch(base, lexical, method=DEFAULT_METHOD, weight=DEFAULT_WEIGHT),
-            "hybrid, adapted": FusionSearch(adapted, lexical, method=DEFAULT_METHOD, weight=DEFAULT_WEIGHT),
         }
+        encoders = {}
+        for label, hybrid, teacher in [
+            (ADAPTED, "hybrid, adapted", None),
+            (GPL, "hybrid, GPL", args.teacher),
+        ]:
+            if label == GPL and not teacher:
+                continue
+            out = args.runs / (f"corpus-{folder}-gpl" if teacher else f"corpus-{folder}")
+            if not out.is_dir() and f"{label}|{folder}" in cells and not args.rerun:
+                continue  # measured before; its encoder is gone
+            encoders[label] = adapted_encoder(folder, args.runs, args.preset, teacher)
+            adapted = DenseSearch(load_eval_model(str(encoders[label])), max_doc_tokens=args.max_doc_tokens)
+            systems[label] = adapted
+            systems[hybrid] = FusionSearch(adapted, lexical, method=DEFAULT_METHOD, weight=DEFAULT_WEIGHT)
         for label, system in systems.items():
             system.label = label
         scored = evaluate(
@@ -121,7 +153,8 @@ def main() -> None:
         for label, row in zip(systems, scored, strict=True):
             row.task = folder
             cells[f"{label}|{folder}"] = {"ndcg_at_10": row.ndcg_at_10, "scores": row.scores}
-        cells[f"adapted to the corpus|{folder}"]["training"] = training_summary(encoder)
+        for label, encoder in encoders.items():
+            cells[f"{label}|{folder}"]["training"] = training_summary(encoder)
         store.write_text(json.dumps(cells, indent=1) + "\n")
         write_report(cells)
     print((RESULTS / "corpus_adapt.md").read_text())

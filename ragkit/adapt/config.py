@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,12 @@ class SyntheticConfig(SupervisedConfig):
     round_trip_k: int = 10  # keep a query if BM25 ranks its passage in the top k of the corpus
     negative_skip: int = 3  # the encoder's top ranks, left out as likely unlabeled positives
     negative_depth: int = 30  # hard negatives come from the ranks after `negative_skip` up to this
+    # GPL (Wang et al., 2022): a teacher (as the distill stage's `teacher`) scores each query's
+    # candidates, mined from the whole corpus, and the student learns those scores (the distill
+    # stage's loss) instead of taking the passage a query came from as its only positive.
+    teacher: str | None = None
+    teacher_bm25_weight: float = 0.0
+    teacher_batch_size: int = 64
 
     def check(self, stage: str = "synthetic") -> None:
         """StageConfig's checks plus the corpus and the generation settings."""
@@ -234,6 +241,27 @@ class SyntheticConfig(SupervisedConfig):
                 f"{stage}: need 0 <= negative_skip < negative_depth, got {self.negative_skip} and "
                 f"{self.negative_depth}"
             )
+        if self.teacher is not None:
+            self.labelled_by_teacher(data="", passages="").check(stage)
+
+    def labelled_by_teacher(self, data: str, passages: str) -> DistillConfig:
+        """With a `teacher`: the distill stage's settings that train on the synthetic pairs in `data`,
+        with every passage of the corpus (`passages`, a JSON lines file) as a candidate. Training
+        settings carry over; the loss and its `scale` are the distill stage's."""
+        shared = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(SupervisedConfig)
+            if f.name not in ("scale", "batching", "data")
+        }
+        return DistillConfig(
+            **shared,
+            data=data,
+            teacher=self.teacher,
+            teacher_bm25_weight=self.teacher_bm25_weight,
+            teacher_batch_size=self.teacher_batch_size,
+            passages=passages,
+            max_passages=10**9,
+        )
 
 
 # Overrides of the paper's defaults, per stage. `paper` is the recipe as published.

@@ -49,13 +49,23 @@ class StageType:
     prepare: Callable[..., StageConfig] | None = None
 
 
+def synthetic_stage(encoder: Encoder, config: StageConfig, world: World, lm_head=None) -> Stage:
+    """The synthetic stage: supervised contrastive on its pairs, or, where `prepare_synthetic` gave
+    the distill stage's config (a teacher labels the candidates, GPL), the distill stage on them."""
+    if isinstance(config, DistillConfig):
+        stage = DistillStage(encoder, config, world)
+        stage.name = "synthetic"
+        return stage
+    return SyntheticStage(encoder, config, world, lm_head)
+
+
 # The only order stages may run in is this table's: corpus adaptation (synthetic) comes last.
 STAGE_TYPES: dict[str, StageType] = {
     "mntp": StageType(MNTPConfig, MNTPStage, needs_lm_head=True),
     "simcse": StageType(SimCSEConfig, SimCSEStage),
     "supervised": StageType(SupervisedConfig, SupervisedStage),
     "distill": StageType(DistillConfig, DistillStage, prepare=prepare_distill),
-    "synthetic": StageType(SyntheticConfig, SyntheticStage, prepare=prepare_synthetic),
+    "synthetic": StageType(SyntheticConfig, synthetic_stage, prepare=prepare_synthetic),
 }
 
 

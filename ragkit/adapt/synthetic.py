@@ -288,9 +288,12 @@ def synthetic_pairs(
 
 def prepare_synthetic(encoder: Encoder, config, stage_dir: Path, show_progress: bool = True):
     """The synthetic stage's data step: pairs for `config.data` (a corpus) in `stage_dir`, written once
-    (a resumed run reuses them), and the config that trains on them."""
+    (a resumed run reuses them), and the config that trains on them. With a `teacher` (GPL), the
+    teacher's scores of each query's candidates, mined from the whole corpus, are prepared as the
+    distill stage prepares its data, and the config returned is that stage's."""
     import dataclasses
 
+    from ragkit.adapt.distill import prepare_distill
     from ragkit.adapt.trainer import autocast
 
     pairs = stage_dir / "pairs.jsonl"
@@ -318,4 +321,11 @@ def prepare_synthetic(encoder: Encoder, config, stage_dir: Path, show_progress: 
                 show_progress=show_progress,
             )
         atomic_write_text(stage_dir / "pairs.json", json.dumps(counts, indent=2) + "\n")
-    return dataclasses.replace(config, data=str(pairs))
+    if config.teacher is None:
+        return dataclasses.replace(config, data=str(pairs))
+    passages = stage_dir / "passages.jsonl"  # every passage of the corpus: candidates to mine
+    if not passages.is_file():
+        every = corpus_passages(config.data, encoder.tokenizer)
+        atomic_write_text(passages, "".join(json.dumps({"text": p}) + "\n" for p in every))
+    distill = config.labelled_by_teacher(str(pairs), str(passages))
+    return prepare_distill(encoder, distill, stage_dir, show_progress)

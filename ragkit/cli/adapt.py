@@ -47,8 +47,8 @@ def adapt(
     teacher: Annotated[
         str | None,
         typer.Option(
-            help="For distill: a sentence-transformers model (all-minilm-l6-v2, a folder or a Hub id), "
-            "a ragkit encoder, or bm25."
+            help="For distill, and for synthetic (GPL: the teacher labels each query's candidates): "
+            "a sentence-transformers model (all-minilm-l6-v2, a folder or a Hub id), a ragkit encoder, or bm25."
         ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps per stage.")] = None,
@@ -83,14 +83,14 @@ def adapt(
         "distill": supervised_data,
         "synthetic": unsupervised,
     }
-    if teacher is not None and "distill" not in names:
-        raise RagkitError("--teacher is for the distill stage: add distill to --stages")
+    if teacher is not None and not {"distill", "synthetic"} & set(names):
+        raise RagkitError("--teacher is for the distill and synthetic stages: add one to --stages")
     configs = stage_configs(
         names,
         preset,
         config,
         data,
-        {"distill": {"teacher": teacher}},
+        {"distill": {"teacher": teacher}, "synthetic": {"teacher": teacher}},
         steps=steps,
         batch_size=batch_size,
         micro_batch_size=micro_batch_size,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ import transformers
 from helpers import TRAIN_SENTENCES, requires_smollm2, shared_folder, tiny_decoder_dir, tiny_encoder
 
 from ragkit import Encoder, RagkitError
-from ragkit.adapt import adapt, stage_configs, synthetic
+from ragkit.adapt import adapt, registry, stage_configs, synthetic
+from ragkit.adapt.distill import DistillStage, read_prepared
 from ragkit.adapt.synthetic import (
     GenerationSettings,
     clean_query,
@@ -139,6 +141,59 @@ def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(mock_generat
     assert "synthetic" in (training / "log.csv").read_text()
     encoder = Encoder.load(tmp_path / "enc")
     assert encoder.config.query_instruction == "Given a query, retrieve documents relevant to it: "
+
+
+def test_with_a_teacher_the_synthetic_stage_learns_its_scores_over_the_whole_corpus(
+    mock_generator, tmp_path, monkeypatch
+):
+    """GPL: the teacher (BM25 here: no model to fetch) scores each synthetic query's candidates, mined
+    from every passage of the corpus, and the student trains on those scores (the distill loss)."""
+    base = tiny_decoder_dir(tmp_path / "lm")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, sentence in enumerate(TRAIN_SENTENCES):
+        (corpus / f"{i:02}.txt").write_text(sentence)
+    configs = stage_configs(
+        ["synthetic"], "cpu-smoke", data={"synthetic": str(corpus)}, steps=3, batch_size=8, max_length=48
+    )
+    config = configs["synthetic"]
+    config.passages, config.negative_depth, config.negatives = 12, 10, 2
+    config.teacher, config.autocast = "bm25", "bf16"
+    built = []
+
+    class Spy(DistillStage):
+        def __init__(self, encoder, config, world, lm_head=None):
+            super().__init__(encoder, config, world, lm_head)
+            built.append((config, *read_prepared(Path(config.data)), self.teacher))
+
+    monkeypatch.setattr(registry, "DistillStage", Spy)
+    report = adapt(str(base), tmp_path / "enc", configs, show_progress=False)
+
+    assert [r.stage for r in report.stages] == ["synthetic"] and report.stages[0].steps == 3
+    ((trained, queries, pool, teacher),) = built
+    assert trained.teacher == "bm25" and trained.steps == 3 and trained.negatives == 2
+    assert set(pool) == set(TRAIN_SENTENCES)  # the whole corpus, not only the 12 sampled passages
+    for q in queries:
+        assert len(q.candidates) == 3 and q.query in pool[q.candidates[0]]  # the positive first
+    scores = teacher.scores(list(range(len(queries))), [c for q in queries for c in q.candidates])
+    assert scores.shape == (len(queries), 3 * len(queries))
+    own = [scores[i, 3 * i : 3 * i + 3] for i in range(len(queries))]
+    # The teacher's labels, not the source's: a mined passage that matches the query as well as its
+    # source does ("The cat paints old maps." for "old maps") scores as high, where a hard label says 0.
+    assert all(row.min() > 0.5 for row in own)
+    assert any(row[1:].max() >= row[0] for row in own)
+    log = (tmp_path / "enc" / "training" / "log.csv").read_text()
+    assert log.count("synthetic") == 3
+
+
+def test_a_teachers_settings_are_checked_with_the_synthetic_stage():
+    with pytest.raises(RagkitError, match="synthetic: teacher_bm25_weight must be in"):
+        stage_configs(
+            ["synthetic"],
+            "cpu-smoke",
+            data={"synthetic": "corpus"},
+            settings={"synthetic": {"teacher": "bm25", "teacher_bm25_weight": 2.0}},
+        )
 
 
 def test_the_synthetic_stage_needs_a_corpus():
