@@ -111,12 +111,20 @@ def mock_generator(monkeypatch):
     monkeypatch.setattr(synthetic, "generate_queries", generate)
 
 
-def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(mock_generator, tmp_path):
-    base = tiny_decoder_dir(tmp_path / "lm")
+@pytest.fixture
+def sentence_corpus(tmp_path):
+    """A tiny decoder, and a corpus folder of one training sentence per file."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i, sentence in enumerate(TRAIN_SENTENCES):
         (corpus / f"{i:02}.txt").write_text(sentence)
+    return tiny_decoder_dir(tmp_path / "lm"), corpus
+
+
+def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(
+    mock_generator, sentence_corpus, tmp_path
+):
+    base, corpus = sentence_corpus
     configs = stage_configs(
         ["synthetic"],
         "cpu-smoke",
@@ -144,15 +152,11 @@ def test_the_synthetic_stage_trains_on_pairs_it_writes_for_a_corpus(mock_generat
 
 
 def test_with_a_teacher_the_synthetic_stage_learns_its_scores_over_the_whole_corpus(
-    mock_generator, tmp_path, monkeypatch
+    mock_generator, sentence_corpus, tmp_path, monkeypatch
 ):
     """GPL: the teacher (BM25 here: no model to fetch) scores each synthetic query's candidates, mined
     from every passage of the corpus, and the student trains on those scores (the distill loss)."""
-    base = tiny_decoder_dir(tmp_path / "lm")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for i, sentence in enumerate(TRAIN_SENTENCES):
-        (corpus / f"{i:02}.txt").write_text(sentence)
+    base, corpus = sentence_corpus
     configs = stage_configs(
         ["synthetic"], "cpu-smoke", data={"synthetic": str(corpus)}, steps=3, batch_size=8, max_length=48
     )
