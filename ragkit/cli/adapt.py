@@ -47,8 +47,8 @@ def adapt(
     teacher: Annotated[
         str | None,
         typer.Option(
-            help="For distill, and for synthetic (GPL: the teacher labels each query's candidates): "
-            "a sentence-transformers model (all-minilm-l6-v2, a folder or a Hub id), a ragkit encoder, or bm25."
+            help="For distill, and for synthetic (GPL: the teacher labels each query's candidates): a "
+            "sentence-transformers model (all-minilm-l6-v2, a folder or a Hub id), a ragkit encoder, or bm25."
         ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps per stage.")] = None,

@@ -47,6 +47,7 @@ from ragkit.index.transform import Transform
 from ragkit.index.workdir import (
     PARAMS_FILE,
     build_params,
+    faiss_file_whole,
     file_hashes,
     finish_interrupted_swap,
     index_path,
@@ -206,8 +207,9 @@ class Index:
                 store.begin(kind)
                 old = change(store, report, previous if in_place else None)
                 _count_changes(report, old, store.file_hashes())
-                bm25_there = previous is not None and (index_dir / previous.lexical_path).is_dir()
-                if in_place and not store.has_changes() and bm25_there:
+                whole = previous is not None and (index_dir / previous.lexical_path).is_dir()
+                whole = whole and faiss_file_whole(index_dir / previous.index_path)
+                if in_place and not store.has_changes() and whole:  # nothing to do, nothing to repair
                     store.abandon()
                     report.generation, report.counts = previous.generation, store.counts()
                     report.factory, report.transform = previous.index.factory, previous.transform

@@ -44,6 +44,12 @@ def write_generation(
     lists_file = directory / ivfdata_file(g) if settings.on_disk else None
     added, vectors, removed = store.changes(encoder.dim) if previous else (None, None, None)
     reason = "new index" if previous is None else retrain_reason(previous, n, len(removed) > 0)
+    index = None
+    if not reason:
+        try:
+            index = read_index(directory / previous.index_path)
+        except RuntimeError:  # damaged or missing: the docstore holds every vector, so train again
+            reason = f"{previous.index_path} was damaged or missing, so it was rebuilt from the docstore"
     if reason:
         transform, factory, index = train_and_fill(store, encoder.dim, n, settings, lists_file)
         pca_file = f"transform-{g}.pca"
@@ -52,7 +58,6 @@ def write_generation(
         report.retrained = "" if previous is None else reason
         trained = TrainedState(generation=g, vectors=n)
     else:
-        index = read_index(directory / previous.index_path)
         if lists_file:  # the previous generation's lists stay as its readers mapped them
             lists_to_file(index, lists_file)
         transform = Transform.load(directory, previous.transform)

@@ -70,7 +70,10 @@ class Snapshot:
         try:
             index = read_index(index_path)
         except RuntimeError as e:
-            raise RagkitError(f"{index_path} is missing or corrupt; rebuild with `rebuild`") from e
+            raise RagkitError(
+                f"{index_path} is missing or corrupt; build the index again from the same corpus (it is "
+                "rebuilt from the docstore, nothing is embedded), or anew with `rebuild`"
+            ) from e
         params = {**manifest.search_params, **(search_params or {})}
         # Lists kept on disk stay there: copying them to a GPU would need them all in memory.
         on_device = prepare_for_search(index, params, gpu=not manifest.index.on_disk)

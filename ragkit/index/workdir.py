@@ -61,18 +61,20 @@ def previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMani
 
 
 def check_parts(index_dir: Path, manifest: IndexManifest) -> None:
-    """Before an update embeds anything: the parts it cannot do without are there and look whole.
-    (A missing BM25 part is rebuilt by the update itself.)"""
+    """Before an update embeds anything: the docstore, which it cannot do without, is there. (A
+    missing BM25 part or a damaged FAISS file is rebuilt by the update from the docstore.)"""
     if not (index_dir / DOCSTORE_FILE).is_file():
         raise RagkitError(
             f"{index_dir / DOCSTORE_FILE} is missing, so the index cannot be updated (its texts and vectors "
             "were there); build it again with `rebuild`"
         )
-    faiss_file = index_dir / manifest.index_path
-    with contextlib.suppress(OSError), faiss_file.open("rb") as f:
-        if f.read(1) == b"I":  # every faiss index file starts with its type's fourcc, "I..."
-            return
-    raise RagkitError(f"{faiss_file} is damaged or missing; build the index again with `rebuild`")
+
+
+def faiss_file_whole(path: Path) -> bool:
+    """Whether `path` looks like a FAISS index file: there, and opening with a FAISS type's fourcc."""
+    with contextlib.suppress(OSError), path.open("rb") as f:
+        return f.read(1) == b"I"  # every faiss index file starts with its type's fourcc, "I..."
+    return False
 
 
 def finish_interrupted_swap(index_dir: Path) -> bool:

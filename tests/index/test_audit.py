@@ -107,15 +107,22 @@ def test_an_update_without_its_docstore_stops_before_any_work(corpus_index):
         Index.build(corpus, encoder, index_dir, show_progress=False)
 
 
-def test_an_update_with_a_damaged_faiss_file_stops_before_embedding(corpus_index, monkeypatch):
-    from ragkit.index import build as build_module
-
+@pytest.mark.parametrize("damage", ["garbage", "missing"])
+def test_an_update_rebuilds_a_damaged_faiss_file_from_the_docstore_without_embedding(
+    corpus_index, monkeypatch, damage
+):
     corpus, encoder, index_dir = corpus_index
-    manifest = Retriever.load(index_dir, encoder=encoder).manifest
-    (index_dir / manifest.index_path).write_bytes(b"not a faiss index at all")
-    monkeypatch.setattr(build_module, "embed_units", lambda *a, **k: pytest.fail("embedded first"))
-    with pytest.raises(RagkitError, match=r"index-1\.faiss is damaged.*`rebuild`"):
-        Index.build(corpus, encoder, index_dir, show_progress=False)
+    retriever = Retriever.load(index_dir, encoder=encoder)
+    before = [(h.chunk_id, round(h.score, 5)) for h in retriever.search("waggle dance", k=5, mode="dense")]
+    faiss_file = index_dir / retriever.manifest.index_path
+    faiss_file.write_bytes(b"not a faiss index at all") if damage == "garbage" else faiss_file.unlink()
+    with pytest.raises(RagkitError, match=r"index-1\.faiss is missing or corrupt; build the index again"):
+        Retriever.load(index_dir, encoder=encoder)
+    monkeypatch.setattr(encoder, "encode_documents", lambda *a, **k: pytest.fail("embedded again"))
+    report = Index.build(corpus, encoder, index_dir, show_progress=False)  # the corpus is unchanged
+    assert report.chunks_embedded == 0 and "index-1.faiss was damaged or missing" in report.retrained
+    after = Retriever.load(index_dir, encoder=encoder).search("waggle dance", k=5, mode="dense")
+    assert [(h.chunk_id, round(h.score, 5)) for h in after] == before
 
 
 def test_a_missing_bm25_part_still_searches_dense_and_the_next_update_rebuilds_it(corpus_index):
