@@ -136,22 +136,27 @@ def calibrate(
     *,
     n_queries: int = N_QUERIES,
     seed: int = 0,
+    queries: Sequence[PseudoQuery] | None = None,
+    method: str = METHOD,
 ) -> Calibration | None:
     """Choose among `CANDIDATES` for a pool of chunks: `texts` (as BM25 ranks them) and their
     `vectors` (as the FAISS index holds them, normalised, any PCA applied). `embed_queries` and
     `embed_documents` must give vectors the same way. None when the pool has fewer than
-    `MIN_QUERIES` usable sentences: too few to choose on.
+    `MIN_QUERIES` usable sentences: too few to choose on. `queries`: pseudo-queries made another
+    way (`method` names it) instead of the inverse-cloze ones.
     """
     if len(texts) != len(vectors):
         raise RagkitError(f"{len(texts)} texts but {len(vectors)} vectors to calibrate on")
-    queries = pseudo_queries(texts, n_queries, seed)
+    queries = list(queries) if queries is not None else pseudo_queries(texts, n_queries, seed)
     if len(queries) < MIN_QUERIES:
         return None
     pool_texts, pool_vectors = list(texts), np.array(vectors, dtype=np.float32, copy=True)
     sources = [q.source for q in queries]
     for q in queries:
         pool_texts[q.source] = q.context
-    pool_vectors[sources] = embed_documents([q.context for q in queries])
+    changed = [q for q in queries if q.context != texts[q.source]]
+    if changed:
+        pool_vectors[[q.source for q in changed]] = embed_documents([q.context for q in changed])
     query_vectors = embed_queries([q.query for q in queries])
 
     fetch = min(HYBRID_CANDIDATES, len(pool_texts))
@@ -175,7 +180,9 @@ def calibrate(
     evidence = {"over": single.label, "difference": float(difference.mean()), "stderr": stderr}
     if best.mode == "hybrid" and difference.mean() <= MIN_Z * stderr:
         best = single  # a fusion must beat the better system alone by more than noise
-    return Calibration(best, scores, queries=len(queries), pool=len(pool_texts), extra=evidence)
+    return Calibration(
+        best, scores, queries=len(queries), pool=len(pool_texts), method=method, extra=evidence
+    )
 
 
 def _dense_rankings(queries: np.ndarray, pool: np.ndarray, k: int) -> list[dict[int, float]]:

@@ -17,6 +17,7 @@ from ragkit.index.calibration import (
     CANDIDATES,
     MIN_QUERIES,
     Calibration,
+    PseudoQuery,
     _ndcg_at_10,
     calibrate,
     pseudo_queries,
@@ -82,6 +83,24 @@ def test_a_perfect_dense_side_is_chosen_and_a_useless_one_loses_to_bm25():
     assert useless.scores["bm25"] > 0.9 > useless.scores["dense"]
     assert useless.setting == SearchSetting("bm25")  # fusions tie with it at best; ties go to bm25
     assert set(useless.scores) == {s.label for s in CANDIDATES}
+
+
+def test_queries_made_another_way_rank_their_unchanged_source_and_say_how_they_were_made():
+    texts = _texts(120)
+    n = len(texts)
+    # Written queries (here: a text's first sentence) whose passage is the whole text: nothing of
+    # the pool changes, so no document is embedded again.
+    written = [PseudoQuery(i, texts[i].split(".")[0], texts[i]) for i in range(0, n, 2)]
+    calibration = calibrate(
+        texts,
+        np.eye(n, dtype=np.float32),
+        lambda q: _one_hot(q, texts, n),
+        lambda t: pytest.fail("re-embedded an unchanged passage"),
+        queries=written,
+        method="generated",
+    )
+    assert calibration.queries == len(written) and calibration.method == "generated"
+    assert calibration.scores["dense"] == 1.0 and calibration.scores["bm25"] > 0.9
 
 
 def test_too_few_sentences_give_no_calibration_and_mismatched_inputs_are_refused():
