@@ -13,7 +13,7 @@ import json
 import re
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -51,6 +51,20 @@ class ReadStats:
     skipped: Counter = field(default_factory=Counter)  # reason -> files
     replaced_decoding: int = 0  # files that were not valid UTF-8, decoded with replacement characters
     empty_documents: int = 0
+
+    def to_json(self) -> dict:
+        """Every count as plain JSON (what a Ray task sends back to the build)."""
+        counts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: dict(v) if isinstance(v, Counter) else v for name, v in counts.items()}
+
+    def add(self, counts: dict) -> None:
+        """Add counts another reader made (`to_json`'s form) to these."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Counter):
+                value.update(counts.get(f.name, {}))
+            else:
+                setattr(self, f.name, value + counts.get(f.name, 0))
 
 
 def check_corpus_path(root: str | Path) -> Path:

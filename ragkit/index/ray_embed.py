@@ -66,7 +66,7 @@ def _read_parts(row: dict, *, fields: Fields, per_part: int) -> list[dict]:
             "part": i,
             "parts": len(parts),
             "documents": json.dumps([asdict(d) for d in part]),
-            "stats": json.dumps(_stats_json(stats if i == 0 else ReadStats())),
+            "stats": json.dumps((stats if i == 0 else ReadStats()).to_json()),
         }
         for i, part in enumerate(parts)
     ]
@@ -176,7 +176,7 @@ def _merge_shards(ray, shard_dir: Path, store: Docstore, stats: ReadStats, dim: 
         for i in range(len(batch["relpath"])):
             row = {key: values[i] for key, values in batch.items()}
             relpath = str(row["relpath"])
-            _add_stats(stats, json.loads(str(row["stats"])))
+            stats.add(json.loads(str(row["stats"])))
             pending[relpath][int(row["part"])] = row
             if len(pending[relpath]) < int(row["parts"]):
                 continue
@@ -195,17 +195,3 @@ def _merge_shards(ray, shard_dir: Path, store: Docstore, stats: ReadStats, dim: 
         raise RagkitError(f"the Ray shards in {shard_dir} are incomplete ({len(pending)} files); run again")
     shutil.rmtree(shard_dir, ignore_errors=True)
     return chunks_done, tokens_done
-
-
-def _stats_json(stats: ReadStats) -> dict:
-    return {
-        "skipped": dict(stats.skipped),
-        "replaced_decoding": stats.replaced_decoding,
-        "empty_documents": stats.empty_documents,
-    }
-
-
-def _add_stats(stats: ReadStats, part: dict) -> None:
-    stats.skipped.update(part["skipped"])
-    stats.replaced_decoding += part["replaced_decoding"]
-    stats.empty_documents += part["empty_documents"]

@@ -131,3 +131,13 @@ def test_a_corrupt_gzip_is_skipped_and_counted_and_embed_f_says_so_in_one_line(t
     assert sum(stats.skipped.values()) == 1 and "unreadable" in next(iter(stats.skipped))
     with pytest.raises(RagkitError, match=r"bad\.txt\.gz: cannot read it"):
         read_lines(tmp_path / "bad.txt.gz")
+
+
+def test_read_stats_travel_as_json_and_add_up():
+    from collections import Counter
+
+    one = ReadStats(Counter({"binary file": 2}), replaced_decoding=1, empty_documents=3)
+    total = ReadStats()
+    total.add(json.loads(json.dumps(one.to_json())))  # as a Ray task sends them
+    total.add(one.to_json())
+    assert total == ReadStats(Counter({"binary file": 4}), replaced_decoding=2, empty_documents=6)
