@@ -21,12 +21,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from fusion import DATA, DEV_INSTRUCTION, FOLDERS, RESULTS, _end_of_tokens
+from fusion import DATA, DEV_INSTRUCTION, FOLDERS, RESULTS, calibration_inputs
 
 from ragkit.adapt.synthetic import PROMPT_QUERIES, GenerationSettings, generate_queries
 from ragkit.eval import DenseSearch, load_task
 from ragkit.eval.models import load_eval_model
-from ragkit.eval.search import document_texts
 from ragkit.eval.tasks import subsample
 from ragkit.index.calibration import N_QUERIES, PseudoQuery, calibrate, pseudo_queries
 
@@ -51,22 +50,11 @@ def calibrations(
     """Both ways' calibration of one corpus, subsampled and set up as fusion.py's `calibrate_on`."""
     task = load_task(folder, split, instruction)
     subsample(task, max_docs)  # as `evaluate(..., max_docs=...)` cut it in fusion.py
-    ((_, data),) = task.dataset["default"].items()
-    encoder, cap = dense.model.model, dense.max_doc_tokens
-    texts = document_texts(data["corpus"])
-    vectors = dense.embed_corpus(texts, task.metadata)  # fusion.py's cached vectors
-    cut = [text[: _end_of_tokens(encoder.tokenizer, text, cap)] for text in texts]
+    cut, vectors, embed_queries, embed_documents = calibration_inputs(task, dense)
     out = {}
     for method in METHODS:
         queries = generated_queries(cut) if method == "generated" else None
-        calibration = calibrate(
-            cut,
-            vectors,
-            lambda q: encoder.encode_queries(q, show_progress=False),
-            lambda t: encoder.encode_documents(t, max_length=cap, show_progress=False),
-            queries=queries,
-            method=method,
-        )
+        calibration = calibrate(cut, vectors, embed_queries, embed_documents, queries=queries, method=method)
         out[method] = calibration.to_json() if calibration else None
         print(f"{folder.name} {method}: {calibration.setting if calibration else 'fallback'}", flush=True)
     return out

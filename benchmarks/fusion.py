@@ -57,21 +57,27 @@ def score(
     return scores, calibration
 
 
-def calibrate_on(task, dense: DenseSearch) -> dict:
-    """What `ragkit index` would choose for this (subsampled) corpus, labels unseen: the index's
-    calibration (ragkit/index/calibration.py) on the documents as the dense side embedded them (cut
-    to the same tokens, so a pseudo-query's sentence is one its vector saw) and the same vectors."""
+def calibration_inputs(task, dense: DenseSearch) -> tuple:
+    """`calibrate`'s inputs for this (subsampled) corpus: the documents as the dense side embedded
+    them (cut to the same tokens, so a pseudo-query's sentence is one its vector saw), the same
+    vectors (the cache's, as scored), and the encoder's query and document embedding."""
     ((_, data),) = task.dataset["default"].items()
     encoder, cap = dense.model.model, dense.max_doc_tokens
     texts = document_texts(data["corpus"])
-    vectors = dense.embed_corpus(texts, task.metadata)  # the cache's, as scored above
+    vectors = dense.embed_corpus(texts, task.metadata)
     cut = [text[: _end_of_tokens(encoder.tokenizer, text, cap)] for text in texts]
-    calibration = calibrate(
+    return (
         cut,
         vectors,
         lambda q: encoder.encode_queries(q, show_progress=False),
         lambda t: encoder.encode_documents(t, max_length=cap, show_progress=False),
     )
+
+
+def calibrate_on(task, dense: DenseSearch) -> dict:
+    """What `ragkit index` would choose for this (subsampled) corpus, labels unseen: the index's
+    calibration (ragkit/index/calibration.py) on `calibration_inputs`."""
+    calibration = calibrate(*calibration_inputs(task, dense))
     if calibration is None:  # too few sentences: the index would search with the fallback
         print(f"{task.metadata.name}: no calibration, the fallback {FALLBACK}", flush=True)
         return {"setting": FALLBACK.label, "scores": {}, "queries": 0}
