@@ -3,11 +3,11 @@
     python benchmarks/calibration_queries.py
 
 ragkit/index/calibration.py chooses each index's default search (dense, BM25 or a fusion) on 200
-inverse-cloze pseudo-queries: a sentence of a chunk, with the rest of the chunk as its one relevant
-passage. The alternative the calibration's docstring names: the synthetic stage's generator
-(SmolLM2-135M-Instruct, InPars' prompt, ragkit/adapt/synthetic.py) writes a question for each of
-200 sampled chunks, and the chunk itself is its relevant passage (no round-trip filter: BM25
-choosing the queries would bias the choice towards BM25). Both ways run the same `calibrate` on the
+pseudo-queries made one of two ways: inverse-cloze (a sentence of a chunk, with the rest of the
+chunk as its one relevant passage), or generated (SmolLM2-135M-Instruct, InPars' prompt,
+ragkit/querygen/, writes a question for each of 200 sampled chunks, and the chunk itself is its
+relevant passage; no round-trip filter: BM25 choosing the queries would bias the choice towards
+BM25). This measurement chose "generated" as `ragkit index`'s default. Both ways run the same `calibrate` on the
 same subsampled corpora and vectors as benchmarks/fusion.py; what each chooses is then looked up in
 fusion.json's nDCG@10 of every setting on the real queries, which no calibration sees. Generations
 are cached (RAGKIT_HOME/synthetic), so a rerun costs only the encoding.
@@ -23,25 +23,12 @@ from pathlib import Path
 import numpy as np
 from fusion import DATA, DEV_INSTRUCTION, FOLDERS, RESULTS, calibration_inputs
 
-from ragkit.adapt.synthetic import PROMPT_QUERIES, GenerationSettings, generate_queries
 from ragkit.eval import DenseSearch, load_task
 from ragkit.eval.models import load_eval_model
 from ragkit.eval.tasks import subsample
-from ragkit.index.calibration import N_QUERIES, PseudoQuery, calibrate, pseudo_queries
+from ragkit.index.calibration import calibrate, written_queries
 
 METHODS = ("inverse-cloze", "generated")
-
-
-def generated_queries(texts: list[str], n: int = N_QUERIES, seed: int = 0) -> list[PseudoQuery]:
-    """A question the generator writes for each of `n` seeded chunks (the chunk is its passage);
-    the chunks sampled are those inverse-cloze would sample, so both ways see the same passages."""
-    sources = [q.source for q in pseudo_queries(texts, n, seed)]
-    written = generate_queries([texts[i] for i in sources], GenerationSettings(), show_progress=False)
-    return [
-        PseudoQuery(i, q, texts[i])
-        for i, q in zip(sources, written, strict=True)
-        if len(q.split()) >= 2 and q not in PROMPT_QUERIES
-    ]
 
 
 def calibrations(
@@ -53,7 +40,7 @@ def calibrations(
     cut, vectors, embed_queries, embed_documents = calibration_inputs(task, dense)
     out = {}
     for method in METHODS:
-        queries = generated_queries(cut) if method == "generated" else None
+        queries = written_queries(cut) if method == "generated" else None
         calibration = calibrate(cut, vectors, embed_queries, embed_documents, queries=queries, method=method)
         out[method] = calibration.to_json() if calibration else None
         print(f"{folder.name} {method}: {calibration.setting if calibration else 'fallback'}", flush=True)

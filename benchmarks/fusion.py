@@ -2,6 +2,7 @@
 
     python benchmarks/fusion.py                                  # choose on two dev splits, report the six
     python benchmarks/fusion.py --folders nfcorpus-processed     # add or redo folders in fusion.json
+    python benchmarks/fusion.py --recalibrate                    # only the calibrations (same encoder)
 
 The method and dense weight are chosen by their mean over dev splits (by default the SQuAD dev folder
 that `benchmarks/supervised_data.py --dev` holds out of training and PubMedQA's questions, which no
@@ -26,7 +27,8 @@ from ragkit.eval import DenseSearch, evaluate, load_task
 from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
 from ragkit.eval.search import FusionSearch, document_texts
-from ragkit.index.calibration import calibrate
+from ragkit.eval.tasks import subsample
+from ragkit.index.calibration import GENERATED, QUERY_METHODS, calibrate, written_queries
 from ragkit.index.fusion import FALLBACK
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,7 +39,7 @@ DEV_INSTRUCTION = "Retrieve Wikipedia passages that answer the question"  # SQuA
 
 
 def score(
-    folder: Path, dense: DenseSearch, split: str | None, instruction: str | None, max_docs: int
+    folder: Path, dense: DenseSearch, split: str | None, instruction: str | None, max_docs: int, queries: str
 ) -> tuple[dict, dict]:
     """nDCG@10 of dense, BM25, every fused setting and the calibrated one on one folder
     ({label: nDCG@10}), and the calibration (what it chose, on what evidence)."""
@@ -52,9 +54,18 @@ def score(
     scores = {"dense": rows[0].ndcg_at_10, "bm25": rows[1].ndcg_at_10} | {
         f"{s.method} {s.weight:g}": r.ndcg_at_10 for s, r in zip(fused, rows[2:], strict=True)
     }
-    calibration = calibrate_on(task, dense)
+    calibration = calibrate_on(task, dense, queries)
     scores["calibrated"] = scores[calibration["setting"]]
     return scores, calibration
+
+
+def recalibrate(
+    folder: Path, dense: DenseSearch, split: str | None, instruction: str | None, max_docs: int, queries: str
+) -> dict:
+    """Only the calibration of one folder, subsampled as `score`'s evaluation cut it."""
+    task = load_task(folder, split, instruction)
+    subsample(task, max_docs)
+    return calibrate_on(task, dense, queries)
 
 
 def calibration_inputs(task, dense: DenseSearch) -> tuple:
@@ -74,15 +85,30 @@ def calibration_inputs(task, dense: DenseSearch) -> tuple:
     )
 
 
-def calibrate_on(task, dense: DenseSearch) -> dict:
+def calibrate_on(task, dense: DenseSearch, queries: str = GENERATED) -> dict:
     """What `ragkit index` would choose for this (subsampled) corpus, labels unseen: the index's
-    calibration (ragkit/index/calibration.py) on `calibration_inputs`."""
-    calibration = calibrate(*calibration_inputs(task, dense))
+    calibration (ragkit/index/calibration.py) on `calibration_inputs`, its pseudo-queries made the
+    `queries` way."""
+    inputs = calibration_inputs(task, dense)
+    written = written_queries(inputs[0], device=dense.model.model.device) if queries == GENERATED else None
+    calibration = calibrate(*inputs, queries=written, method=queries)
     if calibration is None:  # too few sentences: the index would search with the fallback
         print(f"{task.metadata.name}: no calibration, the fallback {FALLBACK}", flush=True)
         return {"setting": FALLBACK.label, "scores": {}, "queries": 0}
     print(f"{task.metadata.name}: calibrated to {calibration.setting} ({calibration.reason()})", flush=True)
     return calibration.to_json()
+
+
+def describe(calibrations: dict) -> str:
+    """How the stored calibrations made their pseudo-queries, in words."""
+    ways = {
+        GENERATED: "200 questions SmolLM2-135M-Instruct writes for sampled documents, each document the "
+        "one relevant passage of its question",
+        "inverse-cloze": "200 inverse-cloze pseudo-queries, a sentence of a document as the query and the "
+        "rest of it as the one relevant passage",
+    }
+    used = sorted({c.get("method", "inverse-cloze") for c in calibrations.values() if c.get("queries")})
+    return "; ".join(ways[m] for m in used)
 
 
 def _end_of_tokens(tokenizer, text: str, n: int | None) -> int:
@@ -107,6 +133,10 @@ def main() -> None:
     parser.add_argument("--folders", nargs="*", default=FOLDERS)
     parser.add_argument("--max-docs", type=int, default=1500)
     parser.add_argument("--max-doc-tokens", type=int, default=128)
+    parser.add_argument("--calibration-queries", choices=QUERY_METHODS, default=GENERATED)
+    parser.add_argument(
+        "--recalibrate", action="store_true", help="redo only the calibrations, keep every setting's scores"
+    )
     parser.add_argument("--report", action="store_true", help="only rewrite fusion.md/.png from fusion.json")
     args = parser.parse_args()
     for folder in [] if args.report else args.dev:
@@ -123,13 +153,15 @@ def main() -> None:
     if not args.report:
         model = load_eval_model(args.model, precision=args.precision)
         dense = DenseSearch(model, max_doc_tokens=args.max_doc_tokens)
-        for folder in args.dev:
-            instruction = DEV_INSTRUCTION if "squad" in folder.name else None
-            devs[folder.name], calibrations[folder.name] = score(
-                folder, dense, "dev", instruction, args.max_docs
-            )
-        for name in args.folders:
-            test[name], calibrations[name] = score(DATA / name, dense, None, None, args.max_docs)
+        runs = [(f, "dev", DEV_INSTRUCTION if "squad" in f.name else None, devs) for f in args.dev]
+        runs += [(DATA / name, None, None, test) for name in args.folders]
+        for folder, split, instruction, table in runs:
+            setup = (folder, dense, split, instruction, args.max_docs, args.calibration_queries)
+            if args.recalibrate:
+                calibrations[folder.name] = recalibrate(*setup)
+                table[folder.name]["calibrated"] = table[folder.name][calibrations[folder.name]["setting"]]
+            else:
+                table[folder.name], calibrations[folder.name] = score(*setup)
     dev = {label: sum(d[label] for d in devs.values()) / len(devs) for label in next(iter(devs.values()))}
     fixed = [k for k in dev if k != "calibrated"]
     fused = [k for k in fixed if k not in ("dense", "bm25")]
@@ -167,10 +199,9 @@ def main() -> None:
         f"{args.max_docs}, --max-doc-tokens {args.max_doc_tokens}); the encoder at its default precision.",
         "",
         "**calibrated** (the default of `ragkit query`, `Retriever.search` and `/v1/search`): the setting "
-        "`ragkit index` chooses for each corpus without labels (ragkit/index/calibration.py: 200 "
-        "inverse-cloze pseudo-queries, a sentence of a document as the query and the rest of it as the "
-        "one relevant passage), scored here on the real queries it never saw. Its choice per folder is in "
-        "the last table.",
+        "`ragkit index` chooses for each corpus without labels (ragkit/index/calibration.py), scored here "
+        f"on the real queries it never saw; its pseudo-queries: {describe(calibrations)}. Its choice per "
+        "folder is in the last table.",
         "",
         f"Chosen on the dev splits only ({', '.join(dev_names)}: SQuAD questions held out of training, "
         f"PubMedQA questions no encoder here trained on): the fallback for an index too small to "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.metadata
+import itertools
 import json
 import socket
 import subprocess
@@ -159,6 +161,13 @@ def shared_folder(name: str) -> Path:
     if not folder.is_dir():
         pytest.skip(f"real data folder {folder} is absent (it is present in CI)")
     return folder
+
+
+def cranfield_passages(n: int) -> list[str]:
+    """The first `n` documents of the real cranfield folder, title above text."""
+    with gzip.open(shared_folder("cranfield") / "corpus.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in itertools.islice(f, n)]
+    return [f"{r['title']}\n{r['text']}" for r in rows]
 
 
 def run_ragkit(*args: str) -> subprocess.CompletedProcess:

@@ -7,22 +7,17 @@ with the encoder being adapted, past its top ranks (likely unlabeled positives).
 supervised-contrastive data file like any other (`{"query", "positive", "negative", "instruction"}`
 rows), so the stage that trains on them is the supervised one.
 
-Generations are the slow part (an LLM decoding per passage), so they are cached under RAGKIT_HOME,
-keyed by generator, prompt settings and passage text, and appended batch by batch: an interrupted
-run, or a rerun with other training settings, reuses every query already written.
+The queries are written by ragkit/querygen/, which caches them per passage: an interrupted run, or
+a rerun with other training settings, reuses every query already written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ragkit.corpus import Fields, ReadStats, list_files, read_documents
 from ragkit.encoders.encoder import Encoder
@@ -30,37 +25,7 @@ from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import ChunkingConfig, chunk_document
 from ragkit.io import atomic_write_text
-from ragkit.paths import ragkit_home
-from ragkit.progress import progress_bar
-
-# InPars' "vanilla" prompt (its MS MARCO examples), cut to two examples so that a passage of
-# `passage_words` words and the examples fit a small model's attention and a CPU's time.
-QUERY_PROMPT = """Example 1:
-Document: We don't know a lot about the effects of caffeine during pregnancy on you and your baby. \
-So it's best to limit the amount you get each day. If you are pregnant, limit caffeine to 200 \
-milligrams each day.
-Relevant Query: is a little caffeine ok during pregnancy
-
-Example 2:
-Document: Passiflora herbertiana. A rare passion fruit native to Australia. Fruits are \
-green-skinned, white fleshed, with an unknown edible rating.
-Relevant Query: what fruit is native to australia
-
-Example 3:
-Document: {passage}
-Relevant Query:"""
-PROMPT_QUERIES = ("is a little caffeine ok during pregnancy", "what fruit is native to australia")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How queries are written; every field is part of the cache key."""
-
-    generator: str = "smollm2-135m"  # an instruction-tuned causal LM: built-in name, Hub id, dir, .gguf
-    passage_words: int = 120  # of each passage, shown to the generator
-    max_new_tokens: int = 32
-    batch_size: int = 32
-    dtype: str = "bf16"
+from ragkit.querygen import GenerationSettings, generate_queries, usable_query
 
 
 def corpus_passages(source: str, tokenizer, chunking: ChunkingConfig | None = None) -> list[str]:
@@ -78,107 +43,6 @@ def corpus_passages(source: str, tokenizer, chunking: ChunkingConfig | None = No
     if not passages:
         raise RagkitError(f"{source}: no documents to write queries for; give a corpus folder or file")
     return passages
-
-
-def generate_queries(
-    passages: Sequence[str],
-    settings: GenerationSettings,
-    *,
-    device: torch.device | str = "cpu",
-    cache: Path | None = None,
-    show_progress: bool = True,
-) -> list[str]:
-    """One query per passage (greedy, one line), cached per passage in `cache` (JSON lines)."""
-    from ragkit.device import resolve_dtype
-    from ragkit.encoders.loading import load_tokenizer, quiet_transformers, resolve
-
-    cache = cache or cache_path(settings)
-    done = read_cache(cache)
-    keys = [passage_key(p) for p in passages]
-    todo = [i for i, key in enumerate(keys) if key not in done]
-    if todo:
-        from transformers import AutoModelForCausalLM
-
-        source = resolve(settings.generator)
-        tokenizer = load_tokenizer(source)
-        tokenizer.padding_side = "left"  # generation continues every row from its last token
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        dtype = resolve_dtype(settings.dtype, torch.device(device))
-        with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
-        stop = line_end_ids(tokenizer)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        if cache.is_file() and not cache.read_bytes().endswith(b"\n"):
-            with cache.open("a", encoding="utf-8") as out:
-                out.write("\n")  # a line torn by a crash stays apart from the next one
-        bar = progress_bar("writing queries", enabled=show_progress)
-        with bar, cache.open("a", encoding="utf-8") as out, torch.inference_mode():
-            task = bar.add_task("writing queries", total=len(passages), completed=len(passages) - len(todo))
-            for first in range(0, len(todo), settings.batch_size):
-                rows = todo[first : first + settings.batch_size]
-                prompts = [query_prompt_for(passages[i], settings.passage_words) for i in rows]
-                batch = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
-                generated = model.generate(
-                    **batch,
-                    max_new_tokens=settings.max_new_tokens,
-                    do_sample=False,
-                    no_repeat_ngram_size=3,
-                    eos_token_id=[*stop, tokenizer.eos_token_id],
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-                new = generated[:, batch["input_ids"].shape[1] :]
-                for i, ids in zip(rows, new, strict=True):
-                    query = clean_query(tokenizer.decode(ids, skip_special_tokens=True))
-                    done[keys[i]] = query
-                    out.write(json.dumps({"key": keys[i], "query": query}) + "\n")
-                out.flush()  # a killed run keeps every finished batch
-                bar.advance(task, len(rows))
-    return [done[key] for key in keys]
-
-
-def query_prompt_for(passage: str, words: int) -> str:
-    """The generator's prompt for one passage, cut to its first `words` words."""
-    return QUERY_PROMPT.format(passage=" ".join(passage.split()[:words]))
-
-
-def clean_query(text: str) -> str:
-    """The generated query: its first line, without surrounding quotes or spaces."""
-    line = text.strip().split("\n", 1)[0] if text.strip() else ""
-    return line.strip().strip("\"'").strip()
-
-
-def line_end_ids(tokenizer) -> list[int]:
-    """Tokens that hold a line break: a query is one line, so generation stops at any of them."""
-    return [
-        i for token, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([token])
-    ]
-
-
-def passage_key(passage: str) -> str:
-    """A stable key for a passage: which passages already have queries when a run resumes."""
-    return hashlib.sha1(passage.encode("utf-8")).hexdigest()
-
-
-def cache_path(settings: GenerationSettings) -> Path:
-    """One file per generator and prompt settings, under RAGKIT_HOME."""
-    key = json.dumps([settings.generator, settings.passage_words, settings.max_new_tokens, settings.dtype])
-    key += QUERY_PROMPT
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(settings.generator).name)
-    return ragkit_home() / "synthetic" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.jsonl"
-
-
-def read_cache(path: Path) -> dict[str, str]:
-    """passage key -> query; a line cut short by a crash is ignored (that batch is written again)."""
-    done: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["key"]] = row["query"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return done
 
 
 def round_trip(queries: Sequence[str], sources: Sequence[int], passages: Sequence[str], k: int) -> list[bool]:
@@ -252,11 +116,7 @@ def synthetic_pairs(
     queries = generate_queries(
         [every[i] for i in sample], settings, device=encoder.device, show_progress=show_progress
     )
-    usable = [
-        (q, i)
-        for q, i in zip(queries, sample, strict=True)
-        if len(q.split()) >= 2 and q not in PROMPT_QUERIES
-    ]
+    usable = [(q, i) for q, i in zip(queries, sample, strict=True) if usable_query(q)]
     kept_mask = (
         round_trip([q for q, _ in usable], [i for _, i in usable], every, round_trip_k) if usable else []
     )

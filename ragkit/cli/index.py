@@ -88,16 +88,26 @@ def index(
     calibrate: Annotated[
         bool,
         typer.Option(
-            help="Choose the index's default search (dense, BM25 or a fusion) from pseudo-queries drawn "
+            help="Choose the index's default search (dense, BM25 or a fusion) from pseudo-queries made "
             "from the corpus; off: the fallback chosen on dev splits.",
         ),
     ] = True,
+    calibration_queries: Annotated[
+        str | None,
+        typer.Option(
+            help="How the calibration's pseudo-queries are made: generated (questions SmolLM2-135M-Instruct "
+            "writes for 200 chunks, cached per chunk; about 2 min on 2 CPU cores) or inverse-cloze "
+            "(sentences of the chunks, no generator). Default: as the index's last calibration, else "
+            "generated.",
+        ),
+    ] = None,
 ) -> None:
     """Build or update a FAISS index of a folder (only new or changed files are embedded), or upsert
     the documents of a JSON lines stream by id (--jsonl)."""
     from ragkit import Encoder
     from ragkit.corpus import check_corpus_path
     from ragkit.index import ChunkingConfig, Fields, Index
+    from ragkit.index.calibration import check_query_method
     from ragkit.index.lock import writer_lock
     from ragkit.index.settings import IndexSettings
     from ragkit.index.workdir import index_path
@@ -108,6 +118,8 @@ def index(
         raise RagkitError("--ray embeds a corpus folder; --jsonl streams are upserted locally")
     check_corpus_path(corpus or jsonl)  # a wrong path or option fails now, not after seconds of model loading
     IndexSettings(spec, pca, dim, whiten, on_disk).check()
+    if calibration_queries is not None:
+        check_query_method(calibration_queries)
     with writer_lock(index_path(index_dir)):  # a second writer stops now, not after loading the model
         encoder = Encoder.load(
             model,
@@ -127,6 +139,7 @@ def index(
             "chunking": ChunkingConfig(chunk_size, overlap),
             "batch_size": batch_size,
             "calibrate": calibrate,
+            "calibration_queries": calibration_queries,
         }
         fields = Fields(text_field, title_field, (id_field,) if id_field else Fields().id)
         if jsonl is not None:

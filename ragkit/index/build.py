@@ -25,7 +25,7 @@ from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
 from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
-from ragkit.index.calibration import Calibration, calibrate_store
+from ragkit.index.calibration import QUERY_METHODS, Calibration, calibrate_store, check_query_method
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash
@@ -78,10 +78,13 @@ class Index:
         batch_size: int = 32,
         show_progress: bool = False,
         calibrate: bool = True,
+        calibration_queries: str | None = None,
     ) -> None:
         self.index_dir, self.encoder, self.chunking, self.fields = index_dir, encoder, chunking, fields
         self.settings, self.batch_size, self.show_progress = settings, batch_size, show_progress
         self.calibrate = calibrate  # choose the default search setting from the corpus (calibration.py)
+        # how its pseudo-queries are made; None: as the index's last calibration, else generated
+        self.calibration_queries = calibration_queries and check_query_method(calibration_queries)
 
     @classmethod
     def open(
@@ -98,6 +101,7 @@ class Index:
         batch_size: int = 32,
         show_progress: bool = False,
         calibrate: bool = True,
+        calibration_queries: str | None = None,
     ) -> Index:
         """An index to change document by document. An existing one keeps its encoder (loaded from
         the manifest unless given), chunking and `IndexSettings`; a new one is created by the first
@@ -118,6 +122,7 @@ class Index:
                 batch_size=batch_size,
                 show_progress=show_progress,
                 calibrate=calibrate,
+                calibration_queries=calibration_queries,
             )
         settings.check()
         return cls(
@@ -260,13 +265,27 @@ class Index:
         if not self.calibrate:
             report.default_search = f"{fallback}; not calibrated)"
             return {}
+        queries = self.calibration_queries or kept.get("method") or QUERY_METHODS[0]
         n, since = report.counts["chunks"], kept.get("chunks", 0)
-        if kept and not report.retrained and since * RETRAIN_FACTOR > n and n * RETRAIN_FACTOR > since:
+        same_queries = kept.get("method", queries) == queries
+        if (
+            kept
+            and same_queries
+            and not report.retrained
+            and since * RETRAIN_FACTOR > n > since / RETRAIN_FACTOR
+        ):
             setting = Calibration.from_json(kept).setting
             report.default_search = f"{setting} (calibrated at {since} chunks, kept)"
             return kept
         transform = Transform.load(directory, report.transform)
-        calibration = calibrate_store(store, self.encoder, transform, batch_size=self.batch_size)
+        calibration = calibrate_store(
+            store,
+            self.encoder,
+            transform,
+            queries=queries,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+        )
         if calibration is None:
             report.default_search = f"{fallback}: too few sentences to calibrate on)"
             return {}
@@ -303,6 +322,7 @@ class Index:
         ray: str | None = None,
         ray_actors: int | None = None,
         calibrate: bool = True,
+        calibration_queries: str | None = None,
     ) -> BuildReport:
         """Index `corpus` (a folder or file) into `index_dir`, embedding only what changed since last time.
 
@@ -314,8 +334,10 @@ class Index:
         one per GPU, else 2); ragkit/index/ray_embed.py.
 
         `calibrate`: choose the index's default search setting (dense, BM25 or a fusion of them) from
-        pseudo-queries drawn from the corpus (ragkit/index/calibration.py); False keeps the fallback
-        chosen on dev splits.
+        pseudo-queries made from the corpus (ragkit/index/calibration.py); False keeps the fallback
+        chosen on dev splits. `calibration_queries`: how they are made, "generated" (questions
+        SmolLM2-135M-Instruct writes, cached per passage) or "inverse-cloze" (sentences of the chunks:
+        no generator, faster); None: as the index's last calibration, else "generated".
 
         One writer at a time: a second build of the same `index_dir` raises a one-line `RagkitError`
         naming the first one's PID, while searches of the current index go on.
@@ -337,6 +359,7 @@ class Index:
             batch_size=batch_size,
             show_progress=show_progress,
             calibrate=calibrate,
+            calibration_queries=calibration_queries,
         )
 
         def change(store: Docstore, report: BuildReport, previous: IndexManifest | None) -> dict[str, str]:

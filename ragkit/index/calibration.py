@@ -1,16 +1,22 @@
 """The search setting that suits one corpus, chosen without labels from queries the corpus makes itself.
 
 Dense search and BM25 win on different corpora, and so do the fusion weights between them
-(benchmarks/results/fusion.md): no single setting is best everywhere. So each index chooses its own.
-The pseudo-queries are an inverse cloze task (Lee et al., 2019, "Latent Retrieval for Weakly
-Supervised Open Domain QA"): a sentence drawn from a chunk is the query, and that chunk *without the
-sentence* is its one relevant passage, so BM25 cannot win by matching the sentence word for word.
-Every candidate setting ranks a pool of chunks in which the sources are replaced by their
-remainders, and the setting whose rankings put the sources highest (nDCG@10) becomes the index's
-default search; a fusion only where it beats the better of dense and BM25 alone by more than noise
-(`MIN_Z`). It costs one encoder pass over `n_queries` sentences and as many chunks, where generating
-questions with the synthetic stage's LLM would cost a decoder generation per query;
-benchmarks/results/fusion.md measures how well the cheap choice does on real queries.
+(benchmarks/results/fusion.md): no single setting is best everywhere. So each index chooses its own,
+on pseudo-queries whose one relevant passage is known, made one of two ways:
+
+- "generated" (the default): an instruction-tuned LLM (SmolLM2-135M-Instruct, InPars' prompt;
+  ragkit/querygen/) writes a question for each of `N_QUERIES` sampled chunks, and the chunk is its
+  passage. No round-trip filter: BM25 choosing which questions count would bias the choice towards BM25.
+- "inverse-cloze" (Lee et al., 2019, "Latent Retrieval for Weakly Supervised Open Domain QA"): a
+  sentence drawn from a chunk is the query, and that chunk *without the sentence* is its passage, so
+  BM25 cannot win by matching the sentence word for word. No generator: one encoder pass.
+
+Every candidate setting ranks a pool of chunks, and the setting whose rankings put the passages
+highest (nDCG@10) becomes the index's default search; a fusion only where it beats the better of dense
+and BM25 alone by more than noise (`MIN_Z`). benchmarks/results/calibration_queries.md measures both
+ways on real queries: generated questions choose better on the dev splits (mean nDCG@10 0.936 vs
+0.931) and never fall below BM25 on the six folders (inverse-cloze: by up to 0.007), for a decoder
+generation per question at build time (cached per passage, so an update pays only for new chunks).
 """
 
 from __future__ import annotations
@@ -21,14 +27,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
 from ragkit.corpus import document_text
 from ragkit.encoders import Encoder
+from ragkit.encoders.precision import native_bf16
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import Docstore
 from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES, SearchSetting, fuse
 from ragkit.index.lexical import LexicalIndex
 from ragkit.index.transform import Transform
+from ragkit.querygen import GenerationSettings, generate_queries, usable_query
 
 N_QUERIES = 200  # pseudo-queries per calibration
 POOL = 5000  # chunks they are ranked among (the sources and a seeded sample of the rest)
@@ -36,7 +45,8 @@ MIN_QUERIES = 30  # fewer sentences to draw from: too noisy to choose, keep the 
 WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_WORDS, MAX_WORDS = 5, 40  # a sentence shorter is rarely a question's worth; longer, rarely one
 WINDOW = 12  # words per pseudo-sentence of a text without sentence punctuation
-METHOD = "inverse-cloze"
+GENERATED, INVERSE_CLOZE = "generated", "inverse-cloze"
+QUERY_METHODS: tuple[str, ...] = (GENERATED, INVERSE_CLOZE)  # the first is the default
 # A fusion is chosen over the better of dense and BM25 alone only when its pseudo-query nDCG@10 beats
 # that by more than MIN_Z standard errors of the paired difference (one-sided 95%): where the two are
 # within noise of each other the simpler setting is the safer one.
@@ -62,7 +72,7 @@ class Calibration:
     pool: int
     chunks: int = 0  # the index's size when calibrated: an update recalibrates once it has changed enough
     generation: int = 0
-    method: str = METHOD
+    method: str = INVERSE_CLOZE  # how the pseudo-queries were made (manifests before "generated": this)
     extra: dict = field(default_factory=dict)
 
     def reason(self) -> str:
@@ -71,10 +81,13 @@ class Calibration:
         others = ", ".join(
             f"{label} {self.scores[label]:.3f}" for label in ("bm25", "dense") if label != self.setting.label
         )
-        return (
-            f"calibrated on {self.queries} pseudo-queries drawn from this corpus "
-            f"(nDCG@10 {best:.3f}; {others})"
+        made = (
+            "questions written for passages of this corpus"
+            if self.method == GENERATED
+            else "pseudo-queries drawn from this corpus"
         )
+        note = f"; {self.extra['fallback']}" if "fallback" in self.extra else ""
+        return f"calibrated on {self.queries} {made} (nDCG@10 {best:.3f}; {others}){note}"
 
     def to_json(self) -> dict:
         """The manifest's form: the setting as its label."""
@@ -128,6 +141,36 @@ def _sentences(text: str) -> list[str]:
     return sentences
 
 
+def written_queries(
+    texts: Sequence[str],
+    n: int = N_QUERIES,
+    seed: int = 0,
+    *,
+    device: torch.device | str = "cpu",
+    show_progress: bool = False,
+) -> list[PseudoQuery]:
+    """A question the generator writes for each of up to `n` seeded texts, the whole text its
+    passage. The texts sampled are those inverse-cloze would draw from, as measured; none (and no
+    generator loaded) when fewer than `MIN_QUERIES` could be drawn. Questions of one word, or a
+    prompt example copied back, are left out."""
+    sources = [q.source for q in pseudo_queries(texts, n, seed)]
+    if len(sources) < MIN_QUERIES:
+        return []
+    device = torch.device(device)
+    settings = GenerationSettings(dtype="bf16" if native_bf16(device) else "float32")
+    written = generate_queries(
+        [texts[i] for i in sources], settings, device=device, show_progress=show_progress
+    )
+    return [PseudoQuery(i, q, texts[i]) for i, q in zip(sources, written, strict=True) if usable_query(q)]
+
+
+def check_query_method(method: str) -> str:
+    """`method` if ragkit makes pseudo-queries that way, else a one-line error."""
+    if method not in QUERY_METHODS:
+        raise RagkitError(f"unknown calibration_queries {method!r}: use one of {', '.join(QUERY_METHODS)}")
+    return method
+
+
 def calibrate(
     texts: Sequence[str],
     vectors: np.ndarray,
@@ -137,7 +180,7 @@ def calibrate(
     n_queries: int = N_QUERIES,
     seed: int = 0,
     queries: Sequence[PseudoQuery] | None = None,
-    method: str = METHOD,
+    method: str = INVERSE_CLOZE,
 ) -> Calibration | None:
     """Choose among `CANDIDATES` for a pool of chunks: `texts` (as BM25 ranks them) and their
     `vectors` (as the FAISS index holds them, normalised, any PCA applied). `embed_queries` and
@@ -207,10 +250,20 @@ def _ndcg_at_10(ranking: dict[int, float], relevant: int) -> float:
 
 
 def calibrate_store(
-    store: Docstore, encoder: Encoder, transform: Transform, *, batch_size: int = 32, seed: int = 0
+    store: Docstore,
+    encoder: Encoder,
+    transform: Transform,
+    *,
+    queries: str = GENERATED,
+    batch_size: int = 32,
+    seed: int = 0,
+    show_progress: bool = False,
 ) -> Calibration | None:
     """`calibrate` an index's generation: a seeded pool of up to `POOL` of its chunks, their stored
-    vectors through the index's `transform`, and `encoder` for the pseudo-queries and remainders."""
+    vectors through the index's `transform`, and `encoder` for the pseudo-queries and passages.
+    `queries`: how the pseudo-queries are made (`QUERY_METHODS`); where the generator cannot be
+    loaded, inverse-cloze, and the calibration's `extra` says why."""
+    check_query_method(queries)
     ids = store.ids()
     if len(ids) > POOL:
         ids = np.sort(np.random.default_rng(seed).choice(ids, POOL, replace=False))
@@ -224,4 +277,21 @@ def calibrate_store(
         vectors = encoder.encode_documents(documents, batch_size=batch_size, show_progress=False)
         return transform.apply(vectors)
 
-    return calibrate(texts, vectors, embed_queries, embed_documents, seed=seed)
+    written, unavailable = None, None
+    if queries == GENERATED:
+        try:
+            written = written_queries(texts, seed=seed, device=encoder.device, show_progress=show_progress)
+        except RagkitError as error:  # no generator on this machine (not installed, no Hub access)
+            unavailable = f"no generator ({error}); inverse-cloze instead"
+    calibration = calibrate(
+        texts,
+        vectors,
+        embed_queries,
+        embed_documents,
+        seed=seed,
+        queries=written,
+        method=GENERATED if written is not None else INVERSE_CLOZE,
+    )
+    if calibration is not None and unavailable:
+        calibration.extra["fallback"] = unavailable
+    return calibration

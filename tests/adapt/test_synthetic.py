@@ -1,39 +1,24 @@
-"""Synthetic queries for a corpus without labels: round-trip filter, mined negatives, cached
-generations, and the `synthetic` stage end to end (with a mock generator, as mteb tests use mock tasks)."""
+"""Synthetic queries for a corpus without labels: round-trip filter, mined negatives, and the
+`synthetic` stage end to end (with a mock generator, as mteb tests use mock tasks; the generator
+itself: tests/querygen)."""
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import transformers
-from helpers import TRAIN_SENTENCES, requires_smollm2, shared_folder, tiny_decoder_dir, tiny_encoder
+from helpers import TRAIN_SENTENCES, cranfield_passages, tiny_decoder_dir, tiny_encoder
 
 from ragkit import Encoder, RagkitError
 from ragkit.adapt import adapt, registry, stage_configs, synthetic
 from ragkit.adapt.distill import DistillStage, read_prepared
-from ragkit.adapt.synthetic import (
-    GenerationSettings,
-    clean_query,
-    corpus_passages,
-    generate_queries,
-    mine_negatives,
-    round_trip,
-)
-
-
-def _cranfield_passages(n: int) -> list[str]:
-    with gzip.open(shared_folder("cranfield") / "corpus.jsonl.gz", "rt") as f:
-        rows = [json.loads(line) for line in itertools.islice(f, n)]
-    return [f"{r['title']}\n{r['text']}" for r in rows]
+from ragkit.adapt.synthetic import corpus_passages, mine_negatives, round_trip
 
 
 def test_round_trip_keeps_a_query_when_bm25_ranks_its_passage_in_the_top_k():
-    passages = _cranfield_passages(300)
+    passages = cranfield_passages(300)
     own = [" ".join(passages[i].split()[3:10]) for i in range(0, 300, 30)]  # a passage's own words
     kept = round_trip(own, list(range(0, 300, 30)), passages, k=5)
     assert sum(kept) >= 8  # its own phrase finds a passage, bar a generic one
@@ -58,35 +43,6 @@ def test_hard_negatives_come_from_the_encoders_ranks_after_the_skipped_top():
         assert set(mined) <= set(ranking[2:12])  # never the top 2, never past rank 12
     again = mine_negatives(encoder, queries, sources, passages, **settings)
     assert again == negatives  # a resumed run mines the same
-
-
-def test_a_query_is_the_first_generated_line_without_quotes():
-    assert clean_query(' "how do wings stall"\nExample 4:\nDocument') == "how do wings stall"
-    assert clean_query("\n\n") == ""
-
-
-def test_generations_are_cached_and_an_interrupted_run_writes_only_what_is_missing(tmp_path, monkeypatch):
-    generator = tiny_decoder_dir(tmp_path / "generator", max_position_embeddings=1024)
-    settings = GenerationSettings(str(generator), max_new_tokens=4, batch_size=2, dtype="float32")
-    cache = tmp_path / "queries.jsonl"
-    first = generate_queries(TRAIN_SENTENCES[:6], settings, cache=cache, show_progress=False)
-    assert len(first) == 6 and len(cache.read_text().splitlines()) == 6
-
-    # A crash mid-write: two whole lines and a torn third. The rerun writes the other four again.
-    lines = cache.read_text().splitlines()
-    cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][:10])
-    loads = []
-    real = transformers.AutoModelForCausalLM.from_pretrained
-    monkeypatch.setattr(
-        transformers.AutoModelForCausalLM,
-        "from_pretrained",
-        lambda *a, **kw: loads.append(a) or real(*a, **kw),
-    )
-    resumed = generate_queries(TRAIN_SENTENCES[:6], settings, cache=cache, show_progress=False)
-    assert resumed == first and len(loads) == 1
-    # Everything cached: the generator is not even loaded.
-    assert generate_queries(TRAIN_SENTENCES[:6], settings, cache=cache, show_progress=False) == first
-    assert len(loads) == 1
 
 
 def test_corpus_passages_are_the_chunks_an_index_holds(tmp_path):
@@ -207,15 +163,3 @@ def test_the_synthetic_stage_needs_a_corpus():
     from ragkit.errors import for_flags
 
     assert "give --corpus (a folder)" in for_flags(str(error.value), cli_flags())  # as the CLI shows it
-
-
-@requires_smollm2
-def test_smollm2_writes_queries_that_find_their_passages(tmp_path):
-    passages = _cranfield_passages(400)
-    sample = list(range(0, 400, 50))
-    settings = GenerationSettings(max_new_tokens=24, batch_size=8)
-    queries = generate_queries(
-        [passages[i] for i in sample], settings, cache=tmp_path / "q.jsonl", show_progress=False
-    )
-    assert all(q and "\n" not in q for q in queries)
-    assert sum(round_trip(queries, sample, passages, k=10)) >= len(sample) // 2

