@@ -7,10 +7,10 @@ pseudo-queries made one of two ways: inverse-cloze (a sentence of a chunk, with 
 chunk as its one relevant passage), or generated (SmolLM2-135M-Instruct, InPars' prompt,
 ragkit/querygen/, writes a question for each of 200 sampled chunks, and the chunk itself is its
 relevant passage; no round-trip filter: BM25 choosing the queries would bias the choice towards
-BM25). This measurement chose "generated" as `ragkit index`'s default. Both ways run the same `calibrate` on the
-same subsampled corpora and vectors as benchmarks/fusion.py; what each chooses is then looked up in
-fusion.json's nDCG@10 of every setting on the real queries, which no calibration sees. Generations
-are cached (RAGKIT_HOME/synthetic), so a rerun costs only the encoding.
+BM25). This measurement chose "generated" as `ragkit index`'s default. Both ways run the same
+`calibrate` on the same subsampled corpora and vectors as benchmarks/fusion.py; what each chooses is
+then looked up in fusion.json's nDCG@10 of every setting on the real queries, which no calibration
+sees. Generations are cached (RAGKIT_HOME/synthetic), so a rerun costs only the encoding.
 Writes benchmarks/results/calibration_queries.json and .md.
 """
 
@@ -54,8 +54,9 @@ def write_report(chosen: dict, real: dict) -> None:
         "",
         "`python benchmarks/calibration_queries.py`: the same calibration (ragkit/index/calibration.py) on "
         "200 pseudo-queries per corpus made two ways, inverse-cloze (a sentence of a chunk; the rest of the "
-        "chunk is its passage: the default) and generated (SmolLM2-135M-Instruct writes a question for the "
-        "same chunks, InPars' prompt, no round-trip filter). Each way's choice is scored on the real "
+        "chunk is its passage: the default before this measurement) and generated (SmolLM2-135M-Instruct "
+        "writes a question for the same chunks, InPars' prompt, no round-trip filter: `ragkit index`'s "
+        "default since). Each way's choice is scored on the real "
         "queries with fusion.json's nDCG@10 of that setting (benchmarks/fusion.py: same subsampling, "
         "vectors and encoder). The first two rows are the dev splits.",
         "",
