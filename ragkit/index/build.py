@@ -25,7 +25,7 @@ from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
 from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
-from ragkit.index.calibration import QUERY_METHODS, Calibration, calibrate_store, check_query_method
+from ragkit.index.calibration import DEFAULT_QUERY_METHOD, Calibration, calibrate_store, check_query_method
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash
@@ -265,12 +265,12 @@ class Index:
         if not self.calibrate:
             report.default_search = f"{fallback}; not calibrated)"
             return {}
-        queries = self.calibration_queries or kept.get("method") or QUERY_METHODS[0]
+        method = self.calibration_queries or kept.get("method") or DEFAULT_QUERY_METHOD
         n, since = report.counts["chunks"], kept.get("chunks", 0)
-        same_queries = kept.get("method", queries) == queries
+        same_method = kept.get("method", method) == method
         if (
             kept
-            and same_queries
+            and same_method
             and not report.retrained
             and since * RETRAIN_FACTOR > n > since / RETRAIN_FACTOR
         ):
@@ -282,7 +282,7 @@ class Index:
             store,
             self.encoder,
             transform,
-            queries=queries,
+            method=method,
             batch_size=self.batch_size,
             show_progress=self.show_progress,
         )

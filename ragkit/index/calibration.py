@@ -46,7 +46,8 @@ WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_WORDS, MAX_WORDS = 5, 40  # a sentence shorter is rarely a question's worth; longer, rarely one
 WINDOW = 12  # words per pseudo-sentence of a text without sentence punctuation
 GENERATED, INVERSE_CLOZE = "generated", "inverse-cloze"
-QUERY_METHODS: tuple[str, ...] = (GENERATED, INVERSE_CLOZE)  # the first is the default
+QUERY_METHODS: tuple[str, ...] = (GENERATED, INVERSE_CLOZE)
+DEFAULT_QUERY_METHOD = GENERATED  # benchmarks/results/calibration_queries.md
 # A fusion is chosen over the better of dense and BM25 alone only when its pseudo-query nDCG@10 beats
 # that by more than MIN_Z standard errors of the paired difference (one-sided 95%): where the two are
 # within noise of each other the simpler setting is the safer one.
@@ -254,16 +255,16 @@ def calibrate_store(
     encoder: Encoder,
     transform: Transform,
     *,
-    queries: str = GENERATED,
+    method: str = DEFAULT_QUERY_METHOD,
     batch_size: int = 32,
     seed: int = 0,
     show_progress: bool = False,
 ) -> Calibration | None:
     """`calibrate` an index's generation: a seeded pool of up to `POOL` of its chunks, their stored
     vectors through the index's `transform`, and `encoder` for the pseudo-queries and passages.
-    `queries`: how the pseudo-queries are made (`QUERY_METHODS`); where the generator cannot be
+    `method`: how the pseudo-queries are made (`QUERY_METHODS`); where the generator cannot be
     loaded, inverse-cloze, and the calibration's `extra` says why."""
-    check_query_method(queries)
+    check_query_method(method)
     ids = store.ids()
     if len(ids) > POOL:
         ids = np.sort(np.random.default_rng(seed).choice(ids, POOL, replace=False))
@@ -278,7 +279,7 @@ def calibrate_store(
         return transform.apply(vectors)
 
     written, unavailable = None, None
-    if queries == GENERATED:
+    if method == GENERATED:
         try:
             written = written_queries(texts, seed=seed, device=encoder.device, show_progress=show_progress)
         except RagkitError as error:  # no generator on this machine (not installed, no Hub access)
