@@ -96,7 +96,7 @@ def index(
         str | None,
         typer.Option(
             help="How the calibration's pseudo-queries are made: generated (questions SmolLM2-135M-Instruct "
-            "writes for 200 chunks, cached per chunk; about 2 min on 2 CPU cores) or inverse-cloze "
+            "writes for 200 chunks, cached per chunk; about a minute on 2 CPU cores) or inverse-cloze "
             "(sentences of the chunks, no generator). Default: as the index's last calibration, else "
             "generated.",
         ),
