@@ -168,7 +168,7 @@ def written_queries(
 def check_query_method(method: str) -> str:
     """`method` if ragkit makes pseudo-queries that way, else a one-line error."""
     if method not in QUERY_METHODS:
-        raise RagkitError(f"unknown calibration_queries {method!r}: use one of {', '.join(QUERY_METHODS)}")
+        raise RagkitError(f"unknown `calibration_queries` {method!r}: use one of {', '.join(QUERY_METHODS)}")
     return method
 
 

@@ -191,8 +191,14 @@ def test_an_index_keeps_its_way_of_making_queries_and_changing_it_calibrates_aga
     assert report.calibration is not None and report.calibration.method == INVERSE_CLOZE
     assert "pseudo-queries drawn from this corpus" in report.calibration.reason()
     assert IndexManifest.read(index_dir).calibration["method"] == INVERSE_CLOZE
-    with pytest.raises(RagkitError, match="unknown calibration_queries 'llm'"):
+    with pytest.raises(RagkitError, match="unknown `calibration_queries` 'llm'") as error:
         Index.open(index_dir, encoder, calibration_queries="llm")
+    from ragkit.cli.app import cli_flags
+    from ragkit.errors import for_flags
+
+    assert "unknown --calibration-queries 'llm'" in for_flags(
+        str(error.value), cli_flags()
+    )  # as the CLI says
 
 
 def test_without_a_generator_the_calibration_draws_inverse_cloze_queries_and_says_why(tmp_path, monkeypatch):
