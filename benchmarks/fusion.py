@@ -28,7 +28,7 @@ from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
 from ragkit.eval.search import FusionSearch, document_texts
 from ragkit.eval.tasks import subsample
-from ragkit.index.calibration import GENERATED, QUERY_METHODS, calibrate, written_queries
+from ragkit.index.calibration import GENERATED, INVERSE_CLOZE, QUERY_METHODS, calibrate, written_queries
 from ragkit.index.fusion import FALLBACK
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -104,10 +104,10 @@ def describe(calibrations: dict) -> str:
     ways = {
         GENERATED: "200 questions SmolLM2-135M-Instruct writes for sampled documents, each document the "
         "one relevant passage of its question",
-        "inverse-cloze": "200 inverse-cloze pseudo-queries, a sentence of a document as the query and the "
+        INVERSE_CLOZE: "200 inverse-cloze pseudo-queries, a sentence of a document as the query and the "
         "rest of it as the one relevant passage",
     }
-    used = sorted({c.get("method", "inverse-cloze") for c in calibrations.values() if c.get("queries")})
+    used = sorted({c.get("method", INVERSE_CLOZE) for c in calibrations.values() if c.get("queries")})
     return "; ".join(ways[m] for m in used)
 
 
