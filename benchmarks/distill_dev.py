@@ -6,8 +6,10 @@
 Snapshots (`snapshot_every`) are LoRA adapters over the run's start model; each is scored dense on
 the dev splits only (SQuAD's held-out last 2,000 rows, cut to 500 queries, and PubMedQA's 500
 labelled questions; never a folder the ablation reports), step 0 being the start model itself.
-Scores accumulate in benchmarks/results/distill_dev.json; the chart is distill_dev.png. Run it beside
-training under `nice` (nDCG does not depend on load; the run's tokens/s does).
+The teacher and BM25 are scored on the same splits once: the lines the student is measured
+against. Scores accumulate in benchmarks/results/distill_dev.json; the chart is distill_dev.png.
+Run it beside training under `nice` (nDCG does not depend on load; the run's tokens/s does), or
+pause the run meanwhile.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import json
 from pathlib import Path
 
 from ragkit.eval import DenseSearch, evaluate, load_task
+from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev")]
+REFERENCES = {"all-MiniLM-L6-v2 (teacher)": "all-minilm-l6-v2", "bm25": None}
+STYLES = ("--", ":")  # the references' lines, in REFERENCES' order
 
 
 def stage_folder(run: Path) -> Path:
@@ -47,7 +52,7 @@ def losses(folder: Path) -> list[tuple[int, float]]:
         return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f) if r["stage"] == "distill"]
 
 
-def plot(curve: list[tuple[int, float]], scores: dict, path: Path, title: str) -> None:
+def plot(curve: list[tuple[int, float]], scores: dict, references: dict, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,13 +72,19 @@ def plot(curve: list[tuple[int, float]], scores: dict, path: Path, title: str) -
         left.set_ylabel("KL(teacher || student)")
         left.set_title("distillation loss")
         left.legend()
-    for folder in sorted({f for cells in scores.values() for f in cells}):
+    for index, folder in enumerate(sorted({f for cells in scores.values() for f in cells})):
+        color = f"C{index}"
         points = sorted((int(step), cells[folder]) for step, cells in scores.items() if folder in cells)
-        right.plot([s for s, _ in points], [v for _, v in points], marker="o", label=folder)
+        right.plot([s for s, _ in points], [v for _, v in points], marker="o", color=color, label=folder)
+        for (_, cells), style in zip(references.items(), STYLES, strict=False):
+            if folder in cells:
+                right.axhline(cells[folder], color=color, linestyle=style, linewidth=1)
+    for name, style in zip(references, STYLES, strict=False):
+        right.plot([], [], color="#555", linestyle=style, linewidth=1, label=name)
     right.set_xlabel("step (0: the start model)")
     right.set_ylabel("nDCG@10, dense")
     right.set_title("dev splits")
-    right.legend()
+    right.legend(fontsize=8, loc="center right")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -90,9 +101,28 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only redraw from the stored scores")
     args = parser.parse_args()
     store = RESULTS / "distill_dev.json"
-    scores: dict[str, dict[str, float]] = json.loads(store.read_text()) if store.is_file() else {}
+    stored = json.loads(store.read_text()) if store.is_file() else {}
+    scores: dict[str, dict[str, float]] = stored.get("steps", {})
+    references: dict[str, dict[str, float]] = stored.get("references", {})
+
+    def save() -> None:
+        store.write_text(
+            json.dumps({"steps": scores, "references": references}, indent=1, sort_keys=True) + "\n"
+        )
+
     folder = stage_folder(args.run)
     if not args.report:
+        for name, teacher in REFERENCES.items():
+            missing = [d for d in args.dev if d.name not in references.get(name, {})]
+            if not missing:
+                continue
+            system = BM25Search() if teacher is None else DenseSearch(load_eval_model(teacher))
+            system.label = name
+            for dev in missing:
+                (row,) = evaluate([system], [load_task(dev)], output=None)
+                references.setdefault(name, {})[dev.name] = round(row.ndcg_at_10, 4)
+                save()
+                print(f"{name} {dev.name}: nDCG@10 {row.ndcg_at_10:.4f}", flush=True)
         todo = {0: None, **snapshots(folder)}
         for step, adapter in sorted(todo.items()):
             missing = [d for d in args.dev if d.name not in scores.get(str(step), {})]
@@ -104,11 +134,17 @@ def main() -> None:
             for dev in missing:
                 (row,) = evaluate([system], [load_task(dev)], output=None)
                 scores.setdefault(str(step), {})[dev.name] = round(row.ndcg_at_10, 4)
-                store.write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
+                save()
                 print(f"step {step:>5} {dev.name}: nDCG@10 {row.ndcg_at_10:.4f}", flush=True)
     plot(
-        losses(folder), scores, RESULTS / "distill_dev.png", f"{args.run.name}: distillation from its teacher"
+        losses(folder),
+        scores,
+        references,
+        RESULTS / "distill_dev.png",
+        f"{args.run.name}: distillation from its teacher",
     )
+    for name, cells in references.items():
+        print(name, cells)
     for step in sorted(scores, key=int):
         print(step, scores[step])
 
