@@ -5,6 +5,7 @@
     python benchmarks/ablation.py --runs runs/                    # where `ragkit adapt` wrote the encoders
     python benchmarks/ablation.py --folders sts-b sick-r          # STS only (Spearman of cosines)
     python benchmarks/ablation.py --report                        # rewrite the report, score nothing
+    python benchmarks/ablation.py --variants "release 0.3 + distilled from all-MiniLM-L6-v2, step 200"
 
 Adapted variants are `ragkit adapt` outputs under --runs (smollm2-mntp, smollm2-mntp-simcse; a
 missing one is skipped and named) and, for bi + MNTP + supervised, the built-in encoder
@@ -22,6 +23,8 @@ import json
 import time
 from pathlib import Path
 
+from distill_dev import snapshots, stage_folder
+
 from ragkit.eval import DenseSearch, TaskScore, evaluate, load_task
 from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
@@ -38,6 +41,7 @@ BUILTIN_ADAPTERS = (
 )
 RELEASE_02 = "bi + MNTP + supervised, release 0.2 (SQuAD + SciFact + SNLI)"
 SHIPPED = "bi + MNTP + supervised, release 0.3 (+ a second round; shipped)"
+DISTILLED = "release 0.3 + distilled from all-MiniLM-L6-v2, step {step}"
 
 TRAINING = """## How the adapted variants were trained
 
@@ -104,11 +108,22 @@ def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
         # The shipped encoder: release 0.2 + a second supervised round (benchmarks/configs/
         # smollm2-supervised-squad2.toml: 80 more steps of 32, LoRA on the top 15 layers).
         SHIPPED: dense("llm2vec-smollm2-135m"),
+        # Release 0.4's run (benchmarks/configs/smollm2-distill.toml): each snapshot it kept, a LoRA
+        # adapter over the shipped encoder; the one to ship is chosen on the dev splits
+        # (benchmarks/distill_dev.py), never here.
+        **{
+            DISTILLED.format(step=step): {**dense("llm2vec-smollm2-135m", adapters=[str(a)]), "path": a}
+            for step, a in sorted(snapshots(stage_folder(runs / "smollm2-distill")).items())
+        },
     }
 
 
 def write_report(cells: dict, settings: dict) -> None:
-    names = [v for v in settings["variants"] if any(k.startswith(f"{v}|") for k in cells)]
+    scored = list(dict.fromkeys(k.rsplit("|", 1)[0] for k in cells))
+    # The table's order, then what it no longer lists (a distillation snapshot whose run is gone).
+    names = [v for v in settings["variants"] if v in scored] + [
+        v for v in scored if v not in settings["variants"]
+    ]
     folders = [f for f in FOLDERS if any(k.endswith(f"|{f}") for k in cells)]
     rows = [
         TaskScore(v, f, "test", c["scores"], c["queries"], c["documents"], c["seconds"])
