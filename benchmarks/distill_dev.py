@@ -25,6 +25,11 @@ from ragkit.eval.models import load_eval_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev")]
+MODEL = "smollm2-135m"
+BUILTIN_ADAPTERS = (
+    Path(__file__).resolve().parents[1] / "ragkit" / "models" / "llm2vec-smollm2-135m" / "adapters"
+)
+RELEASE_03_ADAPTERS = ("1-mntp", "2-supervised", "3-supervised")
 REFERENCES = {"all-MiniLM-L6-v2 (teacher)": "all-minilm-l6-v2", "bm25": None}
 STYLES = ("--", ":")  # the references' lines, in REFERENCES' order
 
@@ -96,7 +101,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run", type=Path, help="the --out of `ragkit adapt --stages distill`")
-    parser.add_argument("--base", default="llm2vec-smollm2-135m", help="the model the run started from")
+    parser.add_argument(
+        "--base",
+        nargs="+",
+        default=[MODEL, *(str(BUILTIN_ADAPTERS / a) for a in RELEASE_03_ADAPTERS)],
+        help="the model the run started from, then any adapters merged on it "
+        "(default: release 0.3 of the built-in encoder, the start of release 0.4's run)",
+    )
     parser.add_argument("--dev", type=Path, nargs="+", default=DEV)
     parser.add_argument("--report", action="store_true", help="only redraw from the stored scores")
     args = parser.parse_args()
@@ -128,7 +139,8 @@ def main() -> None:
             missing = [d for d in args.dev if d.name not in scores.get(str(step), {})]
             if not missing:
                 continue
-            model = load_eval_model(args.base, adapters=[str(adapter)] if adapter else [])
+            base, *merged = args.base
+            model = load_eval_model(base, adapters=[*merged, *([str(adapter)] if adapter else [])])
             system = DenseSearch(model)
             system.label = f"step {step}"
             for dev in missing:

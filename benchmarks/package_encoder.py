@@ -3,7 +3,8 @@
     python benchmarks/package_encoder.py runs/smollm2-mntp runs/smollm2-mntp-supervised \
         --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m
 
-Each run's `training/adapters/*` (or an adapter folder given as is) are copied in order as
+Each run's `training/adapters/*` (or an adapter folder given as is: a packaged one, or a snapshot
+`<stage folder>/snapshots/step-N` that `snapshot_every` kept) are copied in order as
 `adapters/<n>-<stage>/`, with `base_model_name_or_path` set to the built-in base name (not this
 machine's cache path) and the weights halved to fp16 (the size of the checkout and the wheel; the
 merged vectors agree to within rounding, which the script prints). `ragkit_config.json` gets mean
@@ -23,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ragkit import Encoder
-from ragkit.encoders.encoder import EncoderConfig
+from ragkit.encoders.encoder import CONFIG_NAME, EncoderConfig
 from ragkit.encoders.supervised import query_prompt
 from ragkit.eval.tasks import GENERIC_QUERY_INSTRUCTION
 
@@ -35,6 +36,15 @@ def adapter_dirs(run: Path) -> list[Path]:
     return [a for a in sorted((run / "training" / "adapters").iterdir()) if a.is_dir()]
 
 
+def stage_of(adapter: Path) -> str:
+    """The stage an adapter folder holds: "supervised" for `2-supervised`, "distill" for a snapshot
+    `1-distill/snapshots/step-000200` (or, in a saved run, `snapshots/1-distill/step-000200`)."""
+    if adapter.name.startswith("step-"):
+        stage = adapter.parent if adapter.parent.name != "snapshots" else adapter.parent.parent
+        return stage.name.split("-", 1)[1]
+    return adapter.name.split("-", 1)[1]
+
+
 def package(runs: list[Path], base: str, out: Path) -> list[Path]:
     sources = [a for run in runs for a in adapter_dirs(run)]
     if any(out in source.parents for source in sources):
@@ -42,7 +52,7 @@ def package(runs: list[Path], base: str, out: Path) -> list[Path]:
     shutil.rmtree(out / "adapters", ignore_errors=True)
     written = []
     for i, source in enumerate(sources, start=1):
-        target = out / "adapters" / f"{i}-{source.name.split('-', 1)[1]}"
+        target = out / "adapters" / f"{i}-{stage_of(source)}"
         target.mkdir(parents=True)
         config = json.loads((source / "adapter_config.json").read_text())
         config["base_model_name_or_path"] = base
@@ -72,10 +82,15 @@ def main() -> None:
         size = (path / "adapter_model.safetensors").stat().st_size / 2**20
         print(f"{path}: {size:.1f} MB")
 
-    # The packaged adapters (fp16, merged on the base) against the last run's merged fp32 weights.
+    # The packaged adapters (fp16, merged on the base) against the unpacked ones: the last run's merged
+    # weights where it is a saved encoder, else every source adapter as it was.
     texts = ["The Nile is the longest river in Africa.", "Why does bread rise?", "Mars is a planet."]
     ours = Encoder.load(args.base, adapters=[str(p) for p in written]).encode(texts)
-    reference = Encoder.load(args.runs[-1]).encode(texts)
+    if (args.runs[-1] / CONFIG_NAME).is_file():
+        reference = Encoder.load(args.runs[-1]).encode(texts)
+    else:
+        sources = [str(a) for run in args.runs for a in adapter_dirs(run)]
+        reference = Encoder.load(args.base, adapters=sources).encode(texts)
     print(f"cosine to the unpacked run's vectors: min {np.min(np.sum(ours * reference, axis=1)):.6f}")
 
 

@@ -23,7 +23,7 @@ from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_c
 from ragkit.adapt.trainer import SNAPSHOTS, StageResult, read_log, save_adapter, train, write_log
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config
-from ragkit.encoders.loading import load_model, load_tokenizer, resolve
+from ragkit.encoders.loading import adapter_digests, load_model, load_tokenizer, resolve
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_write_text, swap_into_place
@@ -67,7 +67,13 @@ def adapt(
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     workdir = out.with_name(f"{out.name}.training")
-    plan = {"model": model, "stages": {name: dataclasses.asdict(c) for name, c in configs.items()}}
+    plan = {
+        "model": model,
+        # A built-in encoder keeps its name across releases (and an LLM2Vec adapter folder its path):
+        # the digests of the LoRA weights it merges say which weights the run started from.
+        "model_adapters": adapter_digests(model, []),
+        "stages": {name: dataclasses.asdict(c) for name, c in configs.items()},
+    }
     if not restart:
         _check_resumable(workdir, plan)  # on every rank, so that all of them stop together
     if world.main:
@@ -166,6 +172,14 @@ def _check_resumable(workdir: Path, plan: dict) -> None:
     path = workdir / PLAN_NAME
     if path.is_file() and _has_progress(workdir):
         previous = json.loads(path.read_text())
+        previous.setdefault("model_adapters", plan["model_adapters"])  # plans written before it was kept
+        if previous["model"] == plan["model"] and previous["model_adapters"] != plan["model_adapters"]:
+            raise RagkitError(
+                f"{workdir} holds an unfinished run that started from other weights under the name "
+                f"{plan['model']!r} (its adapters {','.join(previous['model_adapters']) or 'none'}, now "
+                f"{','.join(plan['model_adapters']) or 'none'}): resume it with the model it started "
+                "from, or add `restart` to discard it"
+            )
         if previous != json.loads(json.dumps(plan)):
             what = _first_difference(previous, plan)
             raise RagkitError(

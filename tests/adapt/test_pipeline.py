@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from helpers import TRAIN_SENTENCES, tiny_decoder_dir
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from ragkit import Encoder, RagkitError
 from ragkit.adapt import adapt, stage_configs
@@ -130,6 +130,32 @@ def test_a_rerun_with_other_settings_is_refused_until_restart(base, data, tmp_pa
         adapt(str(base), out, _configs(data, steps=5), show_progress=False)
     adapt(str(base), out, _configs(data, steps=5), restart=True, show_progress=False)
     assert Encoder.load(out).dim == 32
+
+
+def test_a_resume_from_other_weights_under_the_same_name_is_refused(base, data, tmp_path, monkeypatch):
+    # The start model is an LLM2Vec adapter folder (as a built-in encoder is adapters on a base): a
+    # new release of it under the same name must not silently become the base of a half-done run.
+    first = tmp_path / "first"
+    adapt(str(base), first, _configs(data, ("mntp",)), show_progress=False)
+    start = first / "training" / "adapters" / "1-mntp"
+    out = tmp_path / "enc"
+    original = SimCSEStage.step
+
+    def dies_at_step_3(self, step):
+        if step == 2:  # after the checkpoint at step 2
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(SimCSEStage, "step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(str(start), out, _configs(data, ("simcse",)), show_progress=False)
+    monkeypatch.undo()
+    weights = start / "adapter_model.safetensors"
+    save_file({k: v + 0.01 for k, v in load_file(weights).items()}, weights)  # "the next release"
+    with pytest.raises(RagkitError, match=r"started from other weights under the name .*`restart`"):
+        adapt(str(start), out, _configs(data, ("simcse",)), show_progress=False)
+    report = adapt(str(start), out, _configs(data, ("simcse",)), restart=True, show_progress=False)
+    assert [r.resumed_from for r in report.stages] == [0]
 
 
 @pytest.mark.parametrize(
