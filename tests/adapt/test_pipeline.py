@@ -44,6 +44,18 @@ def _configs(data, stages=("mntp", "simcse"), **overrides):
     return configs
 
 
+def _dies_at(monkeypatch, stage_class, at: int) -> None:
+    """`stage_class` raises KeyboardInterrupt at step index `at` (after the checkpoints before it)."""
+    original = stage_class.step
+
+    def dies(self, step):
+        if step == at:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(stage_class, "step", dies)
+
+
 def test_all_stages_chain_and_the_result_loads_as_an_encoder(base, data, tmp_path):
     out = tmp_path / "enc"
     report = adapt(str(base), out, _configs(data, ("mntp", "simcse", "supervised")), show_progress=False)
@@ -85,19 +97,12 @@ def test_a_killed_run_resumes_to_the_same_weights(base, data, tmp_path, monkeypa
     out = tmp_path / "resumed"
     out.mkdir()
     (out / "previous.txt").write_text("an earlier encoder")  # must survive the interruption
-    original = stage_class.step
-
-    def dies_at_step_5(self, step):
-        if step == 4:  # after checkpoints at steps 2 and 4; step 5 never finishes
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(stage_class, "step", dies_at_step_5)
+    _dies_at(monkeypatch, stage_class, 4)  # after checkpoints at steps 2 and 4; step 5 never finishes
     with pytest.raises(KeyboardInterrupt):
         adapt(str(base), out, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
     assert (out / "previous.txt").read_text() == "an earlier encoder"
     assert (tmp_path / "resumed.training" / "plan.json").is_file()
-    monkeypatch.setattr(stage_class, "step", original)
+    monkeypatch.undo()
 
     report = adapt(str(base), out, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
     resumed = {r.stage: r.resumed_from for r in report.stages}
@@ -115,14 +120,7 @@ def test_a_killed_run_resumes_to_the_same_weights(base, data, tmp_path, monkeypa
 
 def test_a_rerun_with_other_settings_is_refused_until_restart(base, data, tmp_path, monkeypatch):
     out = tmp_path / "enc"
-    original = MNTPStage.step
-
-    def dies_at_step_3(self, step):
-        if step == 2:  # after the checkpoint at step 2
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(MNTPStage, "step", dies_at_step_3)
+    _dies_at(monkeypatch, MNTPStage, 2)  # after the checkpoint at step 2
     with pytest.raises(KeyboardInterrupt):
         adapt(str(base), out, _configs(data), show_progress=False)
     monkeypatch.undo()
@@ -139,14 +137,7 @@ def test_a_resume_from_other_weights_under_the_same_name_is_refused(base, data, 
     adapt(str(base), first, _configs(data, ("mntp",)), show_progress=False)
     start = first / "training" / "adapters" / "1-mntp"
     out = tmp_path / "enc"
-    original = SimCSEStage.step
-
-    def dies_at_step_3(self, step):
-        if step == 2:  # after the checkpoint at step 2
-            raise KeyboardInterrupt
-        return original(self, step)
-
-    monkeypatch.setattr(SimCSEStage, "step", dies_at_step_3)
+    _dies_at(monkeypatch, SimCSEStage, 2)  # after the checkpoint at step 2
     with pytest.raises(KeyboardInterrupt):
         adapt(str(start), out, _configs(data, ("simcse",)), show_progress=False)
     monkeypatch.undo()
