@@ -29,7 +29,7 @@ SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 # index with no calibration (too few sentences to draw pseudo-queries from); and hybrid's own setting,
 # the best fused one, for `mode="hybrid"` without a method or weight.
 DEFAULT_METHOD: FusionMethod = "weighted"
-DEFAULT_WEIGHT = 0.5
+DEFAULT_WEIGHT = 0.6
 HYBRID_CANDIDATES = 1000  # each side's top n before fusion, as measured (mteb retrieves 1000)
 
 Ranking = Mapping[str, float]  # document id -> score, any order
