@@ -121,7 +121,7 @@ def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
         ),
         # Release 0.2 + a second supervised round (benchmarks/configs/smollm2-supervised-squad2.toml:
         # 80 more steps of 32, LoRA on the top 15 layers): the built-in's first three adapters.
-        RELEASE_03: dense(MODEL, adapters=[str(BUILTIN_ADAPTERS / a) for a in RELEASE_03_ADAPTERS]),
+        RELEASE_03: dense(MODEL, adapters=RELEASE_03_ADAPTERS),
         # The shipped encoder: release 0.3 + step SHIPPED_STEP of the distillation (fp16 adapters).
         SHIPPED: dense("llm2vec-smollm2-135m"),
         # Each other snapshot the distillation run kept (benchmarks/configs/smollm2-distill.toml), a LoRA
@@ -129,7 +129,7 @@ def variants(runs: Path, max_doc_tokens: int) -> dict[str, dict]:
         # (benchmarks/distill_dev.py), never here.
         **{
             DISTILLED.format(step=step): {
-                **dense(MODEL, adapters=[*(str(BUILTIN_ADAPTERS / a) for a in RELEASE_03_ADAPTERS), str(a)]),
+                **dense(MODEL, adapters=[*RELEASE_03_ADAPTERS, str(a)]),
                 "path": a,
             }
             for step, a in sorted(snapshots(stage_folder(runs / "smollm2-distill")).items())

@@ -29,7 +29,8 @@ MODEL = "smollm2-135m"
 BUILTIN_ADAPTERS = (
     Path(__file__).resolve().parents[1] / "ragkit" / "models" / "llm2vec-smollm2-135m" / "adapters"
 )
-RELEASE_03_ADAPTERS = ("1-mntp", "2-supervised", "3-supervised")
+# Release 0.3 of the built-in encoder, where release 0.4's run started: its first three adapters.
+RELEASE_03_ADAPTERS = [str(BUILTIN_ADAPTERS / a) for a in ("1-mntp", "2-supervised", "3-supervised")]
 REFERENCES = {"all-MiniLM-L6-v2 (teacher)": "all-minilm-l6-v2", "bm25": None}
 STYLES = ("--", ":")  # the references' lines, in REFERENCES' order
 
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument(
         "--base",
         nargs="+",
-        default=[MODEL, *(str(BUILTIN_ADAPTERS / a) for a in RELEASE_03_ADAPTERS)],
+        default=[MODEL, *RELEASE_03_ADAPTERS],
         help="the model the run started from, then any adapters merged on it "
         "(default: release 0.3 of the built-in encoder, the start of release 0.4's run)",
     )
