@@ -118,6 +118,25 @@ class IndexManifest:
         """The hash of the encoder that made the vectors: queries must come from the same."""
         return self.encoder.config_hash
 
+    def encoder_mismatch(self, index_dir: Path, fingerprint: dict) -> str | None:
+        """Why an encoder with this fingerprint cannot add to or query this index, or None if it can.
+        The same name with another hash is an encoder that changed since (a new built-in release,
+        retrained weights): the index has to be rebuilt, since no encoder makes its vectors now."""
+        was = self.encoder
+        if fingerprint["config_hash"] == was.config_hash:
+            return None
+        if fingerprint["source"] == was.source:
+            return (
+                f"{index_dir} was built with an earlier version of encoder {was.source!r} "
+                f"({was.config_hash}; now {fingerprint['config_hash']}); its vectors no longer match "
+                "this encoder's, so build it again with `rebuild`"
+            )
+        return (
+            f"{index_dir} was built with encoder {was.source!r} ({was.config_hash}), not "
+            f"{fingerprint['source']!r} ({fingerprint['config_hash']}); use that encoder, another "
+            "`index_dir`, or `rebuild`"
+        )
+
     def search_calibration(self) -> Calibration | None:
         """The calibrated default search, if this index has one."""
         return Calibration.from_json(self.calibration) if self.calibration else None

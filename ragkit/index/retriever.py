@@ -179,11 +179,8 @@ class Retriever:
                 allow_unvalidated=allow_unvalidated,
                 precision=precision,
             )
-        if encoder.fingerprint()["config_hash"] != manifest.config_hash:
-            raise RagkitError(
-                f"this encoder does not match the one {index_dir} was built with "
-                f"({manifest.encoder.source!r}); query with that encoder or rebuild the index"
-            )
+        if mismatch := manifest.encoder_mismatch(Path(index_dir), encoder.fingerprint()):
+            raise RagkitError(mismatch)
         return cls(Path(index_dir), encoder, manifest, search_params)
 
     def search(

@@ -48,12 +48,8 @@ def previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMani
         except RagkitError:
             return None
     manifest = IndexManifest.read(index_dir)
-    was, now = manifest.encoder, params["encoder"]
-    if was.config_hash != now["config_hash"]:
-        raise RagkitError(
-            f"{index_dir} was built with encoder {was.source!r} ({was.config_hash}), not "
-            f"{now['source']!r} ({now['config_hash']}); use that encoder, another `index_dir`, or `rebuild`"
-        )
+    if mismatch := manifest.encoder_mismatch(index_dir, params["encoder"]):
+        raise RagkitError(mismatch)
     if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
         raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
     check_parts(index_dir, manifest)

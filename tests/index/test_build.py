@@ -150,10 +150,21 @@ def test_another_encoder_is_refused_unless_rebuilding(corpus, encoder, tmp_path)
     other = tiny_encoder("qwen2")
     with pytest.raises(RagkitError, match=r"was built with encoder 'llama'.*`rebuild`"):
         build(corpus, other, tmp_path / "idx")
-    with pytest.raises(RagkitError, match="does not match"):
+    with pytest.raises(RagkitError, match=r"was built with encoder 'llama'.*not 'qwen2'"):
         Retriever.load(tmp_path / "idx", encoder=other)
     report = build(corpus, other, tmp_path / "idx", rebuild=True)
     assert report.added == 25 and Retriever.load(tmp_path / "idx", encoder=other).search("wing", k=1)
+
+
+def test_a_changed_encoder_of_the_same_name_asks_for_a_rebuild(corpus, encoder, tmp_path):
+    """A new release of a built-in keeps its name and changes its hash: the index says so."""
+    build(corpus, encoder, tmp_path / "idx")
+    changed = tiny_encoder("llama", query_instruction="Given a question, retrieve passages that answer it")
+    earlier = r"built with an earlier version of encoder 'llama'.*build it again with `rebuild`"
+    with pytest.raises(RagkitError, match=earlier):
+        build(corpus, changed, tmp_path / "idx")
+    with pytest.raises(RagkitError, match=earlier):
+        Retriever.load(tmp_path / "idx", encoder=changed)
 
 
 def test_other_chunking_is_refused_unless_rebuilding(corpus, encoder, tmp_path):
