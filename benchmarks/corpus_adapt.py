@@ -8,12 +8,16 @@ corpus file alone (never its queries or qrels): SmolLM2-135M-Instruct writes a q
 and 24 steps of 32 train a LoRA on top (`--preset cpu-small`). With `--teacher all-minilm-l6-v2`
 a second encoder is adapted on the same written queries GPL's way: the teacher scores each query's
 candidates (its passage and one mined from the whole corpus by the teacher and BM25), and the
-student learns those scores instead of the passage a query came from as its only positive. An
-adapted encoder already under --runs (runs/corpus-<folder>, runs/corpus-<folder>-gpl) is reused; an
-interrupted one resumes; a system whose encoder is gone but whose scores are in corpus_adapt.json
-keeps them (`--rerun` measures it again). Then BM25, the built-in encoder and the adapted ones are
-scored on the folder's queries with the same subsampling and document cap as
-benchmarks/ablation.py. Writes benchmarks/results/corpus_adapt.json, .md and .png.
+student learns those scores instead of the passage a query came from as its only positive.
+
+An adapted encoder already under --runs (runs/corpus-<folder>-<built-in>, with -gpl before the
+digest for the teacher's; <built-in> is the digest of the release it started from) is reused, and an
+interrupted one resumes; a system whose encoder is gone keeps its scores in corpus_adapt.json if they
+were measured with the same release (`--rerun` measures it again). A new release of the built-in
+measures every system of a folder again, so no row compares encoders started from different releases.
+Then BM25, the built-in encoder and the adapted ones are scored on the folder's queries with the same
+subsampling and document cap as benchmarks/ablation.py. Writes benchmarks/results/corpus_adapt.json,
+.md and .png.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 from ragkit.adapt import adapt, stage_configs
+from ragkit.encoders.loading import adapter_digests
 from ragkit.eval import DenseSearch, TaskScore, evaluate, load_task
 from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
@@ -38,11 +43,24 @@ BASE = "llm2vec-smollm2-135m"
 
 
 ADAPTED, GPL = "adapted to the corpus", "adapted, teacher labels (GPL)"
+# Cells measured before cells recorded their start: all of them started from release 0.3
+# (the built-in's adapters 1-mntp, 2-supervised, 3-supervised), shipped until 2026-12-03.
+RELEASE_03 = "release 0.3"
+
+
+def built_in_release() -> str:
+    """The digest of the built-in's last adapter: which release of it a cell was measured with."""
+    return adapter_digests(BASE, [])[-1][:8]
+
+
+def run_folder(folder: str, runs: Path, teacher: str | None) -> Path:
+    """Where the built-in, adapted to one folder, is kept: named by the release it started from."""
+    return runs / f"corpus-{folder}{'-gpl' if teacher else ''}-{built_in_release()}"
 
 
 def adapted_encoder(folder: str, runs: Path, preset: str, teacher: str | None = None) -> Path:
-    """runs/corpus-<folder>[-gpl]: the built-in encoder adapted to the folder's corpus file only."""
-    out = runs / (f"corpus-{folder}-gpl" if teacher else f"corpus-{folder}")
+    """The built-in encoder adapted to the folder's corpus file only (`run_folder`)."""
+    out = run_folder(folder, runs, teacher)
     if not out.is_dir():
         corpus = DATA / folder / "corpus.jsonl.gz"  # the documents; queries and qrels stay unseen
         settings = {"synthetic": {"teacher": teacher}}
@@ -66,6 +84,11 @@ def training_summary(encoder: Path) -> dict:
 def write_report(cells: dict) -> None:
     systems = ["bm25", BASE, ADAPTED, "hybrid, built-in", "hybrid, adapted", GPL, "hybrid, GPL"]
     folders = sorted({key.split("|")[1] for key in cells}, key=lambda f: list(cells).index(f"bm25|{f}"))
+    releases: dict[str, list[str]] = {}
+    for folder in folders:
+        start = cells[f"{BASE}|{folder}"].get("built_in", RELEASE_03)
+        releases.setdefault(start if start == RELEASE_03 else f"the built-in {start}", []).append(folder)
+    starts = "; ".join(f"{release} ({', '.join(names)})" for release, names in releases.items())
     lines = [
         "# Label-free corpus adaptation (synthetic queries)",
         "",
@@ -74,8 +97,9 @@ def write_report(cells: dict) -> None:
         "<folder>/corpus.jsonl.gz`), scored on the folder's queries, which training never saw. nDCG@10",
         "with the subsampling and document cap of ablation.md (2 CPU cores). Hybrid: ragkit query's "
         f"fallback fusion ({DEFAULT_METHOD} with BM25, dense weight {DEFAULT_WEIGHT:g}) with each encoder; "
-        "a score marked (w 0.4) was measured at the earlier default weight 0.4, and each cell keeps the "
-        "date it was measured in corpus_adapt.json ('measured'; none: 2026-12-01, fp32 encoding).",
+        "a score marked (w x) was measured at dense weight x, an earlier default, and each cell keeps the "
+        "date it was measured in corpus_adapt.json ('measured'; none: 2026-12-01, fp32 encoding). "
+        f"The built-in and every adaptation of it start from: {starts}.",
         "",
         "| folder | "
         + " | ".join(systems)
@@ -135,6 +159,7 @@ def main() -> None:
     store = RESULTS / "corpus_adapt.json"
     cells = json.loads(store.read_text()) if store.is_file() else {}
     today = date.today().isoformat()
+    release = built_in_release()
     if args.report:
         args.folders = []
     for folder in args.folders:
@@ -153,9 +178,10 @@ def main() -> None:
         ]:
             if label == GPL and not teacher:
                 continue
-            out = args.runs / (f"corpus-{folder}-gpl" if teacher else f"corpus-{folder}")
-            if not out.is_dir() and f"{label}|{folder}" in cells and not args.rerun:
-                continue  # measured before; its encoder is gone
+            out = run_folder(folder, args.runs, teacher)
+            measured = cells.get(f"{label}|{folder}", {}).get("built_in", RELEASE_03) == release
+            if not out.is_dir() and measured and not args.rerun:
+                continue  # measured before, with this release of the built-in; its encoder is gone
             encoders[label] = adapted_encoder(folder, args.runs, args.preset, teacher)
             adapted = DenseSearch(load_eval_model(str(encoders[label])), max_doc_tokens=args.max_doc_tokens)
             systems[label] = adapted
@@ -167,7 +193,12 @@ def main() -> None:
         )
         for label, row in zip(systems, scored, strict=True):
             row.task = folder
-            cell = {"ndcg_at_10": row.ndcg_at_10, "scores": row.scores, "measured": today}
+            cell = {
+                "ndcg_at_10": row.ndcg_at_10,
+                "scores": row.scores,
+                "measured": today,
+                "built_in": release,
+            }
             cells[f"{label}|{folder}"] = cell
             if label.startswith("hybrid"):
                 cell["weight"] = DEFAULT_WEIGHT
