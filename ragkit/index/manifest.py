@@ -127,9 +127,9 @@ class IndexManifest:
             return None
         if fingerprint["source"] == was.source:
             return (
-                f"{index_dir} was built with an earlier version of encoder {was.source!r} "
-                f"({was.config_hash}; now {fingerprint['config_hash']}); its vectors no longer match "
-                "this encoder's, so build it again with `rebuild`"
+                f"{index_dir} was built with another version of encoder {was.source!r} (its weights or "
+                f"config differ: {was.config_hash}, now {fingerprint['config_hash']}); its vectors do not "
+                "match this one's, so build it again with `rebuild`"
             )
         return (
             f"{index_dir} was built with encoder {was.source!r} ({was.config_hash}), not "
