@@ -160,10 +160,10 @@ def test_a_changed_encoder_of_the_same_name_asks_for_a_rebuild(corpus, encoder, 
     """A new release of a built-in keeps its name and changes its hash: the index says so."""
     build(corpus, encoder, tmp_path / "idx")
     changed = tiny_encoder("llama", query_instruction="Given a question, retrieve passages that answer it")
-    earlier = r"built with another version of encoder 'llama'.*build it again with `rebuild`"
-    with pytest.raises(RagkitError, match=earlier):
+    another = r"built with another version of encoder 'llama'.*build it again with `rebuild`"
+    with pytest.raises(RagkitError, match=another):
         build(corpus, changed, tmp_path / "idx")
-    with pytest.raises(RagkitError, match=earlier):
+    with pytest.raises(RagkitError, match=another):
         Retriever.load(tmp_path / "idx", encoder=changed)
 
 
