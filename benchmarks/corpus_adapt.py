@@ -53,14 +53,13 @@ def built_in_release() -> str:
     return adapter_digests(BASE, [])[-1][:8]
 
 
-def run_folder(folder: str, runs: Path, teacher: str | None) -> Path:
+def run_folder(folder: str, runs: Path, teacher: str | None, release: str) -> Path:
     """Where the built-in, adapted to one folder, is kept: named by the release it started from."""
-    return runs / f"corpus-{folder}{'-gpl' if teacher else ''}-{built_in_release()}"
+    return runs / f"corpus-{folder}{'-gpl' if teacher else ''}-{release}"
 
 
-def adapted_encoder(folder: str, runs: Path, preset: str, teacher: str | None = None) -> Path:
-    """The built-in encoder adapted to the folder's corpus file only (`run_folder`)."""
-    out = run_folder(folder, runs, teacher)
+def adapted_encoder(out: Path, folder: str, preset: str, teacher: str | None = None) -> Path:
+    """`out` (a `run_folder`): the built-in encoder adapted to the folder's corpus file only."""
     if not out.is_dir():
         corpus = DATA / folder / "corpus.jsonl.gz"  # the documents; queries and qrels stay unseen
         settings = {"synthetic": {"teacher": teacher}}
@@ -178,11 +177,11 @@ def main() -> None:
         ]:
             if label == GPL and not teacher:
                 continue
-            out = run_folder(folder, args.runs, teacher)
+            out = run_folder(folder, args.runs, teacher, release)
             measured = cells.get(f"{label}|{folder}", {}).get("built_in", RELEASE_03) == release
             if not out.is_dir() and measured and not args.rerun:
                 continue  # measured before, with this release of the built-in; its encoder is gone
-            encoders[label] = adapted_encoder(folder, args.runs, args.preset, teacher)
+            encoders[label] = adapted_encoder(out, folder, args.preset, teacher)
             adapted = DenseSearch(load_eval_model(str(encoders[label])), max_doc_tokens=args.max_doc_tokens)
             systems[label] = adapted
             systems[hybrid] = FusionSearch(adapted, lexical, method=DEFAULT_METHOD, weight=DEFAULT_WEIGHT)
