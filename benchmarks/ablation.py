@@ -50,7 +50,8 @@ ragkit adapt --model smollm2-135m --stages mntp --preset cpu-small \\
   --mntp-data ../shared/data/text --out runs/smollm2-mntp
 ragkit adapt --model runs/smollm2-mntp --stages simcse --preset cpu-small \\
   --simcse-data ../shared/data/text/wiki1m_for_simcse.head11913.txt --out runs/smollm2-mntp-simcse
-python benchmarks/supervised_data.py runs/supervised-data --dev runs/squad-dev   # SQuAD, SciFact train, SNLI
+python benchmarks/supervised_data.py runs/supervised-data --dev runs/squad-dev500 --dev-queries 500 \\
+  --pubmedqa-dev runs/pubmedqa-dev   # SQuAD, SciFact train, SNLI; the dev splits
 ragkit adapt --model runs/smollm2-mntp --stages supervised --preset cpu-small \\
   --config benchmarks/configs/smollm2-supervised-squad.toml \\
   --supervised-data runs/supervised-data --out runs/smollm2-mntp-squad
@@ -59,11 +60,12 @@ ragkit adapt --model llm2vec-smollm2-135m --stages supervised --preset cpu-small
   --supervised-data runs/supervised-data --out runs/smollm2-squad2   # on top of release 0.2
 python benchmarks/package_encoder.py <1-mntp> <2-supervised> runs/smollm2-squad2 \\
   --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m      # release 0.3
-ragkit adapt --model llm2vec-smollm2-135m --stages distill --preset cpu-small \\
+python benchmarks/unpack_encoder.py runs/release-0.3/adapters --adapters 3   # release 0.3, copied out
+ragkit adapt --model runs/release-0.3/adapters/3-supervised --stages distill --preset cpu-small \\
   --config benchmarks/configs/smollm2-distill.toml \\
   --supervised-data runs/supervised-data --out runs/smollm2-distill  # on top of release 0.3
 python benchmarks/distill_dev.py runs/smollm2-distill             # choose a snapshot on the dev splits
-python benchmarks/package_encoder.py <release 0.3's three adapters> \\
+python benchmarks/package_encoder.py runs/release-0.3/adapters/*-* \\
   runs/smollm2-distill.training/1-distill/snapshots/step-000200 \\
   --base smollm2-135m --out ragkit/models/llm2vec-smollm2-135m      # release 0.4
 ```

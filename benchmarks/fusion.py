@@ -143,7 +143,8 @@ def main() -> None:
         if not (folder / "qrels" / "dev.tsv").is_file():
             raise SystemExit(
                 f"{folder} has no dev split; make them: python benchmarks/supervised_data.py "
-                "runs/supervised-data --dev runs/squad-dev --pubmedqa-dev runs/pubmedqa-dev"
+                "runs/supervised-data --dev runs/squad-dev500 --dev-queries 500 "
+                "--pubmedqa-dev runs/pubmedqa-dev"
             )
 
     store = RESULTS / "fusion.json"

@@ -1,6 +1,6 @@
 """Public (query, positive, hard negative) rows for `ragkit adapt --stages supervised`, from ../shared/data.
 
-    python benchmarks/supervised_data.py runs/supervised-data [--dev runs/squad-dev] \
+    python benchmarks/supervised_data.py runs/supervised-data [--dev runs/squad-dev500 --dev-queries 500] \
         [--pubmedqa-dev runs/pubmedqa-dev]
     ragkit adapt --model runs/smollm2-mntp --stages supervised --supervised-data runs/supervised-data ...
 
@@ -11,7 +11,8 @@
 - SQuAD v1.1 train questions -> paragraph, with a same-article paragraph as the hard negative, written
   as squad.jsonl.gz so that it gets LLM2Vec's E5 instruction for SQuAD. Its last DEV_ROWS rows (the last
   articles, alphabetically) are held out as a BEIR folder (`--dev`): the dev split that chooses training
-  steps and settings, since every shared BEIR folder is a split we report.
+  steps and settings, since every shared BEIR folder is a split we report. `--dev-queries 500` keeps
+  its first 500 questions (over all 456 paragraphs): the dev split every benchmark here reads.
 - PubMedQA's 500 labelled questions -> their abstracts are never trained on: `--pubmedqa-dev` writes
   them as a second dev folder, biomedical and out of SQuAD's domain (benchmarks/fusion.py chooses the
   fusion weight on both).
@@ -86,15 +87,16 @@ def squad_rows() -> tuple[list[dict], list[dict]]:
     return train, dev
 
 
-def write_beir(folder: Path, rows: list[dict]) -> None:
-    """Dev rows as a BEIR folder: every distinct paragraph is a document, each question a query."""
+def write_beir(folder: Path, rows: list[dict], queries: int | None = None) -> None:
+    """Dev rows as a BEIR folder: every distinct paragraph is a document, each question (or the first
+    `queries`) a query."""
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     paragraphs = list(dict.fromkeys(r["positive"] for r in rows))
     doc_ids = {p: f"p{i}" for i, p in enumerate(paragraphs)}
     with gzip.open(folder / "corpus.jsonl.gz", "wt", encoding="utf-8") as f:
         f.writelines(json.dumps({"_id": doc_ids[p], "title": "", "text": p}) + "\n" for p in paragraphs)
-    queries = [{"_id": f"q{i}", "text": r["query"]} for i, r in enumerate(rows)]
-    write_jsonl(folder / "queries.jsonl", queries)
+    rows = rows[:queries]
+    write_jsonl(folder / "queries.jsonl", [{"_id": f"q{i}", "text": r["query"]} for i, r in enumerate(rows)])
     qrels = "".join(f"q{i}\t{doc_ids[r['positive']]}\t1\n" for i, r in enumerate(rows))
     (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
     print(f"{folder}: {len(paragraphs)} documents, {len(rows)} queries (dev split)")
@@ -105,7 +107,9 @@ def pubmedqa_rows() -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def main(out: str, dev: str | None = None, pubmedqa_dev: str | None = None) -> None:
+def main(
+    out: str, dev: str | None = None, pubmedqa_dev: str | None = None, dev_queries: int | None = None
+) -> None:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     train, dev_rows = squad_rows()
@@ -113,7 +117,7 @@ def main(out: str, dev: str | None = None, pubmedqa_dev: str | None = None) -> N
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in train)
     print(f"{folder / 'squad.jsonl.gz'}: {len(train)} rows")
     if dev:
-        write_beir(Path(dev), dev_rows)
+        write_beir(Path(dev), dev_rows, dev_queries)
     if pubmedqa_dev:
         write_beir(Path(pubmedqa_dev), pubmedqa_rows())
     write_jsonl(folder / "scifact_train.jsonl", scifact_rows())
@@ -127,6 +131,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="folder for the training files")
     parser.add_argument("--dev", help="BEIR folder for the held-out SQuAD dev split")
+    parser.add_argument(
+        "--dev-queries", type=int, help="keep the dev split's first N questions (500 for squad-dev500)"
+    )
     parser.add_argument("--pubmedqa-dev", help="BEIR folder for PubMedQA's questions (a second dev split)")
     args = parser.parse_args()
-    main(args.out, args.dev, args.pubmedqa_dev)
+    main(args.out, args.dev, args.pubmedqa_dev, args.dev_queries)
