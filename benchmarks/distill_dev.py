@@ -8,6 +8,8 @@ the dev splits only (SQuAD's held-out last 2,000 rows, cut to 500 queries, and P
 labelled questions; never a folder the ablation reports), step 0 being the start model itself.
 The teacher and BM25 are scored on the same splits once: the lines the student is measured
 against. Scores accumulate in benchmarks/results/distill_dev.json; the chart is distill_dev.png.
+A run restarted from a kept snapshot (resume_from_snapshot.py) keeps the lost run's later scores
+under "first_run", drawn hollow beside the scores of the run that goes on.
 Run it beside training under `nice` (nDCG does not depend on load; the run's tokens/s does), or
 pause the run meanwhile.
 """
@@ -58,7 +60,14 @@ def losses(folder: Path) -> list[tuple[int, float]]:
         return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f) if r["stage"] == "distill"]
 
 
-def plot(curve: list[tuple[int, float]], scores: dict, references: dict, path: Path, title: str) -> None:
+def plot(
+    curve: list[tuple[int, float]],
+    scores: dict,
+    references: dict,
+    path: Path,
+    title: str,
+    first_run: dict | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,11 +91,17 @@ def plot(curve: list[tuple[int, float]], scores: dict, references: dict, path: P
         color = f"C{index}"
         points = sorted((int(step), cells[folder]) for step, cells in scores.items() if folder in cells)
         right.plot([s for s, _ in points], [v for _, v in points], marker="o", color=color, label=folder)
+        if first_run:
+            earlier = sorted((int(step), cells[folder]) for step, cells in first_run["steps"].items())
+            steps_, values_ = zip(*earlier, strict=True)
+            right.plot(steps_, values_, marker="o", mfc="none", color=color, alpha=0.5)
         for (_, cells), style in zip(references.items(), STYLES, strict=False):
             if folder in cells:
                 right.axhline(cells[folder], color=color, linestyle=style, linewidth=1)
     for name, style in zip(references, STYLES, strict=False):
         right.plot([], [], color="#555", linestyle=style, linewidth=1, label=name)
+    if first_run:
+        right.plot([], [], color="#555", marker="o", mfc="none", alpha=0.5, label=first_run["label"])
     right.set_xlabel("step (0: the start model)")
     right.set_ylabel("nDCG@10, dense")
     right.set_title("dev splits")
@@ -116,11 +131,12 @@ def main() -> None:
     stored = json.loads(store.read_text()) if store.is_file() else {}
     scores: dict[str, dict[str, float]] = stored.get("steps", {})
     references: dict[str, dict[str, float]] = stored.get("references", {})
+    # A run restarted from a kept snapshot (resume_from_snapshot.py): the lost run's later scores.
+    first_run: dict | None = stored.get("first_run")
 
     def save() -> None:
-        store.write_text(
-            json.dumps({"steps": scores, "references": references}, indent=1, sort_keys=True) + "\n"
-        )
+        kept = {"steps": scores, "references": references, **({"first_run": first_run} if first_run else {})}
+        store.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
 
     folder = stage_folder(args.run)
     if not args.report:
@@ -155,6 +171,7 @@ def main() -> None:
         references,
         RESULTS / "distill_dev.png",
         f"{args.run.name}: distillation from its teacher",
+        first_run,
     )
     for name, cells in references.items():
         print(name, cells)
