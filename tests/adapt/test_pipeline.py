@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from ragkit import Encoder, RagkitError
 from ragkit.adapt import adapt, stage_configs
 from ragkit.adapt.stages import MNTPStage, SimCSEStage
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +151,38 @@ def test_a_resume_from_other_weights_under_the_same_name_is_refused(base, data, 
         adapt(str(start), out, _configs(data, ("simcse",)), show_progress=False)
     report = adapt(str(start), out, _configs(data, ("simcse",)), restart=True, show_progress=False)
     assert [r.resumed_from for r in report.stages] == [0]
+
+
+def test_a_run_whose_checkpoint_was_lost_goes_on_from_a_kept_snapshot(base, data, tmp_path, monkeypatch):
+    # benchmarks/resume_from_snapshot.py: the snapshot's weights and the schedule at its step come back
+    # (AdamW's moments do not), so the first step after it computes the loss the whole run did there.
+    spec = importlib.util.spec_from_file_location(
+        "resume_from_snapshot", ROOT / "benchmarks" / "resume_from_snapshot.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    settings = dict(steps=6, checkpoint_every=2, snapshot_every=2)
+    whole = tmp_path / "whole"
+    adapt(str(base), whole, _configs(data, ("simcse",), **settings), show_progress=False)
+    expected = (whole / "training" / "log.csv").read_text().splitlines()[1:]
+
+    out = tmp_path / "enc"
+    _dies_at(monkeypatch, SimCSEStage, 4)  # checkpoint and snapshot at step 4; the run's machine dies
+    with pytest.raises(KeyboardInterrupt):
+        adapt(str(base), out, _configs(data, ("simcse",), **settings), show_progress=False)
+    monkeypatch.undo()
+    stage = tmp_path / "enc.training" / "1-simcse"
+    script.rebuild(stage, stage / "snapshots" / "step-000002", step=2)  # only step 2's adapter survived
+    optimizer = torch.load(stage / "checkpoint.pt", weights_only=True)["optimizer"]
+    assert optimizer["state"] == {}  # the moments start again
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(float(expected[2].split(",")[3]))
+
+    report = adapt(str(base), out, _configs(data, ("simcse",), **settings), show_progress=False)
+    assert [r.resumed_from for r in report.stages] == [2]
+    rows = (out / "training" / "log.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["3", "4", "5", "6"]  # the lost run's rows are not kept
+    first, reference = rows[0].split(","), expected[2].split(",")
+    assert first[:4] == reference[:4]  # step 3: the same loss and lr as the whole run's
 
 
 @pytest.mark.parametrize(
