@@ -15,12 +15,12 @@ import json
 import shutil
 from pathlib import Path
 
-BUILTIN = Path(__file__).resolve().parents[1] / "ragkit" / "models" / "llm2vec-smollm2-135m"
+from ragkit.encoders.loading import BUILTIN_ENCODERS, DEFAULT_ENCODER
 
 
-def unpack(builtin: Path, out: Path, count: int) -> list[Path]:
-    """Copies of `builtin`'s first `count` adapters in `out`, chained; the folders, in order."""
-    adapters = sorted(a for a in (builtin / "adapters").iterdir() if a.is_dir())[:count]
+def unpack(builtin: str, out: Path, count: int) -> list[Path]:
+    """Copies of built-in encoder `builtin`'s first `count` adapters in `out`, chained; the folders."""
+    adapters = [Path(a) for a in BUILTIN_ENCODERS[builtin].adapters[:count]]
     if len(adapters) < count:
         raise SystemExit(f"{builtin} ships {len(adapters)} adapters, not {count}")
     written: list[Path] = []
@@ -41,7 +41,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the copies")
     parser.add_argument("--adapters", type=int, required=True, help="how many, from the first")
-    parser.add_argument("--builtin", type=Path, default=BUILTIN, help="the packaged encoder folder")
+    parser.add_argument("--builtin", default=DEFAULT_ENCODER, choices=sorted(BUILTIN_ENCODERS))
     args = parser.parse_args()
     for folder in unpack(args.builtin, args.out, args.adapters):
         print(folder)
