@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ragkit.adapt.trainer import _linear_schedule
+from ragkit.adapt.trainer import linear_schedule
 from ragkit.io.atomic import atomic_path
 
 
@@ -36,7 +36,7 @@ def rebuild(stage: Path, adapter: Path, step: int) -> None:
         raise SystemExit(f"{adapter} is not an adapter of this run's LoRA layout")
     state["adapter"] = weights
     config = json.loads((stage.parent / "plan.json").read_text())["stages"][stage.name.split("-", 1)[1]]
-    lr = config["lr"] * _linear_schedule(config["warmup_steps"], config["steps"])(step)
+    lr = config["lr"] * linear_schedule(config["warmup_steps"], config["steps"])(step)
     state["optimizer"]["state"] = {}  # AdamW's moments: not in a snapshot, started afresh
     for group in state["optimizer"]["param_groups"]:
         group["lr"] = lr  # what the schedule set after step `step`, used by the next one

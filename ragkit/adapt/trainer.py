@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -58,7 +59,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _linear_schedule(config.warmup_steps, config.steps)
+        optimizer, linear_schedule(config.warmup_steps, config.steps)
     )
     checkpoint, log_path = workdir / "checkpoint.pt", workdir / "log.csv"
     start = _resume(checkpoint, model, optimizer, schedule)
@@ -159,7 +160,10 @@ def autocast(config: StageConfig, device: torch.device):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def _linear_schedule(warmup: int, total: int):
+def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    """The learning rate's factor after `step` steps: linear warmup to 1, then linear decay to 0 at
+    `total` (the schedule every stage trains with; a rebuilt checkpoint needs the same one)."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
