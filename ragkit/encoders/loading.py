@@ -167,7 +167,12 @@ def load_model(
     auto = AutoModelForCausalLM if with_lm_head else AutoModel
     with quiet_transformers():
         try:
-            model = auto.from_pretrained(source, dtype=dtype, attn_implementation=attn_implementation)
+            # use_kernels=False: transformers 5.2x otherwise swaps in Hub kernels where `kernels` is
+            # installed (a GPU): downloaded code, unlike the reference's math, and offline
+            # `model.train()` fails on fetching them (seen on an H200 in adapt).
+            model = auto.from_pretrained(
+                source, dtype=dtype, attn_implementation=attn_implementation, use_kernels=False
+            )
         except (OSError, ValueError, KeyError) as e:  # missing files, no model_type, unknown architecture
             raise RagkitError(f"could not load model {source!r}: {first_line(e)}") from e
         decoder = model.get_decoder() if with_lm_head else model

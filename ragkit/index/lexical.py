@@ -8,6 +8,7 @@ generation, each text keyed by its chunk id) and for `ragkit eval --bm25`. The s
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,8 +47,7 @@ class LexicalIndex:
         cls, texts: Sequence[str], settings: dict = SETTINGS, ids: np.ndarray | None = None
     ) -> LexicalIndex:
         """`ids`: one per text, ascending (default: positions)."""
-        import bm25s
-
+        bm25s = import_bm25s()
         retriever = bm25s.BM25(k1=settings["k1"], b=settings["b"], method=settings["method"])
         index = cls(retriever, settings, np.zeros(0) if ids is None else ids)
         tokens = index._tokenize(list(texts), return_ids=True)
@@ -104,8 +104,7 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: str | Path) -> LexicalIndex:
         """Read what `save` wrote; a damaged or missing part is a one-line error."""
-        import bm25s
-
+        bm25s = import_bm25s()
         directory = Path(directory)
         try:
             settings = json.loads((directory / "settings.json").read_text())
@@ -129,3 +128,24 @@ class LexicalIndex:
                 return_ids=return_ids,
                 show_progress=False,
             )
+
+
+def import_bm25s():
+    """bm25s, imported with JAX hidden from it.
+
+    Where JAX is installed, bm25s' import runs a JAX top-k to probe it; on a GPU machine that starts
+    JAX's CUDA backend, which takes 75% of the GPU's memory in every process that builds or loads an
+    index, and torch then runs out of memory (seen on an H200: every worker but one). ragkit only
+    scores with bm25s' NumPy path (`get_scores`), so bm25s never needs JAX; JAX itself stays
+    importable, and untouched, for the rest of the process.
+    """
+    if "bm25s" in sys.modules:
+        return sys.modules["bm25s"]
+    hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "jax"}
+    sys.modules["jax"] = None  # `import jax.lax` in bm25s raises ImportError: it falls back to NumPy
+    try:
+        import bm25s
+    finally:
+        del sys.modules["jax"]
+        sys.modules.update(hidden)
+    return bm25s

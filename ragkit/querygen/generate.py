@@ -57,7 +57,9 @@ def generate_queries(
             tokenizer.pad_token = tokenizer.eos_token
         dtype = resolve_dtype(settings.dtype, torch.device(device))
         with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
+            # use_kernels=False: no Hub kernels swapped in (see ragkit.encoders.loading.load_model)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_kernels=False)
+            model = model.to(device).eval()
         stop = line_end_ids(tokenizer)
         cache.parent.mkdir(parents=True, exist_ok=True)
         if cache.is_file() and not cache.read_bytes().endswith(b"\n"):

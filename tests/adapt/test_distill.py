@@ -19,6 +19,7 @@ from ragkit.adapt.distributed import World
 from ragkit.adapt.losses.distillation import distill_kl, margin_mse
 from ragkit.adapt.registry import training_stage
 from ragkit.adapt.teacher import TeacherScores, cached_vectors
+from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.loading import load_model, load_tokenizer
 from ragkit.index.lexical import LexicalIndex
 
@@ -220,8 +221,11 @@ def test_a_killed_distillation_resumes_to_the_same_weights(pairs, tmp_path, monk
     # Snapshots for choosing a step on a dev split: the last one is the saved encoder.
     snapshots = tmp_path / "whole" / "training" / "snapshots" / "1-distill"
     assert sorted(p.name for p in snapshots.iterdir()) == ["step-000003", "step-000006"]
-    last = Encoder.load(base, adapters=[str(snapshots / "step-000006")]).encode(TRAIN_SENTENCES[:2])
-    np.testing.assert_allclose(last, Encoder.load(tmp_path / "whole").encode(TRAIN_SENTENCES[:2]), atol=1e-5)
+    # Both in the dtype adapt trained in (bf16 weights on a GPU: an fp32 rebuild is a bf16 step off).
+    dtype = resolve_dtype(None, resolve_device(None))
+    last = Encoder.load(base, adapters=[str(snapshots / "step-000006")], dtype=dtype)
+    saved = Encoder.load(tmp_path / "whole", dtype=dtype)
+    np.testing.assert_allclose(last.encode(TRAIN_SENTENCES[:2]), saved.encode(TRAIN_SENTENCES[:2]), atol=1e-5)
     original = DistillStage.step
 
     def dies_at_step_5(self, step):
@@ -242,7 +246,9 @@ def test_a_killed_distillation_resumes_to_the_same_weights(pairs, tmp_path, monk
         load_file(tmp_path / "resumed" / "model.safetensors"),
     )
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(
+            a[name], b[name], rtol=1e-5, atol=1e-6, msg=lambda message, name=name: f"{name}: {message}"
+        )
 
 
 def test_bad_distill_settings_are_one_line_errors(pairs):

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from ragkit import Encoder, RagkitError
 from ragkit.adapt import adapt, stage_configs
 from ragkit.adapt.stages import MNTPStage, SimCSEStage
+from ragkit.device import resolve_device, resolve_dtype
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,12 +86,15 @@ def test_the_saved_adapters_rebuild_the_saved_weights(base, data, tmp_path):
     out = tmp_path / "enc"
     adapt(str(base), out, _configs(data), show_progress=False)
     adapters = [str(out / "training" / "adapters" / n) for n in ("1-mntp", "2-simcse")]
-    rebuilt = Encoder.load(base, adapters=adapters)  # the LLM2Vec way: base + MNTP + SimCSE adapters
-    saved = Encoder.load(out)
+    # Both in the dtype adapt trained in (fp32 on CPU, bf16 weights on a GPU, as LLM2Vec trains): a
+    # GPU-trained encoder's weights are bf16-rounded, so an fp32 rebuild differs by a bf16 step.
+    dtype = resolve_dtype(None, resolve_device(None))
+    rebuilt = Encoder.load(base, adapters=adapters, dtype=dtype)  # LLM2Vec: base + MNTP + SimCSE
+    saved = Encoder.load(out, dtype=dtype)
     for (name, a), (_, b) in zip(
         rebuilt.model.state_dict().items(), saved.model.state_dict().items(), strict=True
     ):
-        torch.testing.assert_close(a, b, msg=name)
+        torch.testing.assert_close(a, b, msg=lambda message, name=name: f"{name}: {message}")
 
 
 @pytest.mark.parametrize("stage_class", [MNTPStage, SimCSEStage])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import SENTENCES, requires_smollm2, tiny_model, tiny_tokenizer
+from helpers import SENTENCES, requires_smollm2, tiny_decoder_dir, tiny_model, tiny_tokenizer
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 
@@ -189,3 +189,15 @@ def test_the_fingerprint_changes_with_the_adapter_weights_not_only_their_paths(t
     save_file({k: 2 * v for k, v in load_file(weights).items()}, weights)  # retrained in place
     after = Encoder.load(mntp_dir, adapters=[str(simcse_dir)]).fingerprint()
     assert after["config_hash"] != before["config_hash"]  # an index built before now refuses it
+
+
+def test_models_load_without_hub_kernels_so_training_never_fetches_them(tmp_path, monkeypatch):
+    """transformers 5.2x kernelizes by default where `kernels` is installed; on a GPU, `train()` then
+    fetched kernels-community/rotary from the Hub (offline: a ValueError in `ragkit adapt`, seen on
+    an H200). ragkit's models keep transformers' own layers: the reference's math, no downloaded code."""
+    model, _ = loading.load_model(str(tiny_decoder_dir(tmp_path)), with_lm_head=True)
+    calls = []
+    monkeypatch.setattr(type(model), "set_use_kernels", lambda self, *args, **kwargs: calls.append(args))
+    model.train()
+    model.eval()
+    assert model.use_kernels is False and calls == []

@@ -6,6 +6,9 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -169,3 +172,28 @@ def test_bad_modes_and_fusion_settings_are_one_line_errors(small, kwargs, messag
     _, encoder, index_dir = small
     with pytest.raises(RagkitError, match=message):
         Retriever.load(index_dir, encoder=encoder).search("cat", **kwargs)
+
+
+def test_bm25s_is_imported_without_jax_so_jax_never_takes_the_gpu(tmp_path):
+    """bm25s' import probes JAX with a top-k; on a GPU that starts JAX's CUDA backend, which takes 75%
+    of the GPU (on an H200 every other test worker then ran out of memory). A stand-in JAX on the path
+    records whether anything touched it: building and loading a BM25 index must not, and JAX must stay
+    importable afterwards."""
+    fake = tmp_path / "site" / "jax"
+    fake.mkdir(parents=True)
+    marker = tmp_path / "jax-was-imported"
+    (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('import\\n')\n")
+    (fake / "lax.py").write_text("def top_k(x, k):\n    raise RuntimeError('JAX backend started')\n")
+    script = (
+        "import sys; from ragkit.index.lexical import LexicalIndex; "
+        "LexicalIndex.build(['the cat sat', 'a dog ran']).save(sys.argv[1]); "
+        "index = LexicalIndex.load(sys.argv[1]); assert list(index.search(['cat'], 1)[0]) == [0]; "
+        "assert 'jax' not in sys.modules; import jax; print('jax importable')"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "bm25")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "jax importable" in result.stdout
+    assert marker.read_text() == "import\n"  # only the script's own `import jax`, never bm25s'
