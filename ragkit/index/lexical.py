@@ -139,13 +139,17 @@ def import_bm25s():
     scores with bm25s' NumPy path (`get_scores`), so bm25s never needs JAX; JAX itself stays
     importable, and untouched, for the rest of the process.
     """
-    if "bm25s" in sys.modules:
-        return sys.modules["bm25s"]
-    hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "jax"}
-    sys.modules["jax"] = None  # `import jax.lax` in bm25s raises ImportError: it falls back to NumPy
-    try:
-        import bm25s
-    finally:
-        del sys.modules["jax"]
-        sys.modules.update(hidden)
-    return bm25s
+    with _BM25S_IMPORT:  # two first builds at once must not both hide and restore JAX
+        if "bm25s" in sys.modules:
+            return sys.modules["bm25s"]
+        hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "jax"}
+        sys.modules["jax"] = None  # `import jax.lax` in bm25s raises ImportError: it falls back to NumPy
+        try:
+            import bm25s
+        finally:
+            del sys.modules["jax"]
+            sys.modules.update(hidden)
+        return bm25s
+
+
+_BM25S_IMPORT = threading.Lock()
