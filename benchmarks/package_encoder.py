@@ -56,6 +56,8 @@ def package(runs: list[Path], base: str, out: Path) -> list[Path]:
         target.mkdir(parents=True)
         config = json.loads((source / "adapter_config.json").read_text())
         config["base_model_name_or_path"] = base
+        if isinstance(config.get("target_modules"), list):  # peft saves a set: sorted, a release diffs small
+            config["target_modules"] = sorted(config["target_modules"])
         (target / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
         weights = load_file(source / "adapter_model.safetensors")
         save_file(
