@@ -77,20 +77,21 @@ python benchmarks/package_encoder.py runs/release-0.3/adapters/*-* \\
 
 "release 0.2" is 90 supervised steps of 32 drawn from 85,404 SQuAD train pairs (same-article hard
 negatives), 919 SciFact train claims and 1,282 SNLI triplets on top of MNTP, chosen over the first
-release on a held-out SQuAD dev split (nDCG@10 0.709 vs 0.657; BM25 0.864). "release 0.3" adds a second round on top of it: 80 steps of 32 of the same pairs with a new seed,
-LoRA on the top 15 layers, bf16 (`adapters/3-supervised`), chosen on the same dev split (0.721 vs
-0.709); it was scored here from the unpacked run (cosine 1.000000 to the packaged fp16 adapters).
-"release 0.4" is release 0.3 after 200 steps of distillation from
-all-MiniLM-L6-v2 (the `4-distill` adapter: LoRA on the top 15 layers, batch 16 queries, each with its
-positive and 3 passages mined by the teacher and BM25, KL between the student's and the teacher's
-softmax over the batch's 64 candidates at scale 20, lr 1e-4, bf16; queries from the supervised pairs,
-passages from them and gensim's Wikipedia paragraphs), chosen as the best of the snapshots scored
-so far (steps 50-200) on each dev split (SQuAD dev 0.720, release 0.3 0.702; PubMedQA 0.876 vs
-0.777; generic instruction; benchmarks/results/distill_dev.json); scored here from the unpacked
-snapshot (cosine 0.99995 to its packaged fp16 adapters). "release 0.5", the shipped encoder, is
-the same run's step 850 of 1,000, the best mean of the two dev splits over every snapshot (SQuAD dev
-0.762, PubMedQA 0.939; step 1000: 0.759 and 0.939); scored here from the unpacked snapshot (cosine
-0.999988 to the packaged fp16 adapters). Step 1000, the end of the run, is a row of its own.
+release on a held-out SQuAD dev split (nDCG@10 0.709 vs 0.657; BM25 0.864). "release 0.3" adds a
+second round on top of it: 80 steps of 32 of the same pairs with a new seed, LoRA on the top 15
+layers, bf16 (`adapters/3-supervised`), chosen on the same dev split (0.721 vs 0.709); it was scored
+here from the unpacked run (cosine 1.000000 to the packaged fp16 adapters). "release 0.4" is release
+0.3 after 200 steps of distillation from all-MiniLM-L6-v2 (the `4-distill` adapter: LoRA on the top
+15 layers, batch 16 queries, each with its positive and 3 passages mined by the teacher and BM25, KL
+between the student's and the teacher's softmax over the batch's 64 candidates at scale 20, lr 1e-4,
+bf16; queries from the supervised pairs, passages from them and gensim's Wikipedia paragraphs),
+chosen as the best of the snapshots scored so far (steps 50-200) on each dev split (SQuAD dev 0.720,
+release 0.3 0.702; PubMedQA 0.876 vs 0.777; generic instruction;
+benchmarks/results/distill_dev.json); scored here from the unpacked snapshot (cosine 0.99995 to its
+packaged fp16 adapters). "release 0.5", the shipped encoder, is the same run's step 850 of 1,000,
+the best mean of the two dev splits over every snapshot (SQuAD dev 0.762, PubMedQA 0.939; step 1000:
+0.759 and 0.939); scored here from the unpacked snapshot (cosine 0.999988 to the packaged fp16
+adapters). Step 1000, the end of the run, is a row of its own.
 The first release ("release 0.1") saw only the SciFact and SNLI pairs, 100 steps of 32: SciFact is
 in-domain for it, which is where it stays ahead.
 

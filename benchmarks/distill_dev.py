@@ -31,7 +31,8 @@ MODEL = "smollm2-135m"
 BUILTIN_ADAPTERS = (
     Path(__file__).resolve().parents[1] / "ragkit" / "models" / "llm2vec-smollm2-135m" / "adapters"
 )
-# Release 0.3 of the built-in encoder, where release 0.4's run started: its first three adapters.
+# Release 0.3 of the built-in encoder, where the distillation run of releases 0.4 and 0.5 started:
+# its first three adapters.
 RELEASE_03_ADAPTERS = [str(BUILTIN_ADAPTERS / a) for a in ("1-mntp", "2-supervised", "3-supervised")]
 REFERENCES = {"all-MiniLM-L6-v2 (teacher)": "all-minilm-l6-v2", "bm25": None}
 STYLES = ("--", ":")  # the references' lines, in REFERENCES' order
@@ -122,7 +123,7 @@ def main() -> None:
         nargs="+",
         default=[MODEL, *RELEASE_03_ADAPTERS],
         help="the model the run started from, then any adapters merged on it "
-        "(default: release 0.3 of the built-in encoder, the start of release 0.4's run)",
+        "(default: release 0.3 of the built-in encoder, where its distillation run started)",
     )
     parser.add_argument("--dev", type=Path, nargs="+", default=DEV)
     parser.add_argument("--report", action="store_true", help="only redraw from the stored scores")
