@@ -118,7 +118,7 @@ def gguf_to_hf(gguf: Path, cache_name: str | None = None) -> Path:
     with status, quiet_transformers():
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32, use_kernels=False
             )
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         except (OSError, ValueError, KeyError) as e:

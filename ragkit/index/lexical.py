@@ -118,8 +118,7 @@ class LexicalIndex:
         return cls(retriever, settings, ids)
 
     def _tokenize(self, texts: list[str], return_ids: bool):
-        import bm25s
-
+        bm25s = import_bm25s()
         with self._lock:
             return bm25s.tokenize(
                 texts,
