@@ -3,13 +3,16 @@
     python benchmarks/fusion.py                                  # choose on two dev splits, report the six
     python benchmarks/fusion.py --folders nfcorpus-processed     # add or redo folders in fusion.json
     python benchmarks/fusion.py --recalibrate                    # only the calibrations (same encoder)
+    python benchmarks/fusion.py --model all-minilm-l6-v2 --name fusion-minilm   # another encoder's own files
 
 The method and dense weight are chosen by their mean over dev splits (by default the SQuAD dev folder
 that `benchmarks/supervised_data.py --dev` holds out of training and PubMedQA's questions, which no
 encoder here trained on: `--pubmedqa-dev`; never a folder reported here), then
 every setting is reported on the six shared BEIR folders, with the same subsampling and document
 cap as benchmarks/ablation.py (so its cached corpus vectors are reused). Writes
-benchmarks/results/fusion.md and fusion.png (nDCG@10 against the dense weight).
+benchmarks/results/fusion.md and fusion.png (nDCG@10 against the dense weight); `--name` gives
+another encoder's run files of its own, so the built-in's (which a test ties to ragkit's fusion
+constants) stay as they are.
 """
 
 from __future__ import annotations
@@ -71,12 +74,15 @@ def recalibrate(
 def calibration_inputs(task, dense: DenseSearch) -> tuple:
     """`calibrate`'s inputs for this (subsampled) corpus: the documents as the dense side embedded
     them (cut to the same tokens, so a pseudo-query's sentence is one its vector saw), the same
-    vectors (the cache's, as scored), and the encoder's query and document embedding."""
+    vectors (the cache's, as scored), and the encoder's query and document embedding (a
+    sentence-transformers peer's one embedding for both)."""
     ((_, data),) = task.dataset["default"].items()
     encoder, cap = dense.model.model, dense.max_doc_tokens
     texts = document_texts(data["corpus"])
     vectors = dense.embed_corpus(texts, task.metadata)
     cut = [text[: _end_of_tokens(encoder.tokenizer, text, cap)] for text in texts]
+    if not hasattr(encoder, "encode_queries"):  # a sentence-transformers peer: no instructions
+        return cut, vectors, *[lambda t: encoder.encode(t, normalize_embeddings=True)] * 2
     return (
         cut,
         vectors,
@@ -138,6 +144,7 @@ def main() -> None:
         "--recalibrate", action="store_true", help="redo only the calibrations, keep every setting's scores"
     )
     parser.add_argument("--report", action="store_true", help="only rewrite fusion.md/.png from fusion.json")
+    parser.add_argument("--name", default="fusion", help="the results' file name: <name>.json/.md/.png")
     args = parser.parse_args()
     for folder in [] if args.report else args.dev:
         if not (folder / "qrels" / "dev.tsv").is_file():
@@ -147,7 +154,7 @@ def main() -> None:
                 "--pubmedqa-dev runs/pubmedqa-dev"
             )
 
-    store = RESULTS / "fusion.json"
+    store = RESULTS / f"{args.name}.json"
     stored = json.loads(store.read_text()) if store.is_file() else {}
     devs, test = stored.get("dev", {}), stored.get("folders", {})
     calibrations = stored.get("calibrations", {})
@@ -191,10 +198,12 @@ def main() -> None:
     best_fixed = max(fixed, key=mean)
     worst_gap = min(test[f]["calibrated"] - test[f]["bm25"] for f in folders)
     dev_names = list(devs)
+    command = "" if args.name == "fusion" else f" --model {args.model} --name {args.name}"
     lines = [
         f"# Dense ({args.model}) + BM25 fusion, and the setting each index calibrates itself to",
         "",
-        f"Produced by `python benchmarks/fusion.py` (--folders adds folders to fusion.json). nDCG@10; the "
+        f"Produced by `python benchmarks/fusion.py{command}` (--folders adds folders to {store.name}). "
+        "nDCG@10; the "
         "weight is the dense share (rrf: reciprocal rank fusion, k 60, weighted by it; weighted: min-max "
         "normalised scores). Folders as in ablation.md (--max-docs "
         f"{args.max_docs}, --max-doc-tokens {args.max_doc_tokens}); the encoder at its default precision.",
@@ -249,7 +258,7 @@ def main() -> None:
             f"{c['scores']['dense']:.3f} | {real['calibrated']:.3f} | {real['bm25']:.3f} | "
             f"{real[best]:.3f} ({best}) |"
         )
-    (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, method in zip(axes, ("rrf", "weighted"), strict=True):
@@ -264,8 +273,8 @@ def main() -> None:
     axes[0].set_ylabel("nDCG@10")
     axes[1].legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(RESULTS / "fusion.png", dpi=120)
-    print((RESULTS / "fusion.md").read_text())
+    figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
+    print((RESULTS / f"{args.name}.md").read_text())
 
 
 if __name__ == "__main__":
