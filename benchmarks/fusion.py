@@ -25,10 +25,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from mteb.types import PromptType
 
 from ragkit.eval import DenseSearch, evaluate, load_task
 from ragkit.eval.bm25 import BM25Search
-from ragkit.eval.models import load_eval_model
+from ragkit.eval.models import SentenceTransformerModel, load_eval_model
 from ragkit.eval.search import FusionSearch, document_texts
 from ragkit.eval.tasks import subsample
 from ragkit.index.calibration import GENERATED, INVERSE_CLOZE, QUERY_METHODS, calibrate, written_queries
@@ -75,14 +76,20 @@ def calibration_inputs(task, dense: DenseSearch) -> tuple:
     """`calibrate`'s inputs for this (subsampled) corpus: the documents as the dense side embedded
     them (cut to the same tokens, so a pseudo-query's sentence is one its vector saw), the same
     vectors (the cache's, as scored), and the encoder's query and document embedding (a
-    sentence-transformers peer's one embedding for both)."""
+    sentence-transformers peer's as the evaluation embeds: its own prompts, plain text)."""
     ((_, data),) = task.dataset["default"].items()
     encoder, cap = dense.model.model, dense.max_doc_tokens
     texts = document_texts(data["corpus"])
     vectors = dense.embed_corpus(texts, task.metadata)
     cut = [text[: _end_of_tokens(encoder.tokenizer, text, cap)] for text in texts]
-    if not hasattr(encoder, "encode_queries"):  # a sentence-transformers peer: no instructions
-        return cut, vectors, *[lambda t: encoder.encode(t, normalize_embeddings=True)] * 2
+    if isinstance(dense.model, SentenceTransformerModel):  # a peer: embedded as the evaluation embeds it
+        peer = dense.model
+        return (
+            cut,
+            vectors,
+            lambda q: peer.embed(q, task_metadata=None, prompt_type=PromptType.query),
+            lambda t: peer.embed(t, task_metadata=None, prompt_type=PromptType.document, max_tokens=cap),
+        )
     return (
         cut,
         vectors,
