@@ -162,6 +162,8 @@ def main() -> None:
             )
 
     store = RESULTS / f"{args.name}.json"
+    if args.report and not store.is_file():
+        raise SystemExit(f"no scores yet in {store}: run without --report first")
     stored = json.loads(store.read_text()) if store.is_file() else {}
     devs, test = stored.get("dev", {}), stored.get("folders", {})
     calibrations = stored.get("calibrations", {})
