@@ -142,20 +142,30 @@ def index(
             "calibration_queries": calibration_queries,
         }
         fields = Fields(text_field, title_field, (id_field,) if id_field else Fields().id)
-        if jsonl is not None:
-            index = Index.open(index_dir, encoder, show_progress=True, **shared)
-            report = index.upsert(read_records(jsonl, fields))
-        else:
-            report = Index.build(
-                corpus,
-                encoder,
-                index_dir,
-                fields=fields,
-                rebuild=rebuild,
-                ray=ray,
-                ray_actors=ray_actors,
-                **shared,
+        try:
+            if jsonl is not None:
+                index = Index.open(index_dir, encoder, show_progress=True, **shared)
+                report = index.upsert(read_records(jsonl, fields))
+            else:
+                report = Index.build(
+                    corpus,
+                    encoder,
+                    index_dir,
+                    fields=fields,
+                    rebuild=rebuild,
+                    ray=ray,
+                    ray_actors=ray_actors,
+                    **shared,
+                )
+        except KeyboardInterrupt:
+            was = (
+                "answers as before this run"
+                if (index_dir / "manifest.json").is_file()
+                else "is not built yet"
             )
+            raise KeyboardInterrupt(
+                f"{index_dir} {was}; what was embedded is kept, and running the same command again resumes"
+            ) from None
         console.print(report.summary())
 
 

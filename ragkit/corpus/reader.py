@@ -9,8 +9,8 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 import re
+import sys
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, fields
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ragkit.corpus.document import Document
 from ragkit.errors import RagkitError
-from ragkit.io import TEXT_SUFFIXES, inner_suffix, json_lines
+from ragkit.io import TEXT_SUFFIXES, displayable_path, inner_suffix, json_lines, json_value
 
 HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".jsonl", ".json"}
@@ -85,7 +85,9 @@ def list_files(root: Path) -> list[CorpusFile]:
         rel = path.relative_to(base)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        files.append(CorpusFile(path, rel.as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
+        # A name that is not UTF-8 (bytes from another system) is keyed and shown with \x escapes.
+        relpath = displayable_path(rel.as_posix())
+        files.append(CorpusFile(path, relpath, hashlib.sha256(path.read_bytes()).hexdigest()))
     return files
 
 
@@ -169,11 +171,12 @@ def _parse(fmt: str, text: str, file: CorpusFile, fields: Fields) -> list[Docume
         records = [value for _, value in json_lines(text.splitlines(), file.relpath, objects=False)]
     elif fmt == ".json":
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RagkitError(f"{file.relpath}: invalid JSON ({e.msg})") from None
+            data = json_value(text)
+        except ValueError as e:
+            raise RagkitError(f"{file.relpath}: invalid JSON ({getattr(e, 'msg', e)})") from None
         records = data if isinstance(data, list) else [data]
-    else:  # .csv
+    else:  # .csv, whose cells may be whole documents: past the csv module's 131,072-character default
+        csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
         records = list(csv.DictReader(io.StringIO(text)))
     return [_record(r, i, file, fields) for i, r in enumerate(records) if isinstance(r, dict)]
 

@@ -430,17 +430,20 @@ class Encoder:
             (tmp / "README.md").write_text(model_card(self))
         return directory
 
-    def export(self, directory: str | os.PathLike, format: str = "sentence-transformers") -> Path:
+    def export(
+        self, directory: str | os.PathLike, format: str = "sentence-transformers", *, overwrite: bool = False
+    ) -> Path:
         """Write a directory another library loads and gets this encoder's vectors from.
 
         "sentence-transformers": `SentenceTransformer(directory, trust_remote_code=True)` (see
-        ragkit/encoders/export.py); the directory also loads with `Encoder.load`.
+        ragkit/encoders/export.py); the directory also loads with `Encoder.load`. An existing
+        `directory` must be empty unless `overwrite`, which replaces only the files an export writes.
         """
         from ragkit.encoders.export import EXPORT_FORMATS, export_sentence_transformers
 
         if format not in EXPORT_FORMATS:
             raise RagkitError(f"unknown export `format` {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
-        return export_sentence_transformers(self, directory)
+        return export_sentence_transformers(self, directory, overwrite=overwrite)
 
     def write_weights(self, directory: Path) -> None:
         """Merged weights, tokenizer and ragkit_config.json into an existing `directory`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ragkit.errors import RagkitError
+from ragkit.io import surrogate_at
 
 
 def check_texts(texts: Sequence[str], name: str) -> list[str]:
@@ -18,11 +19,9 @@ def check_texts(texts: Sequence[str], name: str) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise RagkitError(f"{name}[{i}] is {type(text).__name__}, not str; every text must be a string")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
+        if (at := surrogate_at(text)) is not None:
             raise RagkitError(
-                f"{name}[{i}] holds a lone surrogate {text[e.start]!r} at character {e.start}, not valid "
+                f"{name}[{i}] holds a lone surrogate {text[at]!r} at character {at}, not valid "
                 "Unicode; decode its bytes with errors='replace'"
-            ) from None
+            )
     return texts

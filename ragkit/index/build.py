@@ -28,7 +28,7 @@ from ragkit.errors import RagkitError
 from ragkit.index.calibration import DEFAULT_QUERY_METHOD, Calibration, calibrate_store, check_query_method
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
-from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash
+from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash, document_ids
 from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
 from ragkit.index.faiss_build import faiss_build
 from ragkit.index.fusion import FALLBACK
@@ -47,6 +47,7 @@ from ragkit.index.transform import Transform
 from ragkit.index.workdir import (
     PARAMS_FILE,
     build_params,
+    built_with,
     faiss_file_whole,
     file_hashes,
     finish_interrupted_swap,
@@ -54,7 +55,7 @@ from ragkit.index.workdir import (
     prepare_workdir,
     previous_manifest,
 )
-from ragkit.io import swap_into_place
+from ragkit.io import swap_into_place, write_error
 
 
 class Index:
@@ -83,6 +84,11 @@ class Index:
         self.index_dir, self.encoder, self.chunking, self.fields = index_dir, encoder, chunking, fields
         self.settings, self.batch_size, self.show_progress = settings, batch_size, show_progress
         self.calibrate = calibrate  # choose the default search setting from the corpus (calibration.py)
+        if not calibrate and calibration_queries is not None:
+            raise RagkitError(
+                "`calibration_queries` says how to calibrate, but calibration is turned off; "
+                "drop one of the two"
+            )
         # how its pseudo-queries are made; None: as the index's last calibration, else generated
         self.calibration_queries = calibration_queries and check_query_method(calibration_queries)
 
@@ -134,6 +140,7 @@ class Index:
             batch_size=batch_size,
             show_progress=show_progress,
             calibrate=calibrate,
+            calibration_queries=calibration_queries,
         )
 
     def add(self, documents: Iterable[Document | dict]) -> BuildReport:
@@ -144,10 +151,10 @@ class Index:
         """Add documents, replacing those with the same id; unchanged ones are not embedded again."""
         return self._update(as_documents(documents), [])
 
-    def delete(self, ids: Iterable[str] | str) -> BuildReport:
+    def delete(self, ids: Iterable[str | int] | str | int) -> BuildReport:
         """Remove documents by id (ids the index does not hold are ignored and not counted); a
-        single string is one id."""
-        return self._update([], [ids] if isinstance(ids, str) else [str(i) for i in ids])
+        single string (or number) is one id."""
+        return self._update([], document_ids(ids))
 
     def _update(
         self, documents: list[Document], deletes: list[str], *, add_only: bool = False
@@ -193,66 +200,85 @@ class Index:
         in. `kind` names the change ("folder:<path>", or "documents:<digest of the call>"): an
         interrupted change of the same kind is resumed, another kind's is rolled back first.
         """
+        try:
+            with writer_lock(self.index_dir):
+                return self._change(change, kind=kind, rebuild=rebuild, corpus=corpus)
+        except (OSError, RuntimeError) as e:  # a full or read-only disk: one line, and nothing lost
+            kept = "the previous index is intact, and what was embedded is kept for the next run"
+            if (error := write_error(e, self.index_dir, kept)) is None:
+                raise
+            raise error from e
+
+    def _change(
+        self,
+        change: Callable[[Docstore, BuildReport, IndexManifest | None], dict[str, str]],
+        *,
+        kind: str,
+        rebuild: bool,
+        corpus: str | None,
+    ) -> BuildReport:
+        """`_commit`'s work, under the writer lock."""
         encoder, index_dir = self.encoder, self.index_dir
-        with writer_lock(index_dir):
-            if finish_interrupted_swap(index_dir):
-                rebuild = False  # that was this rebuild, killed at the swap: what is left is an update
-            start = time.perf_counter()
-            params = build_params(encoder, self.chunking, self.fields)
-            previous = previous_manifest(index_dir, params, rebuild)
-            report = BuildReport(index_dir, faiss=faiss_build().describe())
-            in_place = previous is not None and not rebuild
-            if in_place:
-                directory, report.generation, report.in_place = index_dir, previous.generation + 1, True
-            else:
-                directory, report.generation = index_dir.with_name(f"{index_dir.name}.building"), 1
-                prepare_workdir(directory, params, resume=not rebuild)
-            store = Docstore(directory / DOCSTORE_FILE, generation=report.generation)
-            try:
-                store.begin(kind)
-                old = change(store, report, previous if in_place else None)
-                _count_changes(report, old, store.file_hashes())
-                whole = previous is not None and (index_dir / previous.lexical_path).is_dir()
-                whole = whole and faiss_file_whole(index_dir / previous.index_path)
-                if in_place and not store.has_changes() and whole:  # nothing to do, nothing to repair
-                    store.abandon()
-                    report.generation, report.counts = previous.generation, store.counts()
-                    report.factory, report.transform = previous.index.factory, previous.transform
-                    report.counts["vectors"] = previous.counts.get("vectors", report.counts["chunks"])
-                    report.seconds = time.perf_counter() - start
-                    return report
-                trained = write_generation(
-                    directory,
-                    store,
-                    encoder,
-                    report,
-                    previous if in_place else None,
-                    self.settings,
-                )
-                calibration = self._calibration(directory, store, report, previous if in_place else None)
-                if corpus is None:
-                    corpus = previous.corpus if previous else ""
-                manifest = generation_manifest(
-                    params,
-                    previous,
-                    report,
-                    trained,
-                    corpus=corpus,
-                    settings=self.settings,
-                    calibration=calibration,
-                    precision=encoder.precision,
-                )
-                manifest.write(directory)  # the commit
-                store.committed(keep_from=report.generation - 1)
-            finally:
-                store.close()
-            if in_place:
-                remove_old_generations(index_dir, report.generation)
-            else:
-                (directory / PARAMS_FILE).unlink()
-                swap_into_place(directory, index_dir)
-            report.seconds = time.perf_counter() - start
-            return report
+        start = time.perf_counter()
+        params = build_params(encoder, self.chunking, self.fields)
+        if finish_interrupted_swap(index_dir) and built_with(index_dir, params, self.settings):
+            rebuild = False  # that was this rebuild, killed at the swap: what is left is an update
+        previous = previous_manifest(index_dir, params, rebuild)
+        report = BuildReport(index_dir, faiss=faiss_build().describe())
+        in_place = previous is not None and not rebuild
+        if in_place:
+            directory, report.generation, report.in_place = index_dir, previous.generation + 1, True
+        else:
+            directory, report.generation = index_dir.with_name(f"{index_dir.name}.building"), 1
+            prepare_workdir(directory, params)
+        store = Docstore(directory / DOCSTORE_FILE, generation=report.generation)
+        try:
+            store.begin(kind)
+            old = change(store, report, previous if in_place else None)
+            _count_changes(report, old, store.file_hashes())
+            lexical_whole = previous is not None and (index_dir / previous.lexical_path).is_dir()
+            whole = lexical_whole and faiss_file_whole(index_dir / previous.index_path)
+            if in_place and not lexical_whole:
+                report.repaired = f"{previous.lexical_path}/ (BM25) was missing: rebuilt from the docstore"
+            if in_place and not store.has_changes() and whole:  # nothing to do, nothing to repair
+                store.abandon()
+                report.generation, report.counts = previous.generation, store.counts()
+                report.factory, report.transform = previous.index.factory, previous.transform
+                report.counts["vectors"] = previous.counts.get("vectors", report.counts["chunks"])
+                report.seconds = time.perf_counter() - start
+                return report
+            trained = write_generation(
+                directory,
+                store,
+                encoder,
+                report,
+                previous if in_place else None,
+                self.settings,
+            )
+            calibration = self._calibration(directory, store, report, previous if in_place else None)
+            if corpus is None:
+                corpus = previous.corpus if previous else ""
+            manifest = generation_manifest(
+                params,
+                previous,
+                report,
+                trained,
+                corpus=corpus,
+                settings=self.settings,
+                calibration=calibration,
+                precision=encoder.precision,
+            )
+            manifest.write(directory)  # the commit
+            store.committed(keep_from=report.generation - 1)
+        finally:
+            store.close()
+        if in_place:
+            remove_old_generations(index_dir, report.generation)
+        else:
+            (directory / PARAMS_FILE).unlink()
+            swap_into_place(directory, index_dir)
+        report.seconds = time.perf_counter() - start
+        return report
 
     def _calibration(
         self, directory: Path, store: Docstore, report: BuildReport, previous: IndexManifest | None
@@ -262,6 +288,10 @@ class Index:
         shrunk `RETRAIN_FACTOR` times since it was chosen; else the previous one, kept."""
         kept = previous.calibration if previous else {}
         fallback = f"{FALLBACK} (the fallback chosen on dev splits"
+        if not self.calibrate and kept:  # not calibrated again: what the index calibrated to stays
+            setting = Calibration.from_json(kept).setting
+            report.default_search = f"{setting} (calibrated at {kept.get('chunks', 0)} chunks, kept)"
+            return kept
         if not self.calibrate:
             report.default_search = f"{fallback}; not calibrated)"
             return {}

@@ -21,6 +21,7 @@ import numpy as np
 from ragkit.corpus import document_text
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk
+from ragkit.io import write_error
 
 DOCSTORE_FILE = "docstore.sqlite"
 
@@ -161,7 +162,7 @@ class Docstore:
                         c.text,
                         c.start,
                         c.end,
-                        json.dumps(c.metadata),
+                        json.dumps(c.metadata, allow_nan=False),  # valid JSON, which SQLite reads
                         self.generation,
                     ),
                 )
@@ -325,6 +326,8 @@ class _DatabaseErrors:
             raise RagkitError(
                 f"the `filter` is too complex for SQLite ({error}); use $in for many values of one field"
             ) from error
+        if isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error):
+            raise write_error(error, self.path.parent, "the previous index is intact") from error
         if isinstance(error, sqlite3.OperationalError) and "readonly" in str(error):
             raise RagkitError(
                 f"{self.path} cannot be written ({error}): is another writer updating this index? "

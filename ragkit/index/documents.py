@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from ragkit.corpus import Document
 from ragkit.errors import RagkitError
+from ragkit.io import surrogate_at
 
 DOCUMENT_KEY = "doc:"  # docstore key prefix of documents added through `Index.open`, not from files
 
@@ -37,19 +38,41 @@ def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
             )
         if not (item.text.strip() or item.title.strip()):
             raise RagkitError(f"documents[{i}] ({item.doc_id!r}) is empty")
-        try:
-            stored = json.dumps([item.doc_id, item.title, item.text, item.metadata], ensure_ascii=False)
+        try:  # NaN and Infinity are not JSON: SQLite's JSON functions could not read the row
+            stored = json.dumps(
+                [item.doc_id, item.title, item.text, item.metadata], ensure_ascii=False, allow_nan=False
+            )
         except (TypeError, ValueError) as e:
-            raise RagkitError(f"documents[{i}] ({item.doc_id!r}) metadata is not JSON ({e})") from None
-        try:
-            stored.encode("utf-8")
-        except UnicodeEncodeError as e:
             raise RagkitError(
-                f"documents[{i}] ({item.doc_id!r}) holds a lone surrogate {stored[e.start]!r}, not valid "
-                "Unicode; decode its bytes with errors='replace'"
+                f"documents[{i}] ({item.doc_id!r}) metadata is not JSON ({e}); use strings, finite "
+                "numbers, booleans or null"
             ) from None
+        if (at := surrogate_at(stored)) is not None:
+            raise RagkitError(
+                f"documents[{i}] ({item.doc_id!r}) holds a lone surrogate {stored[at]!r}, not valid "
+                "Unicode; decode its bytes with errors='replace'"
+            )
         out[item.doc_id] = item
     return list(out.values())
+
+
+def document_ids(ids: Iterable[str | int] | str | int) -> list[str]:
+    """Ids to delete, as strings, checked: one id (a string or a number) or a list of them."""
+    if isinstance(ids, (str, int)) and not isinstance(ids, bool):
+        ids = [ids]
+    if ids is None or isinstance(ids, (bytes, dict, bool)) or not isinstance(ids, Iterable):
+        raise RagkitError(f"`ids` must be an id or a list of ids (strings), got {type(ids).__name__}")
+    out = []
+    for i, doc_id in enumerate(ids):
+        if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
+            raise RagkitError(f"`ids`[{i}] is {type(doc_id).__name__}; ids are strings")
+        doc_id = str(doc_id)
+        if (at := surrogate_at(doc_id)) is not None:
+            raise RagkitError(
+                f"`ids`[{i}] {doc_id!r} holds a lone surrogate at character {at}, not valid Unicode"
+            )
+        out.append(doc_id)
+    return out
 
 
 def document_hash(doc: Document) -> str:

@@ -19,15 +19,21 @@ import json
 from typing import Any
 
 from ragkit.errors import RagkitError
+from ragkit.io import surrogate_at
 
 COLUMNS = ("path", "doc_id", "title")
 COMPARISONS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 OPERATORS = (*COMPARISONS, "$in", "$nin", "$glob")
 Scalar = str | int | float | bool
+MAX_DEPTH = 64  # $and / $or nested deeper is refused before Python's or SQLite's own limits
 
 
-def compile_filter(filter: dict[str, Any]) -> tuple[str, list[Any]]:
+def compile_filter(filter: dict[str, Any], _depth: int = 0) -> tuple[str, list[Any]]:
     """(SQL condition over the chunks table, its parameters) for a filter; ("1", []) for an empty one."""
+    if _depth > MAX_DEPTH:
+        raise RagkitError(
+            f"the `filter` is too complex: $and / $or nest deeper than {MAX_DEPTH} levels; flatten it"
+        )
     if not isinstance(filter, dict):
         raise RagkitError(
             "`filter` must be a dict, e.g. {'path': 'docs/*.md'} or {'year': {'$gte': 2020}}, "
@@ -36,9 +42,13 @@ def compile_filter(filter: dict[str, Any]) -> tuple[str, list[Any]]:
     parts, params = [], []
     for key, value in filter.items():
         if key in ("$and", "$or"):
-            sql, values = _combine(key, value)
+            sql, values = _combine(key, value, _depth)
         elif not isinstance(key, str) or key.startswith("$"):
             raise RagkitError(f"`filter` has an unknown operator {key!r}: use $and or $or, or a field name")
+        elif (at := surrogate_at(key)) is not None:
+            raise RagkitError(
+                f"`filter` field {key!r} holds a lone surrogate at character {at}, not valid Unicode"
+            )
         else:
             sql, values = _condition(_field(key), key, value)
         parts.append(sql)
@@ -46,17 +56,22 @@ def compile_filter(filter: dict[str, Any]) -> tuple[str, list[Any]]:
     return (" AND ".join(f"({p})" for p in parts) or "1"), params
 
 
-def _combine(operator: str, filters: Any) -> tuple[str, list[Any]]:
+def _combine(operator: str, filters: Any, depth: int) -> tuple[str, list[Any]]:
     if not isinstance(filters, list) or not filters:
         raise RagkitError(f"`filter` {operator} takes a non-empty list of filters, got {filters!r}")
-    compiled = [compile_filter(f) for f in filters]
+    compiled = [compile_filter(f, depth + 1) for f in filters]
     joiner = " AND " if operator == "$and" else " OR "
     return joiner.join(f"({sql})" for sql, _ in compiled), [p for _, params in compiled for p in params]
 
 
+# A row whose metadata SQLite cannot parse (NaN or Infinity, which older ragkit versions stored) has
+# no metadata fields: it matches no metadata condition, and the filter still runs.
+_METADATA = "json_extract(CASE WHEN json_valid(metadata) THEN metadata END, ?)"
+
+
 def _field(key: str) -> str:
     """The SQL expression of a field: a column, or the metadata JSON's value (its path bound)."""
-    return key if key in COLUMNS else "json_extract(metadata, ?)"
+    return key if key in COLUMNS else _METADATA
 
 
 def _condition(field: str, key: str, value: Any) -> tuple[str, list[Any]]:
@@ -103,11 +118,8 @@ def _is_scalar(value: Any) -> bool:
         return False
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         raise RagkitError(f"`filter` value {value} is out of range: SQLite's integers are 64-bit")
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise RagkitError(
-                f"`filter` value {value!r} holds a lone surrogate at character {e.start}, not valid Unicode"
-            ) from None
+    if isinstance(value, str) and (at := surrogate_at(value)) is not None:
+        raise RagkitError(
+            f"`filter` value {value!r} holds a lone surrogate at character {at}, not valid Unicode"
+        )
     return True

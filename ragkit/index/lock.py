@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ragkit.errors import RagkitError
+from ragkit.io import write_error
 
 # Locks this process holds: lock file -> (holding thread, depth). Re-entrant within a thread, so a
 # caller (the CLI) can take the lock before loading a model and the build inside takes it again.
@@ -25,7 +26,12 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
     when no one holds the lock.
     """
     path = index_dir.with_name(f"{index_dir.name}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = path.open("a+")
+    except OSError as e:
+        raise write_error(e, path.parent) or RagkitError(f"cannot create {path} ({e})") from None
+    file.close()
     key, me = path.resolve(), threading.get_ident()
     with _held_lock:
         holder = _held.get(key)

@@ -118,10 +118,10 @@ class IndexManifest:
         """The hash of the encoder that made the vectors: queries must come from the same."""
         return self.encoder.config_hash
 
-    def encoder_mismatch(self, index_dir: Path, fingerprint: dict) -> str | None:
-        """Why an encoder with this fingerprint cannot add to or query this index, or None if it can.
-        The same name with another hash is an encoder that changed since (a new built-in release,
-        retrained weights): the index has to be rebuilt, since no encoder makes its vectors now."""
+    def encoder_mismatch(self, index_dir: Path, fingerprint: dict, *, reading: bool = False) -> str | None:
+        """Why an encoder with this fingerprint cannot add to (or, `reading`, query) this index, or None
+        if it can. The same name with another hash is an encoder that changed since (a new built-in
+        release, retrained weights): the index has to be rebuilt, since no encoder makes its vectors now."""
         was = self.encoder
         if fingerprint["config_hash"] == was.config_hash:
             return None
@@ -129,12 +129,17 @@ class IndexManifest:
             return (
                 f"{index_dir} was built with another version of encoder {was.source!r} (its weights or "
                 f"config differ: {was.config_hash}, now {fingerprint['config_hash']}); its vectors do not "
-                "match this one's, so build it again with `rebuild`"
+                "match this one's, so build it again"
+                + (" (ragkit index CORPUS --index DIR --rebuild)" if reading else " with `rebuild`")
             )
+        fix = (
+            "search it with that encoder (the index's own is loaded when none is given)"
+            if reading
+            else "use that encoder, another `index_dir`, or `rebuild`"
+        )
         return (
             f"{index_dir} was built with encoder {was.source!r} ({was.config_hash}), not "
-            f"{fingerprint['source']!r} ({fingerprint['config_hash']}); use that encoder, another "
-            "`index_dir`, or `rebuild`"
+            f"{fingerprint['source']!r} ({fingerprint['config_hash']}); {fix}"
         )
 
     def search_calibration(self) -> Calibration | None:

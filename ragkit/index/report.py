@@ -35,6 +35,7 @@ class BuildReport:
     vectors_added: int = 0  # FAISS vectors added and removed by an in-place update
     vectors_removed: int = 0
     retrained: str = ""  # why the FAISS index / PCA were trained (again); "" when they were kept
+    repaired: str = ""  # what an update with nothing to embed put right (a missing BM25 part)
     bytes_per_vector: float = 0.0
     calibration: Calibration | None = None  # the default search setting, when (re)calibrated by this change
     default_search: str = ""  # a line on the default search setting after this change
@@ -71,6 +72,8 @@ class BuildReport:
                 f"updated in place (generation {self.generation}): {self.vectors_added} vectors added, "
                 f"{self.vectors_removed} removed"
                 if self.vectors_added or self.vectors_removed
+                else f"repaired in place (generation {self.generation}): {self.repaired}"
+                if self.repaired
                 else "nothing changed: the index was left as it was"
             )
         elif self.in_place:

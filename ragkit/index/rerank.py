@@ -37,6 +37,8 @@ def load_reranker(model: str | CrossEncoderLike) -> CrossEncoderLike:
     """A `CrossEncoder` for `model` (a path or Hub id, loaded once per process), or `model` itself."""
     if not isinstance(model, str):
         return model
+    if not model.strip():
+        raise RagkitError("`rerank` is empty; give a cross-encoder's directory or Hub id")
     with _lock:
         if model not in _loaded:
             try:
@@ -46,6 +48,7 @@ def load_reranker(model: str | CrossEncoderLike) -> CrossEncoderLike:
                     "reranking needs sentence-transformers: pip install 'ragkit[rerank]'"
                 ) from e
             try:
+                check_cross_encoder(model)
                 _loaded[model] = CrossEncoder(model)
             except (OSError, ValueError) as e:
                 raise RagkitError(
@@ -53,6 +56,23 @@ def load_reranker(model: str | CrossEncoderLike) -> CrossEncoderLike:
                     "directory or a Hub id of a sentence-transformers CrossEncoder"
                 ) from e
         return _loaded[model]
+
+
+def check_cross_encoder(model: str) -> None:
+    """Refuse, before loading weights, a model that is not a cross-encoder: one that scores a pair
+    with a sequence-classification head of one output. A causal LM or an embedding model would load
+    with a new, random head and reorder hits at random."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model)
+    architectures = config.architectures or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures) or config.num_labels != 1:
+        kind = ", ".join(architectures) or config.model_type
+        raise RagkitError(
+            f"`rerank` {model!r} is not a cross-encoder ({kind} with {config.num_labels} outputs; a "
+            "cross-encoder is a sequence-classification model with one output, e.g. "
+            "cross-encoder/ms-marco-MiniLM-L6-v2)"
+        )
 
 
 def rerank(

@@ -179,7 +179,7 @@ class Retriever:
                 allow_unvalidated=allow_unvalidated,
                 precision=precision,
             )
-        if mismatch := manifest.encoder_mismatch(Path(index_dir), encoder.fingerprint()):
+        if mismatch := manifest.encoder_mismatch(Path(index_dir), encoder.fingerprint(), reading=True):
             raise RagkitError(mismatch)
         return cls(Path(index_dir), encoder, manifest, search_params)
 
@@ -256,7 +256,8 @@ class Retriever:
         if mode != "dense" and snapshot.lexical is None:
             raise RagkitError(
                 f"the BM25 part of the index ({self.index_dir / snapshot.manifest.lexical_path}) is missing; "
-                "search with mode='dense', or update the index (`Index.build` on its corpus) to rebuild it"
+                "search with `mode` dense, or update the index from its corpus (ragkit index / Index.build) "
+                "to rebuild it"
             )
         allowed = None
         if filter is not None:

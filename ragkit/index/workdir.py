@@ -15,6 +15,7 @@ from ragkit.errors import RagkitError
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.manifest import MANIFEST_FILE, IndexManifest
+from ragkit.index.settings import IndexSettings
 from ragkit.io import leftovers, swap_into_place
 
 PARAMS_FILE = "build-params.json"
@@ -74,30 +75,58 @@ def faiss_file_whole(path: Path) -> bool:
 
 
 def finish_interrupted_swap(index_dir: Path) -> bool:
-    """Put right what a kill during a swap left (the writer lock held): a finished new build in
-    `<index>.building/` that never went in goes in (True); an old index the exchange moved out, or
-    `<index>.old-PID/` copies, go away; an index a two-rename swap left missing comes back."""
+    """Put right what a kill during a swap left (the writer lock held); True when a new build had
+    finished: it was swapped in, or now goes in.
+
+    A finished new build in `<index>.building/` that never went in goes in; an old index the exchange
+    moved out (the new one is in place), or `<index>.old-PID/` copies, go away; an index a two-rename
+    swap left missing comes back.
+    """
     building = index_dir.with_name(f"{index_dir.name}.building")
     finished = (building / MANIFEST_FILE).is_file() and not (building / PARAMS_FILE).exists()
-    swapped = finished and (
-        not index_dir.exists() or IndexManifest.read(building).updated > IndexManifest.read(index_dir).updated
-    )
+    swapped = finished and _updated(building) > _updated(index_dir)
     if swapped:
         swap_into_place(building, index_dir)  # the build was done; only the swap was not
     elif finished:
         shutil.rmtree(building)  # the old index, moved out by the exchange before the kill
     old = leftovers(index_dir)
-    if old and not index_dir.exists():
+    restored = bool(old) and not index_dir.exists()
+    if restored:
         old[-1].rename(index_dir)  # two renames, killed between them: the old index comes back
     for path in leftovers(index_dir):
         shutil.rmtree(path, ignore_errors=True)
-    return swapped
+    return finished or (bool(old) and not restored)
 
 
-def prepare_workdir(work: Path, params: dict, *, resume: bool) -> None:
-    """Resume an interrupted new build made the same way, else start afresh."""
+def _updated(index_dir: Path) -> str:
+    """When the index in `index_dir` was last written; "" for none, or a damaged one (oldest of all)."""
+    try:
+        return IndexManifest.read(index_dir).updated
+    except RagkitError:
+        return ""
+
+
+def built_with(index_dir: Path, params: dict, settings: IndexSettings) -> bool:
+    """Whether the index in `index_dir` was made with these params and settings: a rebuild that finds
+    its own finished work in place (killed at the swap) need not embed it all again."""
+    try:
+        manifest = IndexManifest.read(index_dir)
+    except RagkitError:
+        return False
+    made = {"encoder": manifest.encoder.config_hash, "chunking": manifest.chunking, "fields": manifest.fields}
+    wanted = {
+        "encoder": params["encoder"]["config_hash"],
+        "chunking": params["chunking"],
+        "fields": params["fields"],
+    }
+    return made == wanted and IndexSettings.recorded(manifest) == settings
+
+
+def prepare_workdir(work: Path, params: dict) -> None:
+    """Resume an interrupted new build or rebuild made the same way (the same encoder, chunking and
+    fields make the same vectors), else start afresh."""
     params_file = work / PARAMS_FILE
-    if resume and params_file.is_file() and json.loads(params_file.read_text()) == params:
+    if params_file.is_file() and json.loads(params_file.read_text()) == params:
         return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -13,6 +13,7 @@ import numpy as np
 from ragkit.corpus import Document
 from ragkit.encoders import Encoder
 from ragkit.index import Hit, Index, Retriever
+from ragkit.index.documents import document_ids
 from ragkit.index.filters import compile_filter
 from ragkit.index.lock import writer_lock
 
@@ -50,10 +51,11 @@ class IndexStore:
         if documents:
             Index.open(self.index_dir, self.encoder).upsert(list(documents))
 
-    def delete(self, ids: Iterable[str]) -> None:
-        """Remove documents by id; ids the index does not hold are ignored. Deleting every document
-        removes the index (ragkit's indexes are never empty), and the next write creates it again."""
-        ids = {str(i) for i in ids}
+    def delete(self, ids: Iterable[str] | str) -> None:
+        """Remove documents by id (one id, or a list); ids the index does not hold are ignored.
+        Deleting every document removes the index (ragkit's indexes are never empty), and the next
+        write creates it again."""
+        ids = set(document_ids(ids))
         retriever = self.retriever
         if retriever is None or not ids:
             return

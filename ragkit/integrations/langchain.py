@@ -125,8 +125,17 @@ class RagkitVectorStore(VectorStore):
     ) -> list[str]:
         """Upsert texts as documents (ids made up where not given); returns their ids."""
         texts = list(texts)
-        metadatas = metadatas or [{} for _ in texts]
-        ids = [str(i) if i is not None else str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
+        metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
+        ids = list(ids) if ids is not None else [None] * len(texts)
+        if not len(metadatas) == len(ids) == len(texts):
+            raise RagkitError(
+                f"{len(texts)} texts, {len(metadatas)} `metadatas` and {len(ids)} `ids`: give one of "
+                "each per text"
+            )
+        for n, metadata in enumerate(metadatas):
+            if metadata is not None and not isinstance(metadata, dict):
+                raise RagkitError(f"`metadatas`[{n}] is {type(metadata).__name__}; each must be a dict")
+        ids = [str(i) if i is not None else str(uuid.uuid4()) for i in ids]
         self.store.upsert(
             [RagkitDocument(i, t, "", dict(m or {})) for i, t, m in zip(ids, texts, metadatas, strict=True)]
         )

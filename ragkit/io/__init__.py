@@ -6,21 +6,28 @@ from ragkit.io.files import (
     inner_suffix,
     is_hub_id,
     json_lines,
+    json_value,
     open_text,
     read_json_lines,
+    write_error,
 )
 from ragkit.io.records import from_known_fields
+from ragkit.io.text import displayable_path, surrogate_at
 
 __all__ = [
     "TEXT_SUFFIXES",
     "atomic_path",
     "atomic_write_text",
+    "displayable_path",
     "from_known_fields",
     "inner_suffix",
     "is_hub_id",
     "json_lines",
+    "json_value",
     "leftovers",
     "open_text",
     "read_json_lines",
+    "surrogate_at",
     "swap_into_place",
+    "write_error",
 ]

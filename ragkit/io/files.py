@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -10,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, first_line
 
 # Plain text, one document per file for `ragkit index`, one passage per line for training data.
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".raw", ".md", ".markdown", ".rst"})
@@ -35,6 +36,16 @@ def open_text(path: str | os.PathLike, errors: str = "strict") -> IO[str]:
     return path.open(encoding="utf-8", errors=errors)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; write null or a string")
+
+
+def json_value(text: str) -> Any:
+    """`json.loads`, strictly JSON: NaN and Infinity (which Python writes and reads, and SQLite's JSON
+    functions refuse) are a ValueError, as any other invalid JSON."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
 def json_lines(lines: Iterable[str], where: str, *, objects: bool = True) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line; a bad line is a RagkitError naming `where:line`.
 
@@ -44,9 +55,9 @@ def json_lines(lines: Iterable[str], where: str, *, objects: bool = True) -> Ite
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RagkitError(f"{where}:{line_no}: invalid JSON ({e.msg})") from None
+            value = json_value(line)
+        except ValueError as e:  # json.JSONDecodeError is one
+            raise RagkitError(f"{where}:{line_no}: invalid JSON ({getattr(e, 'msg', e)})") from None
         if objects and not isinstance(value, dict):
             raise RagkitError(f"{where}:{line_no}: expected a JSON object, got {type(value).__name__}")
         yield line_no, value
@@ -59,6 +70,25 @@ def read_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield from json_lines(f, str(path))
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise RagkitError(f"{path}: cannot read it ({e})") from None
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_error(error: BaseException, where: str | os.PathLike, kept: str = "") -> RagkitError | None:
+    """A one-line error for a write that failed for want of space or permission (an OSError, or a
+    library's error that carries the OS's message), or None for any other failure. `kept` says what
+    is left as it was ("the previous index is intact")."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    tail = f"; {kept}" if kept else ""
+    if code in _FULL or "No space left" in text or "StorageFull" in text or "disk is full" in text:
+        return RagkitError(f"the disk holding {where} is full; free some space and run again{tail}")
+    if code in _DENIED or "Read-only file system" in text or "Permission denied" in text:
+        reason = os.strerror(code) if code in _DENIED else first_line(error)
+        return RagkitError(f"cannot write to {where} ({reason}); choose a place you can write to{tail}")
+    return None
 
 
 def is_hub_id(name: str, *, config: bool = False) -> bool:

@@ -33,14 +33,18 @@ def cache_path(settings: GenerationSettings) -> Path:
     return ragkit_home() / "synthetic" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.jsonl"
 
 
-def read_cache(path: Path) -> dict[str, str]:
-    """passage key -> query; a line cut short by a crash is ignored (that batch is written again)."""
+def read_cache(path: Path) -> tuple[dict[str, str], int]:
+    """(passage key -> query, lines skipped). A line a crash cut short, even in the middle of a UTF-8
+    character, is skipped and counted, as the corpus reader skips a bad file: its passage is written again."""
     done: dict[str, str] = {}
+    skipped = 0
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["key"]] = row["query"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+        for raw in path.read_bytes().splitlines():
+            if not raw.strip():
                 continue
-    return done
+            try:
+                row = json.loads(raw.decode("utf-8"))
+                done[row["key"]] = row["query"]
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                skipped += 1
+    return done, skipped

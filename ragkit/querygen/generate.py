@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
 from ragkit.progress import progress_bar
 from ragkit.querygen.cache import cache_path, passage_key, read_cache
@@ -44,7 +45,11 @@ def generate_queries(
     from ragkit.encoders.loading import load_tokenizer, quiet_transformers, resolve
 
     cache = cache or cache_path(settings)
-    done = read_cache(cache)
+    done, skipped = read_cache(cache)
+    if skipped and show_progress:
+        Console(stderr=True).print(
+            f"{cache}: {skipped} damaged line(s) skipped; their passages get new queries", highlight=False
+        )
     keys = [passage_key(p) for p in passages]
     todo = [i for i, key in enumerate(keys) if key not in done]
     if todo:

@@ -5,8 +5,11 @@ until `max_batch` texts, and encodes each kind of text (queries, documents) in o
 or GPU a batch of 32 short texts costs little more than one, so throughput rises with concurrency.
 With `enabled=False` each request is encoded on its own, in arrival order (the baseline).
 
+A request of more than `max_batch` texts is encoded `max_batch` texts at a time, taking turns with
+the requests that arrive meanwhile, so a large request never makes a small one wait for all of it.
 A batch that fails is retried request by request, so one bad text fails only its own request. A
-request whose future was cancelled before its batch ran (its client left) costs nothing.
+request whose client left (its awaiting task cancelled) costs nothing from the next batch on: its
+queued texts are dropped, and a large one stops at the next batch boundary.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import asyncio
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +34,15 @@ class _Request:
     kind: Hashable
     texts: list[str]
     future: Future = field(default_factory=Future)
+    abandoned: bool = False  # its client left: encode no more of it
+    started: bool = False  # its future runs (set_running_or_notify_cancel was called)
+    done: int = 0  # texts encoded so far (the first ones)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return len(self.texts) - self.done
 
 
 class DynamicBatcher:
@@ -62,20 +75,29 @@ class DynamicBatcher:
         self.pending_texts = 0  # texts submitted and not yet encoded (or dropped)
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._stopped = False  # the worker took the stop sentinel
         self._worker = threading.Thread(target=self._run, name="ragkit-batcher", daemon=True)
         self._worker.start()
 
     def submit(self, kind: Hashable, texts: Sequence[str]) -> Future:
         """A future of (vectors, token counts) for `texts`."""
+        return self._submit(kind, texts).future
+
+    def _submit(self, kind: Hashable, texts: Sequence[str]) -> _Request:
         request = _Request(kind, list(texts))
         self._count(len(request.texts))
         self._queue.put(request)
-        return request.future
+        return request
 
     async def encode(self, kind: Hashable, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """`submit`, awaited: the event loop serves other requests meanwhile. Cancelling the awaiting
-        task (a client that left) cancels the request if its batch has not started."""
-        return await asyncio.wrap_future(self.submit(kind, texts))
+        task (a client that left) drops the request's texts not yet encoded."""
+        request = self._submit(kind, texts)
+        try:
+            return await asyncio.wrap_future(request.future)
+        except asyncio.CancelledError:
+            request.abandoned = True
+            raise
 
     def _count(self, texts: int) -> None:
         with self._lock:
@@ -87,56 +109,92 @@ class DynamicBatcher:
         self._worker.join(timeout=10)
 
     def _run(self) -> None:
-        carried: list[_Request | None] = []  # a request that did not fit the last batch
+        carried: deque[_Request] = deque()  # requests that did not fit the last batch
+        unfinished: deque[_Request] = deque()  # large requests partly encoded, taking turns
+        stopping = False  # the stop sentinel came: finish what is queued, then return
         while True:
-            first = carried.pop() if carried else self._queue.get()
-            if first is None:
+            first = carried.popleft() if carried else None
+            if first is None and not stopping:  # new requests first, then a large one's next part
+                first = self._get(block=not unfinished)
+                stopping = self._stopped
+            if first is None and not unfinished:
                 return
-            batch, size = [first], len(first.texts)
+            first = first or unfinished.popleft()
+            batch, size = [first], min(first.left, self.max_batch)
             deadline = time.monotonic() + self.max_wait
-            while self.enabled and size < self.max_batch:
-                try:
-                    request = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
+            while self.enabled and size < self.max_batch and not stopping:
+                request = self._get(block=True, timeout=max(0.0, deadline - time.monotonic()))
+                stopping = self._stopped
+                if request is None:
                     break
-                if request is None or size + len(request.texts) > self.max_batch:
-                    carried.append(request)  # starts the next batch (None: stop after this one)
+                if size + request.left > self.max_batch:
+                    carried.append(request)  # starts the next batch
                     break
                 batch.append(request)
-                size += len(request.texts)
+                size += request.left
             self._encode(batch)
+            unfinished.extend(r for r in batch if r.left and not r.future.done())
+
+    def _get(self, block: bool, timeout: float | None = None) -> _Request | None:
+        """The next queued request; None when there is none (in time) or the stop sentinel came
+        (`_stopped`, which stays set)."""
+        if self._stopped:
+            return None
+        try:
+            request = self._queue.get(block=block, timeout=timeout)
+        except queue.Empty:
+            return None
+        if request is None:
+            self._stopped = True
+        return request
 
     def _encode(self, batch: list[_Request]) -> None:
+        """One batch: each request's next texts (the first request's up to `max_batch`, the others'
+        all of them), encoded per kind; a request whose client left is dropped here."""
         for kind in dict.fromkeys(r.kind for r in batch):  # arrival order of kinds
             group = []
             for request in (r for r in batch if r.kind == kind):
-                if request.future.set_running_or_notify_cancel():
-                    group.append(request)
-                else:  # cancelled while it waited: its client is gone
-                    self._count(-len(request.texts))
+                if not request.started and not request.future.set_running_or_notify_cancel():
+                    request.abandoned = True  # cancelled while it waited
+                request.started = True
+                if request.abandoned:  # its client is gone: none of its texts are encoded
+                    self._fail(request, CancelledError())
+                    continue
+                group.append(request)
             if not group:
                 continue
+            parts = [(r, min(r.left, self.max_batch)) for r in group]
             try:
-                self._encode_group(kind, group)
+                self._encode_group(kind, parts)
             except BaseException as error:
-                if len(group) == 1:
-                    group[0].future.set_exception(error)
+                if len(parts) == 1:
+                    self._fail(group[0], error)
                     continue
-                for request in group:  # find the request that fails: the others still get vectors
+                for part in parts:  # find the request that fails: the others still get vectors
                     try:
-                        self._encode_group(kind, [request])
+                        self._encode_group(kind, [part])
                     except BaseException as own_error:  # each request gets its own error; the worker lives on
-                        request.future.set_exception(own_error)
-            finally:
-                self._count(-sum(len(r.texts) for r in group))
+                        self._fail(part[0], own_error)
 
-    def _encode_group(self, kind: Hashable, group: list[_Request]) -> None:
-        vectors, counts = self.encode_function(kind, [t for r in group for t in r.texts])
+    def _fail(self, request: _Request, error: BaseException) -> None:
+        """No more of `request` is encoded; its future gets `error` (unless it was cancelled)."""
+        self._count(-request.left)
+        request.done = len(request.texts)
+        if not request.future.done():
+            request.future.set_exception(error)
+
+    def _encode_group(self, kind: Hashable, parts: list[tuple[_Request, int]]) -> None:
+        texts = [t for r, n in parts for t in r.texts[r.done : r.done + n]]
+        vectors, counts = self.encode_function(kind, texts)
         self.batches += 1
         if self.on_batch is not None:
-            self.on_batch(sum(len(r.texts) for r in group))
+            self.on_batch(len(texts))
         start = 0
-        for request in group:
-            end = start + len(request.texts)
-            request.future.set_result((vectors[start:end], counts[start:end]))
-            start = end
+        for request, n in parts:
+            request.vectors.append(vectors[start : start + n])
+            request.counts.extend(counts[start : start + n])
+            request.done += n
+            start += n
+            self._count(-n)
+            if not request.left:
+                request.future.set_result((np.concatenate(request.vectors), request.counts))

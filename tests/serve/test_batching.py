@@ -55,7 +55,47 @@ def test_a_batch_holds_at_most_max_batch_texts():
     batcher = DynamicBatcher(recorder, max_batch=4, max_wait_ms=50)
     pile_up(batcher, recorder, [("document", ["x"] * 3)] * 3 + [("document", ["y"] * 9)])
     batcher.close()
-    assert [len(texts) for _, texts in recorder.calls[1:]] == [3, 3, 3, 9]  # a larger request goes alone
+    assert [len(texts) for _, texts in recorder.calls[1:]] == [3, 3, 3, 4, 4, 1]  # a larger one in parts
+
+
+def test_a_large_request_takes_turns_with_the_requests_that_arrive_meanwhile():
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch=4, max_wait_ms=0)
+    large = batcher.submit("document", [f"t{i}" for i in range(40)])
+    assert recorder.entered.wait(timeout=10)  # its first part is being encoded
+    small = batcher.submit("query", ["how?"])
+    recorder.release.set()
+    vectors, counts = large.result(timeout=10)
+    assert small.result(timeout=10)[0].shape == (1, 2)
+    batcher.close()
+    kinds = [kind for kind, _ in recorder.calls]
+    assert (
+        len(recorder.calls[0][1]) == 4 and kinds.index("query") == 1
+    )  # right after the part that was running, not after all ten
+    assert vectors.tolist() == [[len(f"t{i}"), 0] for i in range(40)] and len(counts) == 40
+
+
+def test_a_departed_client_s_large_request_stops_at_the_next_batch_boundary():
+    import asyncio
+
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch=4, max_wait_ms=0)
+
+    async def leave_mid_request():
+        task = asyncio.ensure_future(batcher.encode("document", ["x"] * 2000))
+        while not recorder.entered.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()  # the server does this when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(leave_mid_request())
+    recorder.release.set()
+    after = batcher.submit("document", ["next"]).result(timeout=10)
+    batcher.close()
+    assert after[0].shape == (1, 2)
+    assert [texts for _, texts in recorder.calls] == [["x"] * 4, ["next"]]  # the part running, then none
+    assert batcher.pending_texts == 0
 
 
 def test_without_batching_each_request_is_encoded_alone():
