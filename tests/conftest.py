@@ -21,16 +21,29 @@ def smollm2() -> Encoder:
     return Encoder.load("smollm2-135m")
 
 
-@pytest.fixture(autouse=True)
-def mock_calibration_generator(request, monkeypatch):
+def _mock_questions(passages, settings, **kwargs):
+    return [" ".join(p.split()[3:10]) for p in passages]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mock_calibration_generator():
     """Index builds calibrate on questions an LLM writes (ragkit/index/calibration.py): for a test
     corpus large enough to calibrate on, a mock writes each passage's words 4-10 as its question, as
-    mteb tests use mock tasks, instead of minutes of decoding. tests/querygen runs the real
-    generator; a test marked `real_generator` keeps it."""
-    if request.node.get_closest_marker("real_generator") is None:
+    mteb tests use mock tasks, instead of minutes of decoding. Session-wide, so module fixtures that
+    build indexes use it too (a warm question cache never hides the real generator's time).
+    tests/querygen runs the real generator; a test marked `real_generator` gets it back."""
+    from ragkit.index import calibration
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(calibration, "generate_queries", _mock_questions)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def real_generator_when_marked(request, monkeypatch):
+    """A test marked `real_generator` calibrates with the real generator."""
+    if request.node.get_closest_marker("real_generator") is not None:
         from ragkit.index import calibration
+        from ragkit.querygen import generate_queries
 
-        def write(passages, settings, **kwargs):
-            return [" ".join(p.split()[3:10]) for p in passages]
-
-        monkeypatch.setattr(calibration, "generate_queries", write)
+        monkeypatch.setattr(calibration, "generate_queries", generate_queries)

@@ -235,6 +235,7 @@ class Index:
         try:
             store.begin(kind)
             old = change(store, report, previous if in_place else None)
+            store.drop_unfinished_parts()  # of files an interrupted run began and this one did not
             _count_changes(report, old, store.file_hashes())
             lexical_whole = previous is not None and (index_dir / previous.lexical_path).is_dir()
             whole = lexical_whole and faiss_file_whole(index_dir / previous.index_path)

@@ -55,6 +55,7 @@ CREATE INDEX IF NOT EXISTS chunks_removed ON chunks (removed);
 CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, embedding BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_PART = "part:"  # meta key of a file stored in parts so far: {"hash", "chunks"}
 VISIBLE = "added <= :g AND (removed IS NULL OR removed > :g)"  # the rows of generation :g
 
 
@@ -122,6 +123,7 @@ class Docstore:
     def _rollback(self) -> None:
         """Undo every uncommitted change (rows added, or marked removed, after the last commit)."""
         g = self.generation
+        self.db.execute("DELETE FROM meta WHERE key LIKE ?", (_PART + "%",))
         self.db.execute("DELETE FROM vectors WHERE id IN (SELECT id FROM chunks WHERE added >= ?)", (g,))
         for table in ("chunks", "files"):
             self.db.execute(f"DELETE FROM {table} WHERE added >= ?", (g,))
@@ -146,31 +148,73 @@ class Docstore:
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ):
-        """Store one file's chunks and vectors, replacing any earlier version, in one transaction."""
-        vectors = np.asarray(vectors, dtype=np.float32)
+        """Store one file's chunks and vectors, replacing any earlier version, in one transaction.
+        After `add_part`s of the same content, `chunks` are the rest of the file's, after those."""
         with self._guard(), self.db:
-            self._remove(path)
-            for chunk_no, (c, vector) in enumerate(zip(chunks, vectors, strict=True)):
-                row = self.db.execute(
-                    "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, added) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        path,
-                        chunk_no,
-                        c.doc_id,
-                        c.title,
-                        c.text,
-                        c.start,
-                        c.end,
-                        json.dumps(c.metadata, allow_nan=False),  # valid JSON, which SQLite reads
-                        self.generation,
-                    ),
-                )
-                self.db.execute("INSERT INTO vectors VALUES (?, ?)", (row.lastrowid, vector.tobytes()))
+            first = self._parts(path, content_hash)
+            if first is None:
+                self._remove(path)
+            self._insert(path, chunks, vectors, first or 0)
+            self.db.execute("DELETE FROM meta WHERE key = ?", (_PART + path,))
             self.db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, NULL)",
                 (path, content_hash, documents, self.generation),
             )
+
+    def stored_part(self, path: str, content_hash: str) -> int:
+        """How many of the first chunks of this version of `path` an interrupted run stored as parts
+        (`add_part`): a rerun embeds only the chunks after them."""
+        with self._guard():
+            return self._parts(path, content_hash) or 0
+
+    def add_part(self, path: str, content_hash: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Store the next chunks of a large file before the file is done, in one transaction, so an
+        interruption keeps them; readers see none of them until the file's last part
+        (`replace_file`) and the generation are committed."""
+        with self._guard(), self.db:
+            first = self._parts(path, content_hash)
+            if first is None:  # the file's first part: its earlier version goes, as in `replace_file`
+                self._remove(path)
+            self._insert(path, chunks, vectors, first or 0)
+            record = json.dumps({"hash": content_hash, "chunks": (first or 0) + len(chunks)})
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_PART + path, record))
+
+    def drop_unfinished_parts(self) -> None:
+        """Parts of files that were not finished (a file gone from the corpus since an interrupted
+        run stored them): they leave with the generation's other rows of those files."""
+        with self._guard(), self.db:
+            rows = self.db.execute("SELECT key FROM meta WHERE key LIKE ?", (_PART + "%",)).fetchall()
+            for (key,) in rows:
+                self._remove(key.removeprefix(_PART))
+
+    def _parts(self, path: str, content_hash: str) -> int | None:
+        """Chunks of `path` stored as parts of this content; None if there are none (or of other content)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (_PART + path,)).fetchone()
+        if row is None:
+            return None
+        record = json.loads(row[0])
+        return record["chunks"] if record["hash"] == content_hash else None
+
+    def _insert(self, path: str, chunks: list[Chunk], vectors: np.ndarray, first: int) -> None:
+        """Chunk rows `first`, `first + 1`, ... of `path`, and their vectors (inside a transaction)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for chunk_no, (c, vector) in enumerate(zip(chunks, vectors, strict=True), start=first):
+            row = self.db.execute(
+                "INSERT INTO chunks (path, chunk_no, doc_id, title, text, start, end, metadata, added) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    path,
+                    chunk_no,
+                    c.doc_id,
+                    c.title,
+                    c.text,
+                    c.start,
+                    c.end,
+                    json.dumps(c.metadata, allow_nan=False),  # valid JSON, which SQLite reads
+                    self.generation,
+                ),
+            )
+            self.db.execute("INSERT INTO vectors VALUES (?, ?)", (row.lastrowid, vector.tobytes()))
 
     def remove_files(self, paths: Iterable[str]) -> None:
         """Mark every chunk of `paths` removed by this generation (readers of the current one still see
@@ -180,8 +224,10 @@ class Docstore:
                 self._remove(path)
 
     def _remove(self, path: str) -> None:
-        """This generation's rows of `path` go; earlier generations' are marked removed by it."""
+        """This generation's rows of `path` go (parts stored so far too); earlier generations' are
+        marked removed by it."""
         g = self.generation
+        self.db.execute("DELETE FROM meta WHERE key = ?", (_PART + path,))
         self.db.execute(
             "DELETE FROM vectors WHERE id IN (SELECT id FROM chunks WHERE path = ? AND added = ?)", (path, g)
         )

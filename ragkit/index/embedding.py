@@ -25,6 +25,7 @@ from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
 from ragkit.progress import progress_bar
 
 EMBED_GROUP = 256  # chunks per encode call (sorted by length within it)
+PART_CHUNKS = 1024  # a unit larger than this is stored in parts as it goes (a 50 MB file: hours)
 
 
 class ChunkSink(Protocol):
@@ -33,7 +34,14 @@ class ChunkSink(Protocol):
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ) -> None:
-        """Store one unit's chunks and vectors, replacing any earlier version of it."""
+        """Store one unit's chunks and vectors, replacing any earlier version of it (after its
+        parts, if `add_part` stored some: then these are the rest)."""
+
+    def add_part(self, path: str, content_hash: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Store the next chunks of a large unit before it is done, kept if the run is interrupted."""
+
+    def stored_part(self, path: str, content_hash: str) -> int:
+        """How many first chunks of this unit an interrupted run already stored as parts."""
 
     def remove_files(self, paths: Iterable[str]) -> None:
         """Drop what earlier versions of these units stored."""
@@ -57,10 +65,11 @@ class EmbedUnit:
 class _Pending:
     unit: EmbedUnit
     chunks: list[Chunk] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)  # of chunks[stored:embedded]
     doc_ends: list[int] = field(default_factory=list)  # per document: chunks up to and including it
     chunked: bool = False
     embedded: int = 0  # chunks with vectors so far (the first ones, in order)
+    stored: int = 0  # chunks stored as parts so far (the first ones; by this run or one interrupted)
     reported: int = 0  # documents counted as done on the bar
 
 
@@ -180,13 +189,25 @@ def embed_units(
                 pending.remove(state)
                 if progress.unit != "documents":
                     progress.advance(1)
+            elif state.embedded - state.stored >= PART_CHUNKS:  # a large unit: keep what is done
+                store.add_part(
+                    state.unit.key,
+                    state.unit.content_hash,
+                    state.chunks[state.stored : state.embedded],
+                    np.concatenate(state.vectors),
+                )
+                state.vectors, state.stored = [], state.embedded
 
     for unit in units:
         state = _Pending(unit)
         pending.append(state)
+        # the first chunks an interrupted run stored as parts are not embedded again
+        state.stored = state.embedded = store.stored_part(unit.key, unit.content_hash)
         for document in unit.documents:
             for chunk in chunk_document(document, encoder.tokenizer, chunking):
                 state.chunks.append(chunk)
+                if len(state.chunks) <= state.stored:
+                    continue
                 group.append((state, chunk))
                 if len(group) >= EMBED_GROUP:
                     flush()
@@ -204,4 +225,5 @@ def _commit(state: _Pending, store: ChunkSink, dim: int) -> None:
         store.remove_files([unit.key])
         return
     vectors = np.concatenate(state.vectors) if state.vectors else np.zeros((0, dim), dtype=np.float32)
-    store.replace_file(unit.key, unit.content_hash, len(unit.documents), state.chunks, vectors)
+    rest = state.chunks[state.stored :]
+    store.replace_file(unit.key, unit.content_hash, len(unit.documents), rest, vectors)

@@ -77,11 +77,21 @@ class _Kept:
 
     def __init__(self) -> None:
         self.parts: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+        self.started: dict[str, tuple[list[Chunk], list[np.ndarray]]] = {}  # parts of a large unit
 
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ) -> None:
-        self.parts[path] = (chunks, vectors)
+        first, vectors_first = self.started.pop(path, ([], []))
+        self.parts[path] = (first + chunks, np.concatenate([*vectors_first, vectors]))
+
+    def add_part(self, path: str, content_hash: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        held = self.started.setdefault(path, ([], []))
+        held[0].extend(chunks)
+        held[1].append(vectors)
+
+    def stored_part(self, path: str, content_hash: str) -> int:
+        return 0  # an actor's results come back whole; the local build's docstore resumes
 
     def remove_files(self, paths: Iterable[str]) -> None:
         for path in paths:

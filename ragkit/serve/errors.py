@@ -55,7 +55,12 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        return error_response(ApiError(error.status_code, str(error.detail)))
+        detail = str(error.detail)
+        if detail == "There was an error parsing the body":  # FastAPI's words for any JSON failure
+            detail = (
+                "the body could not be parsed as JSON (malformed, or nested too deep); send a JSON object"
+            )
+        return error_response(ApiError(error.status_code, detail))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, error: Exception):

@@ -141,3 +141,33 @@ def test_read_stats_travel_as_json_and_add_up():
     total.add(json.loads(json.dumps(one.to_json())))  # as a Ray task sends them
     total.add(one.to_json())
     assert total == ReadStats(Counter({"binary file": 4}), replaced_decoding=2, empty_documents=6)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_with_escapes_and_read(tmp_path):
+    import os
+
+    (tmp_path / "good.md").write_text("# Good\nfine text")
+    with open(os.path.join(os.fsencode(tmp_path), b"bad\xff.md"), "w") as f:
+        f.write("# Bad name\ntext of a file named in Latin-1")
+    files = list_files(tmp_path)
+    assert [f.relpath for f in files] == ["bad\\xff.md", "good.md"]
+    docs = read_documents(files[0], Fields(), ReadStats())
+    assert docs[0].doc_id == "bad\\xff.md" and docs[0].title == "Bad name"
+
+
+def test_a_csv_cell_past_the_csv_modules_default_limit_is_read(tmp_path):
+    long = "word " * 40_000  # 200,000 characters, past csv's 131,072
+    path = tmp_path / "big.csv"
+    path.write_text(f'id,text\na,"{long}"\nb,short row\n')
+    (file,) = list_files(path)
+    stats = ReadStats()
+    docs = read_documents(file, Fields(), stats)
+    assert [d.doc_id for d in docs] == ["a", "b"] and len(docs[0].text) == len(long) and not stats.skipped
+
+
+def test_nan_in_json_lines_is_invalid_json_not_a_number(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": "a", "text": "fine", "score": NaN}\n')
+    (file,) = list_files(path)
+    stats = ReadStats()
+    assert read_documents(file, Fields(), stats) == [] and stats.skipped == {"unreadable (invalid JSON)": 1}

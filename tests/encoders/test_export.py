@@ -123,3 +123,86 @@ def test_exported_files_follow_the_users_umask(tmp_path):
     assert modes["model.safetensors"] == expected_file  # safetensors writes 0600 through a temporary file
     assert {m for name, m in modes.items() if (tmp_path / "st" / name).is_file()} <= {expected_file}
     assert (tmp_path / "st" / "1_Pooling").stat().st_mode & 0o777 == expected_dir
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_a_folder_that_holds_files_is_refused_and_left_as_it_was(tmp_path):
+    target = tmp_path / "mine"
+    (target / "notes").mkdir(parents=True)
+    (target / "thesis.tex").write_text("three years of work")
+    (target / "notes" / "a.txt").write_text("a")
+    before = _tree(target)
+    with pytest.raises(RagkitError, match=r"is not empty .*`overwrite`"):
+        tiny_encoder().export(target)
+    assert _tree(target) == before
+    (tmp_path / "a-file").write_text("keep me")
+    with pytest.raises(RagkitError, match="is a file"):
+        tiny_encoder().export(tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "keep me" and sorted(os.listdir(tmp_path)) == [
+        "a-file",
+        "mine",
+    ]
+
+
+def test_overwrite_replaces_only_what_an_export_writes(tmp_path):
+    target = tmp_path / "model"
+    tiny_encoder("llama").export(target)
+    (target / "thesis.tex").write_text("three years of work")
+    (target / "model.safetensors.index.json").write_text("{}")  # not the export's: kept
+    recorded = json.loads((target / ".ragkit-export.json").read_text())["files"]
+    (target / recorded[0]).write_text("stale")  # one of the export's files, changed by hand
+    encoder = tiny_encoder("qwen2")
+    encoder.export(target, overwrite=True)
+    assert (target / "thesis.tex").read_text() == "three years of work"
+    assert (target / "model.safetensors.index.json").read_text() == "{}"
+    assert not [p for p in os.listdir(target) if p.startswith(".ragkit-export.tmp")]
+    np.testing.assert_allclose(load(target).encode(SENTENCES[:2]), encoder.encode(SENTENCES[:2]), atol=1e-5)
+
+
+def test_an_existing_empty_folder_and_the_current_folder_take_an_export(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    tiny_encoder().export(tmp_path / "empty")
+    assert (tmp_path / "empty" / "modules.json").is_file()
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "keep.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    with pytest.raises(RagkitError, match="is not empty"):
+        tiny_encoder().export(".")
+    tiny_encoder().export(".", overwrite=True)
+    assert (here / "modules.json").is_file() and (here / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (OSError(28, "No space left on device"), "disk holding .* is full"),
+        (OSError(30, "Read-only file system"), r"cannot write to .* \(Read-only file system\)"),
+        (RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })"), "is full"),
+    ],
+)
+def test_a_full_or_read_only_disk_is_one_line_and_the_folder_is_kept(tmp_path, monkeypatch, error, message):
+    encoder = tiny_encoder()
+    target = tmp_path / "model"
+    encoder.export(target)
+    before = _tree(target)
+
+    def fail(directory):
+        raise error
+
+    monkeypatch.setattr(encoder, "write_weights", fail)
+    with pytest.raises(RagkitError, match=message):
+        encoder.export(target, overwrite=True)
+    with pytest.raises(RagkitError, match=message):
+        encoder.export(tmp_path / "new")
+    assert _tree(target) == before and sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_the_cli_refuses_a_non_empty_folder_before_loading_a_model(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    result = run_ragkit("export", str(tmp_path), "--model", "no/such-model")
+    assert result.returncode == 1 and "--overwrite" in result.stderr and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == ["keep.txt"]

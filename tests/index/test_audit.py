@@ -138,3 +138,68 @@ def test_a_missing_bm25_part_still_searches_dense_and_the_next_update_rebuilds_i
     report = Index.build(corpus, encoder, index_dir, show_progress=False)  # the corpus is unchanged
     assert report.chunks_embedded == 0
     assert Retriever.load(index_dir, encoder=encoder).search("waggle dance", k=1, mode="bm25")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_in_metadata_are_refused_at_write_time(tmp_path, value):
+    with pytest.raises(RagkitError, match=r"documents\[0\] \('x'\) metadata is not JSON"):
+        Index.open(tmp_path / "idx", tiny_encoder()).add(
+            [{"id": "x", "text": "t", "metadata": {"score": value}}]
+        )
+    assert not (tmp_path / "idx").exists()
+
+
+def test_a_filter_over_rows_an_older_ragkit_stored_with_nan_still_answers(tmp_path):
+    import sqlite3
+
+    directory = tmp_path / "idx"
+    documents = [{"id": f"d{i}", "text": f"document {i}", "metadata": {"year": 2000 + i}} for i in range(4)]
+    Index.open(directory, tiny_encoder()).add(documents)
+    with sqlite3.connect(directory / "docstore.sqlite") as db:  # as json.dumps wrote NaN before
+        db.execute("""UPDATE chunks SET metadata = '{"year": NaN}' WHERE doc_id = 'd0'""")
+    retriever = Retriever.load(directory, encoder=tiny_encoder())
+    try:
+        hits = retriever.search("document", k=4, mode="bm25", filter={"year": {"$gte": 2001}})
+        assert sorted(h.doc_id for h in hits) == ["d1", "d2", "d3"]
+    finally:
+        retriever.close()
+
+
+def test_a_filter_nested_thousands_deep_is_refused_in_one_line(retriever):
+    deep: dict = {"year": 2001}
+    for _ in range(3000):
+        deep = {"$and": [deep]}
+    with pytest.raises(RagkitError, match="too complex"):
+        retriever.search("topic", k=2, mode="bm25", filter=deep)
+
+
+def test_a_lone_surrogate_in_a_filter_key_is_refused(retriever):
+    with pytest.raises(RagkitError, match="field .* holds a lone surrogate"):
+        retriever.search("topic", k=2, mode="bm25", filter={"\ud800": 1})
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (None, "`ids` must be an id or a list of ids"),
+        ([None], r"`ids`\[0\] is NoneType"),
+        ("\ud800", "surrogate"),
+    ],
+)
+def test_bad_ids_to_delete_are_one_line_errors(index_dir, ids, message):
+    with pytest.raises(RagkitError, match=message):
+        Index.open(index_dir, tiny_encoder()).delete(ids)
+
+
+def test_a_number_is_one_id_to_delete(tmp_path):
+    directory = tmp_path / "idx"
+    Index.open(directory, tiny_encoder()).add([{"id": i, "text": f"text {i}"} for i in (5, 55)])
+    Index.open(directory, tiny_encoder()).delete(5)
+    retriever = Retriever.load(directory, encoder=tiny_encoder())
+    assert set(retriever.snapshot.store.doc_ids().values()) == {"55"}
+    retriever.close()
+
+
+def test_calibration_queries_without_calibration_are_refused(tmp_path):
+    with pytest.raises(RagkitError, match="`calibration_queries` says how to calibrate"):
+        Index.open(tmp_path / "idx", tiny_encoder(), calibrate=False, calibration_queries="generated")

@@ -179,6 +179,20 @@ def test_an_update_keeps_the_calibration_until_the_corpus_doubles(scifact_index,
     assert after["chunks"] == IndexManifest.read(index_dir).counts["chunks"] and after != before
 
 
+def test_an_update_without_calibration_keeps_the_stored_one(scifact_index, tmp_path):
+    import shutil
+
+    root, rows, encoder, _ = scifact_index
+    index_dir = tmp_path / "idx"
+    shutil.copytree(root / "idx", index_dir)
+    before = IndexManifest.read(index_dir).calibration
+    report = Index.open(index_dir, encoder, calibrate=False).add(
+        [{"id": r["_id"], "text": r["text"], "title": r["title"]} for r in rows[120:300]]
+    )  # 2.5x the corpus: it would calibrate again, but calibration is off
+    assert IndexManifest.read(index_dir).calibration == before and report.calibration is None
+    assert "kept" in report.default_search and "fallback" not in report.default_search
+
+
 def test_an_index_keeps_its_way_of_making_queries_and_changing_it_calibrates_again(scifact_index, tmp_path):
     import shutil
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import SENTENCES, tiny_encoder
 
-from ragkit.corpus import Document
+from ragkit.corpus import Document, list_files
 from ragkit.index import embedding
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import Docstore
@@ -92,3 +92,54 @@ def test_an_empty_file_leaves_and_an_empty_document_stays(store):
     with EmbedProgress("files", 2, enabled=False) as progress:
         embed_units(units, encoder, store, ChunkingConfig(), progress)
     assert store.file_hashes() == {"doc:x": "hx"}
+
+
+def _chunk_rows(index_dir):
+    from ragkit.index import Retriever
+
+    retriever = Retriever.load(index_dir, encoder=tiny_encoder())
+    try:
+        store = retriever.snapshot.store
+        ids = store.ids()
+        rows = [(c["path"], c["start"], c["end"], c["text"]) for c in store.chunks_at(ids)]
+        return rows, store.vectors_at(ids, retriever.encoder.dim)
+    finally:
+        retriever.close()
+
+
+def test_a_large_file_is_stored_in_parts_and_an_interrupted_build_resumes_after_them(tmp_path, monkeypatch):
+    """A 50 MB one-line file takes hours to embed on a CPU: what is done is kept as it goes."""
+    from ragkit.index import Index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one-line.txt").write_text(" ".join(SENTENCES * 12))  # one line, no breaks
+    (corpus / "small.txt").write_text("a small file beside it")
+    chunking = ChunkingConfig(chunk_size=16, overlap=4)
+    monkeypatch.setattr(embedding, "EMBED_GROUP", 4)
+    monkeypatch.setattr(embedding, "PART_CHUNKS", 4)
+    encoder = tiny_encoder()
+    real, calls = encoder.encode_documents, []
+
+    def dies_on_the_fourth_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode_documents", dies_on_the_fourth_call)
+    with pytest.raises(KeyboardInterrupt):
+        Index.build(corpus, encoder, tmp_path / "idx", chunking=chunking, show_progress=False)
+    monkeypatch.setattr(encoder, "encode_documents", real)
+    store = Docstore(tmp_path / "idx.building" / "docstore.sqlite")
+    big = next(f for f in list_files(corpus) if f.relpath == "one-line.txt")
+    assert store.stored_part(big.relpath, big.content_hash) == 12  # three calls of 4 chunks, kept
+    assert store.file_hashes() == {} and not (tmp_path / "idx").exists()  # nothing committed
+    store.close()
+    report = Index.build(corpus, encoder, tmp_path / "idx", chunking=chunking, show_progress=False)
+    whole = Index.build(corpus, tiny_encoder(), tmp_path / "fresh", chunking=chunking, show_progress=False)
+    assert report.chunks_embedded == whole.chunks_embedded - 12
+    resumed, vectors = _chunk_rows(tmp_path / "idx")
+    fresh, fresh_vectors = _chunk_rows(tmp_path / "fresh")
+    assert resumed == fresh
+    np.testing.assert_allclose(vectors, fresh_vectors, atol=1e-5)

@@ -60,6 +60,28 @@ def test_bad_reranker_settings_are_one_line_errors(index, tmp_path):
         retriever.search(QUERY, rerank=str(tmp_path / "missing"))
     with pytest.raises(RagkitError, match="`rerank_top` must be"):
         retriever.search(QUERY, rerank_top=0)
+    with pytest.raises(RagkitError, match="`rerank` is empty"):
+        retriever.search(QUERY, rerank="")
+
+
+def test_a_model_that_is_not_a_cross_encoder_is_refused(index, tmp_path):
+    """A causal LM (or an exported bi-encoder) would load with a new random head and reorder at random."""
+    from helpers import tiny_decoder_dir
+
+    directory, encoder = index
+    retriever = Retriever.load(directory, encoder=encoder)
+    causal = tiny_decoder_dir(tmp_path / "causal")
+    with pytest.raises(RagkitError, match=r"is not a cross-encoder \(LlamaForCausalLM"):
+        retriever.search(QUERY, rerank=str(causal))
+    exported = encoder.export(tmp_path / "exported")
+    with pytest.raises(RagkitError, match="is not a cross-encoder"):
+        retriever.search(QUERY, rerank=str(exported))
+    three = tmp_path / "nli"
+    config = FAMILIES["llama"](num_labels=3, pad_token_id=0)
+    transformers.AutoModelForSequenceClassification.from_config(config).save_pretrained(three)
+    tiny_tokenizer().save_pretrained(three)
+    with pytest.raises(RagkitError, match="with 3 outputs"):
+        retriever.search(QUERY, rerank=str(three))
 
 
 def test_the_server_reranks_with_the_cross_encoder_it_was_started_with(index, cross_encoder_dir):

@@ -74,3 +74,43 @@ def test_a_swap_exchanges_in_one_step_where_the_os_can(tmp_path):
     (new / "which").write_text("new")
     atomic.swap_into_place(new, old)
     assert (old / "which").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_a_rebuild_killed_right_after_the_exchange_is_finished_by_its_rerun_not_done_again(
+    built, monkeypatch
+):
+    encoder, index_dir = built
+    monkeypatch.setattr(atomic, "_discard", lambda path: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        Index.build(EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, show_progress=False)
+    monkeypatch.undo()
+    _, new = _held(index_dir, encoder)
+    report = Index.build(
+        EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, show_progress=False
+    )  # the same command
+    assert report.chunks_embedded == 0 and _held(index_dir, encoder)[1] == new
+    assert not index_dir.with_name("idx.building").exists()
+    # A rebuild asked with other settings is a rebuild still.
+    report = Index.build(EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, spec="hnsw", show_progress=False)
+    assert report.chunks_embedded > 0 and "HNSW" in report.factory
+
+
+def test_an_interrupted_rebuild_resumes_from_what_it_embedded(built, monkeypatch):
+    from ragkit.index import embedding
+
+    encoder, index_dir = built
+    commits = []
+    real = embedding._commit
+
+    def commit_then_die(state, store, dim):
+        real(state, store, dim)
+        commits.append(state.unit.key)
+        if len(commits) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(embedding, "_commit", commit_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        Index.build(EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, show_progress=False, batch_size=1)
+    monkeypatch.undo()
+    report = Index.build(EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, show_progress=False)
+    assert report.resumed == 3 and report.counts["files"] == 8

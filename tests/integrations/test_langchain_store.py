@@ -56,3 +56,16 @@ def test_a_foreign_embedding_is_refused_in_one_line(tmp_path):
         RagkitVectorStore(str(tmp_path), embedding=DeterministicFakeEmbedding(size=6))
     store = RagkitVectorStore(str(tmp_path), embedding=RagkitEmbeddings(tiny_encoder()))
     assert store.store.encoder is not None
+
+
+def test_delete_takes_one_id_whole_and_bad_writes_are_one_line_errors(exact_encoder, tmp_path):
+    store = RagkitVectorStore(str(tmp_path / "index"), exact_encoder, mode="dense")
+    store.add_texts(["alpha", "bees", "honey", "combs"], ids=["abc", "a", "b", "c"])
+    store.delete("abc")  # one id, not its letters
+    assert [d.id for d in store.get_by_ids(["abc", "a", "b", "c"])] == ["a", "b", "c"]
+    with pytest.raises(RagkitError, match=r"`metadatas`\[0\] is str; each must be a dict"):
+        store.add_texts(["x"], ["not a dict"])
+    with pytest.raises(RagkitError, match="2 texts, 1 `metadatas` and 2 `ids`"):
+        store.add_texts(["x", "y"], [{}], ids=["x", "y"])
+    with pytest.raises(RagkitError, match="metadata is not JSON"):
+        store.add_texts(["x"], [{"score": float("nan")}])

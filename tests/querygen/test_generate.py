@@ -4,11 +4,20 @@ passages."""
 
 from __future__ import annotations
 
+import json
+
 import transformers
 from helpers import TRAIN_SENTENCES, cranfield_passages, requires_smollm2, tiny_decoder_dir
 
 from ragkit.adapt.synthetic import round_trip
-from ragkit.querygen import PROMPT_QUERIES, GenerationSettings, clean_query, generate_queries, usable_query
+from ragkit.querygen import (
+    PROMPT_QUERIES,
+    GenerationSettings,
+    clean_query,
+    generate_queries,
+    read_cache,
+    usable_query,
+)
 
 
 def test_a_query_is_the_first_generated_line_without_quotes():
@@ -56,3 +65,13 @@ def test_smollm2_writes_queries_that_find_their_passages(tmp_path):
     )
     assert all(q and "\n" not in q for q in queries)
     assert sum(round_trip(queries, sample, passages, k=10)) >= len(sample) // 2
+
+
+def test_a_cache_line_torn_inside_a_utf8_character_is_skipped_and_counted(tmp_path):
+    cache = tmp_path / "q.jsonl"
+    whole = json.dumps({"key": "k1", "query": "où est la gare"}, ensure_ascii=False).encode()
+    torn = json.dumps({"key": "k2", "query": "café crème"}, ensure_ascii=False).encode()
+    torn = torn[: torn.index("é".encode()) + 1]  # cut between the two bytes of "é"
+    cache.write_bytes(whole + b"\n" + torn + b"\n" + b'{"key": "k3", "query": "later"}\n')
+    done, skipped = read_cache(cache)
+    assert done == {"k1": "où est la gare", "k3": "later"} and skipped == 1

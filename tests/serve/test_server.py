@@ -120,6 +120,23 @@ def test_bad_search_requests_get_a_one_line_error(client, body, says):
     assert says in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ('{"query": "x", "filter": {"\\ud800": 1}}', "lone surrogate"),  # a lone surrogate as a filter key
+        (
+            '{"query": "x", "filter": ' + '{"$and": [' * 3000 + '{"a": 1}' + "]}" * 3000 + "}",
+            "nested too deep",
+        ),
+        ('{"query": "x", "filter": ' + '{"$and": [' * 100 + '{"a": 1}' + "]}" * 100 + "}", "too complex"),
+    ],
+)
+def test_filters_past_what_json_or_sqlite_take_get_a_one_line_error(client, raw, says):
+    response = client.post("/v1/search", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+
+
 def test_health_models_and_the_page(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["model"] == "tiny" and health["chunks"] > 8
