@@ -62,6 +62,6 @@ def main() -> None:
         message = escape(for_flags(str(e), cli_flags()))
         errors.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt as e:  # a command may say what its interruption kept
-        errors.print(f"interrupted: {e}" if str(e) else "interrupted", soft_wrap=True, highlight=False)
+    except KeyboardInterrupt:
+        errors.print("interrupted")
         sys.exit(130)

@@ -22,6 +22,7 @@ from ragkit.cli.options import (
     Precision,
     Template,
     console,
+    errors,
     runtime,
     vector_shape,
 )
@@ -109,6 +110,7 @@ def index(
     from ragkit.index import ChunkingConfig, Fields, Index
     from ragkit.index.calibration import check_query_method
     from ragkit.index.lock import writer_lock
+    from ragkit.index.manifest import MANIFEST_FILE
     from ragkit.index.settings import IndexSettings
     from ragkit.index.workdir import index_path
 
@@ -157,15 +159,17 @@ def index(
                     ray_actors=ray_actors,
                     **shared,
                 )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # typer exits 130 without a word: say what was kept
             was = (
-                "answers as before this run"
-                if (index_dir / "manifest.json").is_file()
-                else "is not built yet"
+                "answers as before this run" if (index_dir / MANIFEST_FILE).is_file() else "is not built yet"
             )
-            raise KeyboardInterrupt(
-                f"{index_dir} {was}; what was embedded is kept, and running the same command again resumes"
-            ) from None
+            errors.print(
+                f"interrupted: {index_dir} {was}; what was embedded is kept, and running the same "
+                "command again resumes",
+                soft_wrap=True,
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
         console.print(report.summary())
 
 

@@ -216,3 +216,28 @@ def test_format_options_reach_the_encoder_and_a_long_instruction_is_a_one_line_e
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: the instruction takes")
     assert "raise --max-length" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_during_ragkit_index_says_what_was_kept_and_that_a_rerun_resumes(
+    model_dir, tmp_path, monkeypatch, capfd
+):
+    from ragkit.cli import app as app_module
+    from ragkit.index import Index
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Index, "build", staticmethod(interrupted))
+    index_dir = tmp_path / "idx"
+    monkeypatch.setattr(
+        sys, "argv", ["ragkit", "index", "examples/corpus", "--index", str(index_dir), "-m", str(model_dir)]
+    )
+    with pytest.raises(SystemExit) as exit:
+        app_module.main()
+    err = capfd.readouterr().err
+    assert exit.value.code == 130
+    assert (
+        "interrupted:" in err
+        and "is not built yet" in err
+        and "running the same command again resumes" in err
+    )

@@ -133,10 +133,14 @@ def test_a_missing_bm25_part_still_searches_dense_and_the_next_update_rebuilds_i
     shutil.rmtree(index_dir / manifest.lexical_path)
     retriever = Retriever.load(index_dir, encoder=encoder)
     assert retriever.search("bees", k=1, mode="dense")  # dense needs no BM25
-    with pytest.raises(RagkitError, match=r"BM25 part of the index \(.*bm25-1\) is missing"):
+    with pytest.raises(
+        RagkitError, match=r"BM25 part of the index \(.*bm25-1\) is missing; search with `mode` dense"
+    ):
         retriever.search("bees", k=1, mode="bm25")
     report = Index.build(corpus, encoder, index_dir, show_progress=False)  # the corpus is unchanged
     assert report.chunks_embedded == 0
+    assert "repaired in place (generation 2): bm25-1/ (BM25) was missing" in report.summary()
+    assert "nothing changed" not in report.summary()
     assert Retriever.load(index_dir, encoder=encoder).search("waggle dance", k=1, mode="bm25")
 
 
@@ -174,7 +178,7 @@ def test_a_filter_nested_thousands_deep_is_refused_in_one_line(retriever):
 
 
 def test_a_lone_surrogate_in_a_filter_key_is_refused(retriever):
-    with pytest.raises(RagkitError, match="field .* holds a lone surrogate"):
+    with pytest.raises(RagkitError, match=r"field .* holds a lone surrogate"):
         retriever.search("topic", k=2, mode="bm25", filter={"\ud800": 1})
 
 
