@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
-from helpers import tiny_encoder
+from helpers import EXAMPLE_CORPUS, tiny_encoder
 
 from ragkit import RagkitError
 from ragkit.index import Index, Retriever
@@ -207,3 +209,52 @@ def test_a_number_is_one_id_to_delete(tmp_path):
 def test_calibration_queries_without_calibration_are_refused(tmp_path):
     with pytest.raises(RagkitError, match="`calibration_queries` says how to calibrate"):
         Index.open(tmp_path / "idx", tiny_encoder(), calibrate=False, calibration_queries="generated")
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_under_an_escaped_name(tmp_path):
+    import os
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with open(os.path.join(os.fsencode(corpus), b"bad\xff.md"), "w") as f:
+        f.write("# Bees\nBees dance to tell the hive where flowers are.")
+    (corpus / "good.md").write_text("# Bread\nBread rises with yeast.")
+    Index.build(corpus, tiny_encoder(), tmp_path / "idx", show_progress=False)
+    retriever = Retriever.load(tmp_path / "idx", encoder=tiny_encoder())
+    hits = retriever.search("bees dance", k=2, mode="bm25", filter={"path": "bad*"})
+    assert [h.path for h in hits] == ["bad\\xff.md"]
+    retriever.close()
+
+
+def test_a_read_only_index_folder_is_one_line_from_the_lock(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(RagkitError, match=r"cannot write to .* \(Read-only file system\)"):
+        Index.build(EXAMPLE_CORPUS, tiny_encoder(), tmp_path / "ro" / "idx", show_progress=False)
+
+
+def test_a_full_disk_during_an_update_says_so_and_the_index_stays(corpus_index, tmp_path, monkeypatch):
+    from ragkit.index import generation
+
+    corpus, encoder, index_dir = corpus_index
+    before = Retriever.load(index_dir, encoder=encoder).search("bees", k=3, mode="dense")
+    changed = tmp_path / "changed"
+    shutil.copytree(corpus, changed)
+    (changed / "new.md").write_text("# New\nA new file about bees and honey.")
+
+    def full(index, path):
+        raise RuntimeError(f"Error: fwrite failed writing {path}: No space left on device")
+
+    monkeypatch.setattr(generation.faiss, "write_index", full)
+    with pytest.raises(RagkitError, match=r"disk holding .* is full; .* the previous index is intact"):
+        Index.build(changed, encoder, index_dir, show_progress=False)
+    monkeypatch.undo()
+    after = Retriever.load(index_dir, encoder=encoder).search("bees", k=3, mode="dense")
+    assert [h.chunk_id for h in after] == [h.chunk_id for h in before]
+    report = Index.build(changed, encoder, index_dir, show_progress=False)  # space again: it resumes
+    assert report.added == 1 and report.resumed == 1 and report.chunks_embedded == 0
