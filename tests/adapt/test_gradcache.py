@@ -46,7 +46,14 @@ def test_chunked_gradient_equals_the_full_batch_gradient(tmp_path):
     full = _gradient(tmp_path, micro=8)
     chunked = _gradient(tmp_path, micro=3)  # uneven chunks: 3 + 3 + 2
     assert full.abs().max() > 0
-    torch.testing.assert_close(chunked, full, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(chunked, full, rtol=1e-4, atol=fp32_noise(full))
+
+
+def fp32_noise(gradient: torch.Tensor) -> float:
+    """What fp32 summation order alone changes in a gradient: 1e-5 of its largest element (here ~42, so
+    4e-4; the thread count alone moves elements by 1.5e-5 on an AVX2 CPU, its chunking by 6e-5), far
+    below its median element (~0.75), so a chunk's missing or doubled share still fails."""
+    return 1e-5 * gradient.abs().max().item()
 
 
 def test_replayed_random_state_reproduces_dropout():
