@@ -51,7 +51,11 @@ class LexicalIndex:
         retriever = bm25s.BM25(k1=settings["k1"], b=settings["b"], method=settings["method"])
         index = cls(retriever, settings, np.zeros(0) if ids is None else ids)
         tokens = index._tokenize(list(texts), return_ids=True)
-        index.retriever.index(tokens, show_progress=False)
+        empty = not tokens.vocab  # only stop words (texts "a", "the"): bm25s cannot index no vocabulary
+        if empty:
+            tokens.vocab[""] = 0  # a token no query has: every score is 0
+        with np.errstate(invalid="ignore" if empty else "warn"):  # its average length is 0
+            index.retriever.index(tokens, show_progress=False)
         if ids is None:
             index.ids = np.arange(len(index))
         return index

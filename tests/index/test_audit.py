@@ -247,3 +247,15 @@ def test_a_full_disk_during_an_update_says_so_and_the_index_stays(corpus_index, 
     assert [h.chunk_id for h in after] == [h.chunk_id for h in before]
     report = Index.build(changed, encoder, index_dir, show_progress=False)  # space again: it resumes
     assert report.added == 1 and report.resumed == 1 and report.chunks_embedded == 0
+
+
+def test_an_index_of_stop_words_only_builds_and_bm25_finds_nothing(tmp_path):
+    directory = tmp_path / "idx"
+    Index.open(directory, tiny_encoder()).add(
+        [{"id": i, "text": t} for i, t in enumerate(["a", "the", "of it"])]
+    )
+    retriever = Retriever.load(directory, encoder=tiny_encoder())
+    assert (
+        retriever.search("the", k=3, mode="bm25") == [] and len(retriever.search("a", k=3, mode="dense")) == 3
+    )
+    retriever.close()
