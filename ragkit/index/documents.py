@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from numbers import Integral
 
 from ragkit.corpus import Document
 from ragkit.errors import RagkitError
@@ -58,13 +59,13 @@ def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
 
 def document_ids(ids: Iterable[str | int] | str | int) -> list[str]:
     """Ids to delete, as strings, checked: one id (a string or a number) or a list of them."""
-    if isinstance(ids, (str, int)) and not isinstance(ids, bool):
+    if isinstance(ids, (str, Integral)) and not isinstance(ids, bool):
         ids = [ids]
     if ids is None or isinstance(ids, (bytes, dict, bool)) or not isinstance(ids, Iterable):
         raise RagkitError(f"`ids` must be an id or a list of ids (strings), got {type(ids).__name__}")
     out = []
     for i, doc_id in enumerate(ids):
-        if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
+        if not isinstance(doc_id, (str, Integral)) or isinstance(doc_id, bool):
             raise RagkitError(f"`ids`[{i}] is {type(doc_id).__name__}; ids are strings")
         doc_id = str(doc_id)
         if (at := surrogate_at(doc_id)) is not None:
