@@ -104,8 +104,14 @@ def test_bad_rows_name_the_file_and_line(tmp_path):
 
 
 def test_an_unreachable_hub_dataset_says_what_to_do_instead(monkeypatch):
+    import datasets
+    import huggingface_hub
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # Both are read at import: without these the libraries still try the network, with retries.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
     with pytest.raises(RagkitError, match="offline, pass a local file or folder"):
         list(read_texts("no-such-org/no-such-dataset"))
 
