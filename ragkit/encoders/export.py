@@ -79,7 +79,8 @@ def check_target(directory: Path, overwrite: bool) -> None:
     held = [p.name for p in directory.iterdir() if not p.name.startswith(STAGE_PREFIX)]
     if held:
         raise RagkitError(
-            f"{directory} is not empty ({len(held)} entries, e.g. {sorted(held)[0]!r}); export to a new "
+            f"{directory} is not empty ({len(held)} {'entry' if len(held) == 1 else 'entries'}, e.g. "
+            f"{sorted(held)[0]!r}); export to a new "
             "or empty folder, or pass `overwrite` to replace the files an export writes (others are kept)"
         )
 
