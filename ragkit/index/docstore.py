@@ -148,18 +148,29 @@ class Docstore:
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ):
-        """Store one file's chunks and vectors, replacing any earlier version, in one transaction.
-        After `add_part`s of the same content, `chunks` are the rest of the file's, after those."""
+        """Store one file's chunks and vectors, replacing any earlier version, in one transaction."""
+        with self._guard(), self.db:
+            self._remove(path)
+            self._insert(path, chunks, vectors, 0)
+            self._file_row(path, content_hash, documents)
+
+    def finish_parts(
+        self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Store the last chunks of a file whose first ones `add_part` stored, and the file, in one
+        transaction: from the generation's commit on, readers see the whole file."""
         with self._guard(), self.db:
             first = self._parts(path, content_hash)
             if first is None:
-                self._remove(path)
-            self._insert(path, chunks, vectors, first or 0)
+                raise RagkitError(f"the stored parts of {path} are gone; run the build again")
+            self._insert(path, chunks, vectors, first)
             self.db.execute("DELETE FROM meta WHERE key = ?", (_PART + path,))
-            self.db.execute(
-                "INSERT INTO files VALUES (?, ?, ?, ?, NULL)",
-                (path, content_hash, documents, self.generation),
-            )
+            self._file_row(path, content_hash, documents)
+
+    def _file_row(self, path: str, content_hash: str, documents: int) -> None:
+        self.db.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, NULL)", (path, content_hash, documents, self.generation)
+        )
 
     def stored_part(self, path: str, content_hash: str) -> int:
         """How many of the first chunks of this version of `path` an interrupted run stored as parts

@@ -34,11 +34,15 @@ class ChunkSink(Protocol):
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ) -> None:
-        """Store one unit's chunks and vectors, replacing any earlier version of it (after its
-        parts, if `add_part` stored some: then these are the rest)."""
+        """Store one unit's chunks and vectors, replacing any earlier version of it."""
 
     def add_part(self, path: str, content_hash: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         """Store the next chunks of a large unit before it is done, kept if the run is interrupted."""
+
+    def finish_parts(
+        self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Store the last chunks of a unit whose first ones `add_part` stored: the unit is done."""
 
     def stored_part(self, path: str, content_hash: str) -> int:
         """How many first chunks of this unit an interrupted run already stored as parts."""
@@ -225,5 +229,8 @@ def _commit(state: _Pending, store: ChunkSink, dim: int) -> None:
         store.remove_files([unit.key])
         return
     vectors = np.concatenate(state.vectors) if state.vectors else np.zeros((0, dim), dtype=np.float32)
-    rest = state.chunks[state.stored :]
-    store.replace_file(unit.key, unit.content_hash, len(unit.documents), rest, vectors)
+    if state.stored:  # a large unit: its first chunks are stored as parts
+        rest = state.chunks[state.stored :]
+        store.finish_parts(unit.key, unit.content_hash, len(unit.documents), rest, vectors)
+    else:
+        store.replace_file(unit.key, unit.content_hash, len(unit.documents), state.chunks, vectors)

@@ -82,13 +82,18 @@ class _Kept:
     def replace_file(
         self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
     ) -> None:
-        first, vectors_first = self.started.pop(path, ([], []))
-        self.parts[path] = (first + chunks, np.concatenate([*vectors_first, vectors]))
+        self.parts[path] = (chunks, vectors)
 
     def add_part(self, path: str, content_hash: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         held = self.started.setdefault(path, ([], []))
         held[0].extend(chunks)
         held[1].append(vectors)
+
+    def finish_parts(
+        self, path: str, content_hash: str, documents: int, chunks: list[Chunk], vectors: np.ndarray
+    ) -> None:
+        first, vectors_first = self.started.pop(path)
+        self.parts[path] = (first + chunks, np.concatenate([*vectors_first, vectors]))
 
     def stored_part(self, path: str, content_hash: str) -> int:
         return 0  # an actor's results come back whole; the local build's docstore resumes

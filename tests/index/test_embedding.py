@@ -143,3 +143,19 @@ def test_a_large_file_is_stored_in_parts_and_an_interrupted_build_resumes_after_
     fresh, fresh_vectors = _chunk_rows(tmp_path / "fresh")
     assert resumed == fresh
     np.testing.assert_allclose(vectors, fresh_vectors, atol=1e-5)
+
+
+def test_a_whole_file_written_over_its_parts_replaces_them(store):
+    """A file stored in parts by an interrupted local build, then embedded whole (on Ray): no chunk twice."""
+    from ragkit.index.chunking import Chunk
+
+    chunks = [Chunk("d", "", f"chunk {i}", i, i + 1, {}, 1) for i in range(5)]
+    vectors = np.eye(5, 4, dtype=np.float32)
+    store.add_part("big.txt", "h1", chunks[:2], vectors[:2])
+    assert store.stored_part("big.txt", "h1") == 2 and store.stored_part("big.txt", "other") == 0
+    store.replace_file("big.txt", "h1", 1, chunks, vectors)
+    assert store.counts()["chunks"] == 5 and store.stored_part("big.txt", "h1") == 0
+    store.add_part("big.txt", "h2", chunks[:3], vectors[:3])  # a new version in parts, then its rest
+    store.finish_parts("big.txt", "h2", 1, chunks[3:], vectors[3:])
+    assert store.counts()["chunks"] == 5 and store.file_hashes() == {"big.txt": "h2"}
+    assert [c["text"] for c in store.chunks_at(store.ids())] == [c.text for c in chunks]
