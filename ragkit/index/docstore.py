@@ -180,8 +180,8 @@ class Docstore:
 
     def add_part(self, path: str, content_hash: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         """Store the next chunks of a large file before the file is done, in one transaction, so an
-        interruption keeps them; readers see none of them until the file's last part
-        (`replace_file`) and the generation are committed."""
+        interruption keeps them; readers see none of them until the file's last chunks
+        (`finish_parts`) and the generation are committed."""
         with self._guard(), self.db:
             first = self._parts(path, content_hash)
             if first is None:  # the file's first part: its earlier version goes, as in `replace_file`

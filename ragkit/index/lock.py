@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from ragkit.errors import RagkitError
 from ragkit.io import write_error
@@ -26,12 +27,6 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
     when no one holds the lock.
     """
     path = index_dir.with_name(f"{index_dir.name}.lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file = path.open("a+")
-    except OSError as e:
-        raise write_error(e, path.parent) or RagkitError(f"cannot create {path} ({e})") from None
-    file.close()
     key, me = path.resolve(), threading.get_ident()
     with _held_lock:
         holder = _held.get(key)
@@ -49,7 +44,7 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
             with _held_lock:
                 _held[key] = (me, _held[key][1] - 1)
         return
-    file = path.open("a+")
+    file = _open(path)
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -72,3 +67,12 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
             del _held[key]
         fcntl.flock(file, fcntl.LOCK_UN)
         file.close()
+
+
+def _open(path: Path) -> IO[str]:
+    """The lock file, created with its folder; a read-only or full disk is one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("a+")
+    except OSError as e:
+        raise write_error(e, path.parent) or RagkitError(f"cannot create {path} ({e})") from None

@@ -113,13 +113,11 @@ def built_with(index_dir: Path, params: dict, settings: IndexSettings) -> bool:
         manifest = IndexManifest.read(index_dir)
     except RagkitError:
         return False
-    made = {"encoder": manifest.encoder.config_hash, "chunking": manifest.chunking, "fields": manifest.fields}
-    wanted = {
-        "encoder": params["encoder"]["config_hash"],
-        "chunking": params["chunking"],
-        "fields": params["fields"],
-    }
-    return made == wanted and IndexSettings.recorded(manifest) == settings
+    return (
+        manifest.config_hash == params["encoder"]["config_hash"]
+        and (manifest.chunking, manifest.fields) == (params["chunking"], params["fields"])
+        and IndexSettings.recorded(manifest) == settings
+    )
 
 
 def prepare_workdir(work: Path, params: dict) -> None:

@@ -111,20 +111,17 @@ class DynamicBatcher:
     def _run(self) -> None:
         carried: deque[_Request] = deque()  # requests that did not fit the last batch
         unfinished: deque[_Request] = deque()  # large requests partly encoded, taking turns
-        stopping = False  # the stop sentinel came: finish what is queued, then return
-        while True:
+        while True:  # after the stop sentinel `_get` gives nothing: what is left is finished, then return
             first = carried.popleft() if carried else None
-            if first is None and not stopping:  # new requests first, then a large one's next part
+            if first is None:  # new requests first, then a large one's next part
                 first = self._get(block=not unfinished)
-                stopping = self._stopped
             if first is None and not unfinished:
                 return
             first = first or unfinished.popleft()
             batch, size = [first], min(first.left, self.max_batch)
             deadline = time.monotonic() + self.max_wait
-            while self.enabled and size < self.max_batch and not stopping:
+            while self.enabled and size < self.max_batch:
                 request = self._get(block=True, timeout=max(0.0, deadline - time.monotonic()))
-                stopping = self._stopped
                 if request is None:
                     break
                 if size + request.left > self.max_batch:
