@@ -22,7 +22,7 @@ from ragkit.adapt.distributed import World, barrier, init_world
 from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_configs, training_stage
 from ragkit.adapt.trainer import SNAPSHOTS, StageResult, read_log, save_adapter, train, write_log
 from ragkit.device import resolve_device, resolve_dtype
-from ragkit.encoders.encoder import Encoder, EncoderConfig, check_replaceable, saved_config
+from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config
 from ragkit.encoders.loading import adapter_digests, load_model, load_tokenizer, resolve
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -60,7 +60,6 @@ def adapt(
     for name, config in configs.items():
         config.check(name)
     out = Path(out).expanduser().resolve()
-    check_replaceable(out)  # now, not after hours of training: the result replaces `out` whole
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     world = init_world(device)

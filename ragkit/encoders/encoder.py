@@ -424,7 +424,6 @@ class Encoder:
         its own model, adapters and all.
         """
         directory = Path(directory)
-        check_replaceable(directory)
         with atomic_path(directory) as tmp:
             tmp.mkdir()
             self.write_weights(tmp)
@@ -466,18 +465,6 @@ class Encoder:
         return (
             f"Encoder({c.source or self.model.config.model_type!r}, dim={self.dim}, pooling={c.pooling!r}, "
             f"bidirectional={c.bidirectional}, max_length={c.max_length}, device={self.device})"
-        )
-
-
-def check_replaceable(directory: Path) -> None:
-    """An encoder is saved by replacing its folder whole: refuse a folder that holds anything but an
-    encoder ragkit saved (its ragkit_config.json), so no other file is ever deleted."""
-    if directory.exists() and not directory.is_dir():
-        raise RagkitError(f"{directory} is a file; save the encoder to a folder (a new or empty one)")
-    if directory.is_dir() and not (directory / CONFIG_NAME).is_file() and any(directory.iterdir()):
-        raise RagkitError(
-            f"{directory} holds files that are not a ragkit encoder, and saving replaces the folder whole; "
-            "choose a new or empty folder"
         )
 
 

@@ -226,22 +226,6 @@ def test_bad_data_and_models_are_one_line_errors_and_nothing_is_written(base, da
         adapt(str(base), tmp_path / "out", few, show_progress=False)
 
 
-def test_a_folder_of_other_files_is_never_replaced_by_the_result(base, data, tmp_path):
-    out = tmp_path / "mine"
-    out.mkdir()
-    (out / "thesis.tex").write_text("three years of work")
-    with pytest.raises(RagkitError, match="holds files that are not a ragkit encoder"):
-        adapt(str(base), out, _configs(data, ("mntp",)), show_progress=False)  # before any training
-    assert [p.name for p in out.iterdir()] == ["thesis.tex"] and not (tmp_path / "mine.training").exists()
-    with pytest.raises(RagkitError, match="holds files that are not a ragkit encoder"):
-        Encoder.load(base).save(out)
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(RagkitError, match="is a file"):
-        Encoder.load(base).save(tmp_path / "file")
-    saved = Encoder.load(base).save(tmp_path / "enc")
-    assert Encoder.load(base).save(saved) == saved  # an encoder ragkit saved is replaced
-
-
 def test_an_unvalidated_model_type_is_refused(data, tmp_path):
     import transformers
 
