@@ -153,7 +153,7 @@ class SupervisedConfig(StageConfig):
             )
 
 
-TEACHER_LOSSES = ("kl", "margin-mse")
+TEACHER_LOSSES = ("kl", "margin-mse", "embedding", "kl+embedding")
 
 
 @dataclass
@@ -163,7 +163,10 @@ class DistillConfig(SupervisedConfig):
     passages mined by the teacher and by BM25, and every other candidate in the batch), KL as in
     RocketQAv2 (Ren et al., 2021) and TCT-ColBERT (Lin et al., 2021); margin-MSE (Hofstätter et al.,
     2020) on the same scores as an option. Student and teacher share `scale`, so a student whose
-    cosines equal the teacher's has zero loss."""
+    cosines equal the teacher's has zero loss. The "embedding" loss learns the teacher's geometry
+    instead: the MSE between the student's and the dense teacher's cosine matrices over every text of
+    the step (queries, candidates and `texts_per_step` texts of `texts`, any text at all), with no map
+    between their widths; "kl+embedding" adds it, times `embedding_weight`, to the KL."""
 
     batch_size: int = 64
     micro_batch_size: int | None = 16
@@ -178,6 +181,15 @@ class DistillConfig(SupervisedConfig):
     queries: int | None = None  # queries the run uses (a fixed sample); None: steps x batch_size
     passages: str | None = None  # unlabeled passages that join the candidate pool (file or folder)
     max_passages: int = 20000  # of `passages`, at most this many
+    texts: str | None = None  # any texts (file or folder) whose geometry the embedding loss teaches
+    max_texts: int = 200000  # of `texts`, at most this many (a fixed sample), embedded once by the teacher
+    texts_per_step: int = 64  # of them in each step, beside the queries and candidates
+    embedding_weight: float = 1.0  # of the embedding term in "kl+embedding"
+
+    @property
+    def learns_geometry(self) -> bool:
+        """Whether the loss has the embedding (cosine-matrix) term."""
+        return self.loss in ("embedding", "kl+embedding")
 
     def check(self, stage: str = "distill") -> None:
         """StageConfig's checks plus the teacher, mining and loss settings."""
@@ -193,11 +205,25 @@ class DistillConfig(SupervisedConfig):
             )
         if self.loss not in TEACHER_LOSSES:
             raise RagkitError(f"{stage}: loss must be one of {', '.join(TEACHER_LOSSES)}, got {self.loss!r}")
-        for name in ("negatives", "mine_depth", "teacher_batch_size", "max_passages"):
+        if self.learns_geometry and self.teacher == "bm25":
+            raise RagkitError(
+                f"{stage}: loss {self.loss!r} learns a dense teacher's vectors and BM25 has none; "
+                "give a dense `teacher` or loss 'kl'"
+            )
+        if self.texts and not self.learns_geometry:
+            raise RagkitError(
+                f"{stage}: `texts` feed the embedding loss; give loss 'embedding' or 'kl+embedding', "
+                "or leave `texts` out"
+            )
+        if self.embedding_weight <= 0:
+            raise RagkitError(f"{stage}: embedding_weight must be positive, got {self.embedding_weight}")
+        for name in ("negatives", "mine_depth", "teacher_batch_size", "max_passages", "max_texts"):
             if getattr(self, name) < 1:
                 raise RagkitError(f"{stage}: {name} must be at least 1, got {getattr(self, name)}")
         if self.queries is not None and self.queries < self.batch_size:
             raise RagkitError(f"{stage}: queries must be at least batch_size, got {self.queries}")
+        if self.texts and self.texts_per_step < 1:
+            raise RagkitError(f"{stage}: texts_per_step must be at least 1, got {self.texts_per_step}")
 
 
 @dataclass

@@ -5,13 +5,17 @@
   `max_passages` unlabeled ones from `passages`);
 - `teacher/`: a dense teacher's vectors of the queries and the pool (ragkit/adapt/teacher.py), and
   `bm25/`, the pool's BM25 index (mining; the teacher too where it is or includes BM25);
+- `texts.jsonl` (for the embedding loss, when `texts` is given): up to `max_texts` of them, a fixed
+  sample, with the teacher's vectors beside the others';
 - `distill.jsonl`: per query, its text, instruction and candidates (pool rows): the positive first,
   then `negatives` passages mined alternately from the teacher's and BM25's top `mine_depth`.
 A rerun finds these and goes on to train (or resumes the teacher's vectors shard by shard).
 
 Each step, the batch's queries are scored by the student (cosine) and by the teacher against every
 candidate of the batch, theirs and the other queries' (in-batch), and the loss is the KL between the
-two softmaxes at the shared `scale` (or margin-MSE over each query's own candidates).
+two softmaxes at the shared `scale` (or margin-MSE over each query's own candidates). The embedding
+loss instead (or besides) matches the student's cosine matrix of every text of the step, queries,
+candidates and `texts_per_step` sampled texts, to the dense teacher's.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ragkit.adapt.config import DistillConfig
 from ragkit.adapt.data import read_examples, read_texts
 from ragkit.adapt.distributed import World, gather
 from ragkit.adapt.gradcache import Side, contrastive_backward
-from ragkit.adapt.losses.distillation import DistillKLLoss, MarginMSELoss, cosine_scores
+from ragkit.adapt.losses.distillation import DistillKLLoss, MarginMSELoss, cosine_scores, similarity_mse
 from ragkit.adapt.stages import Sampler, chunk_settings, instructed_token_ids
 from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher
 from ragkit.encoders.encoder import Encoder
@@ -37,7 +41,7 @@ from ragkit.errors import RagkitError
 from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_path, atomic_write_text, read_json_lines
 
-QUERIES_NAME, POOL_NAME = "distill.jsonl", "pool.jsonl"
+QUERIES_NAME, POOL_NAME, TEXTS_NAME = "distill.jsonl", "pool.jsonl", "texts.jsonl"
 
 
 @dataclass
@@ -53,8 +57,39 @@ def prepare_distill(
     encoder: Encoder, config: DistillConfig, stage_dir: Path, show_progress: bool
 ) -> DistillConfig:
     """Write the pool, the teacher's vectors and each query's candidates (once; a rerun reuses them)."""
-    if (stage_dir / QUERIES_NAME).is_file():
-        return prepared(config, stage_dir)
+    teacher = _LazyTeacher(config)
+    if not (stage_dir / QUERIES_NAME).is_file():
+        _prepare_queries(teacher, config, stage_dir, show_progress)
+    if config.texts:
+        texts = _texts(config, stage_dir / TEXTS_NAME)
+        cached_vectors(stage_dir / "teacher", "texts", texts, teacher.embed_passages, show_progress)
+    return prepared(config, stage_dir)
+
+
+class _LazyTeacher:
+    """The run's dense teacher, loaded on first use: a rerun whose vectors are all cached never loads it."""
+
+    def __init__(self, config: DistillConfig) -> None:
+        self.config, self._teacher = config, None
+
+    def _get(self):
+        if self._teacher is None:
+            self._teacher = load_teacher(self.config.teacher or "", self.config.teacher_batch_size)
+        return self._teacher
+
+    def embed_queries(self, texts, instructions) -> np.ndarray:
+        """The teacher's query vectors."""
+        return self._get().embed_queries(texts, instructions)
+
+    def embed_passages(self, texts) -> np.ndarray:
+        """The teacher's passage vectors."""
+        return self._get().embed_passages(texts)
+
+
+def _prepare_queries(
+    teacher: _LazyTeacher, config: DistillConfig, stage_dir: Path, show_progress: bool
+) -> None:
+    """The pool, BM25, the teacher's query and passage vectors and each query's candidates."""
     stage_dir.mkdir(parents=True, exist_ok=True)
     examples = read_examples(config.data, config.instruction, config.negatives)
     wanted = config.queries or config.steps * config.batch_size
@@ -79,7 +114,6 @@ def prepare_distill(
     depth = min(config.mine_depth, len(pool))
     mined = [[int(i) for i in hits] for hits in lexical.search(queries, depth)]
     if config.teacher != BM25:
-        teacher = load_teacher(config.teacher, config.teacher_batch_size)
         folder = stage_dir / "teacher"
         query_vectors = cached_vectors(
             folder, "queries", queries, lambda rows: teacher.embed_queries(rows, instructions), show_progress
@@ -100,7 +134,22 @@ def prepare_distill(
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     atomic_write_text(stage_dir / POOL_NAME, "".join(json.dumps({"text": t}) + "\n" for t in pool))
     atomic_write_text(stage_dir / QUERIES_NAME, "".join(lines))  # last: its presence means "prepared"
-    return prepared(config, stage_dir)
+
+
+def _texts(config: DistillConfig, path: Path) -> list[str]:
+    """The texts of the embedding loss: those `path` holds, else up to `max_texts` distinct texts of
+    `texts` (a sample fixed by `seed`, in their order), written to `path` before the teacher embeds
+    them, so a rerun embeds the same rows."""
+    if path.is_file():
+        return [row["text"] for _, row in read_json_lines(path)]
+    texts = list(dict.fromkeys(read_texts(config.texts or "")))
+    if len(texts) > config.max_texts:
+        keep = np.random.default_rng([config.seed, 2]).choice(len(texts), config.max_texts, replace=False)
+        texts = [texts[i] for i in sorted(keep)]
+    if not texts:
+        raise RagkitError(f"distill: {config.texts} holds no texts; give a file or folder of text (`texts`)")
+    atomic_write_text(path, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
+    return texts
 
 
 def prepared(config: DistillConfig, stage_dir: Path) -> DistillConfig:
@@ -132,15 +181,16 @@ def read_prepared(stage_dir: Path) -> tuple[list[DistillQuery], list[str]]:
     return queries, pool
 
 
+def teacher_vectors(stage_dir: Path, name: str) -> np.ndarray:
+    """The dense teacher's cached vectors of "queries", "passages" or "texts", in row order."""
+    return np.concatenate([np.load(p) for p in sorted((stage_dir / "teacher").glob(f"{name}-*.npy"))])
+
+
 def teacher_scores(stage_dir: Path, config: DistillConfig, queries: list[DistillQuery]) -> TeacherScores:
     """The teacher as `prepare_distill` cached it."""
     dense = None
     if config.teacher != BM25:
-        folder = stage_dir / "teacher"
-        dense = tuple(
-            np.concatenate([np.load(p) for p in sorted(folder.glob(f"{name}-*.npy"))])
-            for name in ("queries", "passages")
-        )
+        dense = (teacher_vectors(stage_dir, "queries"), teacher_vectors(stage_dir, "passages"))
     bm25 = None
     if config.teacher == BM25 or config.teacher_bm25_weight > 0:
         bm25 = (LexicalIndex.load(stage_dir / "bm25"), [q.query for q in queries])
@@ -148,7 +198,8 @@ def teacher_scores(stage_dir: Path, config: DistillConfig, queries: list[Distill
 
 
 class DistillStage:
-    """Student cosines against the teacher's scores over the batch's candidates."""
+    """Student cosines against the teacher's scores over the batch's candidates, or the student's cosine
+    matrix of the step's texts against the teacher's (or both)."""
 
     name = "distill"
 
@@ -159,6 +210,10 @@ class DistillStage:
         self.encoder, self.config, self.world = encoder, config, world
         self.loss = MarginMSELoss() if config.loss == "margin-mse" else DistillKLLoss(config.scale)
         queries, pool = read_prepared(stage_dir)
+        self.texts: list[str] = []
+        if config.learns_geometry and (stage_dir / TEXTS_NAME).is_file():
+            self.texts = [row["text"] for _, row in read_json_lines(stage_dir / TEXTS_NAME)]
+            self.text_vectors = teacher_vectors(stage_dir, "texts")
         self.queries = queries
         self.teacher = teacher_scores(stage_dir, config, queries)
         self.query_ids = instructed_token_ids(
@@ -186,15 +241,35 @@ class DistillStage:
             Side([self.query_ids[r][0] for r in rows], [self.query_ids[r][1] for r in rows]),
             Side([self.passage_ids[c][0] for c in own], [self.passage_ids[c][1] for c in own]),
         ]
+        geometry = None
+        if self.config.learns_geometry:
+            query_vectors, passage_vectors = self.teacher.dense or (None, None)
+            parts = [query_vectors[rows], passage_vectors[own]]
+            if self.texts:
+                text_rows = self.text_rows(step)
+                sides.append(Side(*self.encoder.token_ids([self.texts[i] for i in text_rows])))
+                parts.append(self.text_vectors[text_rows])
+            geometry = torch.from_numpy(np.concatenate(parts))
 
-        def loss_fn(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        def loss_fn(q: torch.Tensor, p: torch.Tensor, *texts: torch.Tensor) -> torch.Tensor:
             student = cosine_scores(q, gather(p, self.world))
             target = teacher.to(student.device)
             if isinstance(self.loss, MarginMSELoss):
                 return self.loss(student, target, positives.to(student.device), negatives.to(student.device))
-            return self.loss(student, target)
+            total = self.loss(student, target) if self.config.loss != "embedding" else 0.0
+            if geometry is not None:
+                weight = self.config.embedding_weight if self.config.loss != "embedding" else 1.0
+                total = total + weight * similarity_mse(torch.cat([q, p, *texts]), geometry)
+            return total
 
         loss = contrastive_backward(
             self.encoder, sides, loss_fn, **chunk_settings(self.config, self.encoder, self.world)
         )
         return loss, sum(len(ids) for side in sides for ids in side.ids)
+
+    def text_rows(self, step: int) -> list[int]:
+        """The `texts_per_step` texts of step `step` on this process: a draw fixed by seed, step and rank,
+        so a resumed run sees the same ones."""
+        rng = np.random.default_rng([self.config.seed, 3, step, self.world.rank])
+        size = min(self.config.texts_per_step, len(self.texts))
+        return sorted(int(i) for i in rng.choice(len(self.texts), size, replace=False))

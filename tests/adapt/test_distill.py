@@ -16,7 +16,7 @@ from ragkit.adapt import teacher as teacher_module
 from ragkit.adapt.config import DistillConfig
 from ragkit.adapt.distill import DistillStage, prepare_distill, read_prepared, teacher_scores
 from ragkit.adapt.distributed import World
-from ragkit.adapt.losses.distillation import distill_kl, margin_mse
+from ragkit.adapt.losses.distillation import distill_kl, margin_mse, similarity_mse
 from ragkit.adapt.registry import training_stage
 from ragkit.adapt.teacher import TeacherScores, cached_vectors
 from ragkit.device import resolve_device, resolve_dtype
@@ -48,6 +48,26 @@ def test_margin_mse_is_zero_for_equal_margins_whatever_the_offset():
         ).item()
         > 0
     )
+
+
+def test_a_student_with_the_teachers_geometry_has_zero_embedding_loss_whatever_its_width():
+    torch.manual_seed(0)
+    teacher = torch.randn(6, 4)
+    # The teacher's own vectors, through an identity map into a wider space, rotated and rescaled.
+    wider = torch.cat([teacher, torch.zeros(6, 3)], dim=1)
+    rotation, _ = torch.linalg.qr(torch.randn(7, 7))
+    student = 3.0 * wider @ rotation
+    assert similarity_mse(student, teacher).item() == pytest.approx(0.0, abs=1e-10)
+    other = torch.randn(6, 7, requires_grad=True)
+    assert similarity_mse(other, teacher).item() > 0.05
+    # Gradients move the student's cosines toward the teacher's.
+    optimizer = torch.optim.SGD([other], lr=1.0)
+    before = similarity_mse(other, teacher).item()
+    for _ in range(20):
+        optimizer.zero_grad()
+        similarity_mse(other, teacher).backward()
+        optimizer.step()
+    assert similarity_mse(other, teacher).item() < 0.5 * before
 
 
 def test_teacher_scores_put_bm25_on_the_cosine_scale_and_fuse_by_weight():
@@ -147,12 +167,53 @@ def test_prepare_mines_candidates_from_teacher_and_bm25_and_a_rerun_reuses_every
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def broad_texts(tmp_path_factory):
+    """Texts of no query: sentences of the training data, reworded, as the embedding loss may take any."""
+    path = tmp_path_factory.mktemp("texts") / "texts.jsonl"
+    rows = [{"text": s.replace(".", " indeed.")} for s in TRAIN_SENTENCES] + [{"text": TRAIN_SENTENCES[0]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_prepare_embeds_the_texts_once_and_a_rerun_never_loads_the_teacher(
+    pairs, broad_texts, tmp_path, monkeypatch
+):
+    fake = FakeTeacher()
+    monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda name, batch_size: fake)
+    settings = dict(data=str(pairs), teacher="fake", negatives=2, batch_size=8, steps=3, queries=20)
+    config = DistillConfig(**settings, loss="embedding", texts=str(broad_texts), max_texts=30)
+    prepare_distill(None, config, tmp_path, show_progress=False)
+    assert fake.calls == 3  # queries, passages, texts
+    texts = [json.loads(line)["text"] for line in (tmp_path / "texts.jsonl").read_text().splitlines()]
+    assert len(texts) == 30 == len(set(texts))  # distinct, cut to max_texts
+    np.testing.assert_allclose(np.load(tmp_path / "teacher" / "texts-00000.npy"), fake._vectors(texts))
+    monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda *a: pytest.fail("teacher loaded twice"))
+    prepare_distill(None, config, tmp_path, show_progress=False)
+    # Texts given to a run prepared without them are embedded then, the queries' work kept.
+    other = tmp_path / "later"
+    monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda name, batch_size: fake)
+    prepare_distill(None, DistillConfig(**settings), other, show_progress=False)
+    calls = fake.calls
+    prepare_distill(None, config, other, show_progress=False)
+    assert fake.calls == calls + 1 and (other / "teacher" / "texts-00000.npy").is_file()
+
+
+def test_embedding_settings_are_checked():
+    with pytest.raises(RagkitError, match="learns a dense teacher's vectors and BM25 has none"):
+        DistillConfig(teacher="bm25", loss="embedding").check()
+    with pytest.raises(RagkitError, match="`texts` feed the embedding loss"):
+        DistillConfig(teacher="t", texts="x.jsonl").check()
+    with pytest.raises(RagkitError, match="embedding_weight must be positive"):
+        DistillConfig(teacher="t", loss="kl+embedding", embedding_weight=0).check()
+
+
 def _stage(tmp_path, pairs, **settings):
     path = tiny_decoder_dir(tmp_path / "lm")
     lm, _ = load_model(str(path))
+    settings.setdefault("teacher", "bm25")
     config = DistillConfig(
         data=str(pairs),
-        teacher="bm25",
         instruction="Find",
         negatives=2,
         batch_size=8,
@@ -189,6 +250,42 @@ def test_the_loss_falls_and_gradients_reach_only_lora(pairs, tmp_path):
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
 
 
+@pytest.mark.parametrize("loss", ["embedding", "kl+embedding"])
+def test_the_embedding_loss_falls_on_queries_candidates_and_texts_and_trains_only_lora(
+    loss, pairs, broad_texts, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda name, batch_size: FakeTeacher())
+    context, _ = _stage(
+        tmp_path, pairs, teacher="fake", loss=loss, texts=str(broad_texts), texts_per_step=6, lora_dropout=0.0
+    )
+    seen = []
+
+    def recorded(student, teacher):
+        value = similarity_mse(student, teacher)
+        seen.append((student.shape, teacher.shape, value.item()))
+        return value
+
+    monkeypatch.setattr("ragkit.adapt.distill.similarity_mse", recorded)
+    with context as (stage, model):
+        assert stage.text_rows(3) == stage.text_rows(3) != stage.text_rows(4)  # fixed per step: resumable
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-2)
+        model.train()
+        losses = []
+        for step in range(30):
+            optimizer.zero_grad()
+            loss_value, _ = stage.step(step)
+            if step == 0:
+                assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+                assert any(p.grad.abs().max() > 0 for p in params)
+            optimizer.step()
+            losses.append(loss_value)
+    # Every text of the step: 8 queries, their 8 x 3 candidates and 6 texts, student and teacher alike.
+    words = len(FakeTeacher().words)
+    assert seen[0][0][0] == seen[0][1][0] == 8 + 24 + 6 and seen[0][1][1] == words
+    assert sum(losses[-5:]) / 5 < (0.7 if loss == "embedding" else 0.8) * sum(losses[:5]) / 5
+
+
 def test_in_batch_candidates_are_scored_by_the_teacher_too(pairs, tmp_path, monkeypatch):
     seen = []
     original = TeacherScores.scores
@@ -203,14 +300,18 @@ def test_in_batch_candidates_are_scored_by_the_teacher_too(pairs, tmp_path, monk
     assert columns == [c for r in rows for c in stage.queries[r].candidates]
 
 
-def test_a_killed_distillation_resumes_to_the_same_weights(pairs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss", ["kl", "kl+embedding"])
+def test_a_killed_distillation_resumes_to_the_same_weights(loss, pairs, broad_texts, tmp_path, monkeypatch):
     base = tiny_decoder_dir(tmp_path / "base")
+    geometry = {"teacher": "fake", "texts": str(broad_texts), "texts_per_step": 4} if loss != "kl" else {}
+    monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda name, batch_size: FakeTeacher())
 
     def configs():
         return stage_configs(
             ["distill"],
             "cpu-smoke",
             data={"distill": str(pairs)},
+            settings={"distill": {"loss": loss, **geometry}},
             steps=6,
             checkpoint_every=2,
             snapshot_every=3,
@@ -239,6 +340,7 @@ def test_a_killed_distillation_resumes_to_the_same_weights(pairs, tmp_path, monk
     monkeypatch.setattr(DistillStage, "step", original)
     # The rerun reuses the candidates and teacher scores the killed run prepared.
     monkeypatch.setattr(LexicalIndex, "build", lambda *a, **k: pytest.fail("prepared twice"))
+    monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda *a: pytest.fail("teacher loaded twice"))
     report = adapt(str(base), tmp_path / "resumed", configs(), show_progress=False)
     assert [r.resumed_from for r in report.stages] == [4]
     a, b = (
@@ -256,7 +358,7 @@ def test_bad_distill_settings_are_one_line_errors(pairs):
         stage_configs(["distill"], "paper")
     with pytest.raises(RagkitError, match=r"teacher_bm25_weight must be in \[0, 1\], got 2"):
         DistillConfig(teacher="bm25", teacher_bm25_weight=2).check()
-    with pytest.raises(RagkitError, match="loss must be one of kl, margin-mse, got 'mse'"):
+    with pytest.raises(RagkitError, match="loss must be one of kl, margin-mse, embedding, kl\\+embedding, got 'mse'"):
         DistillConfig(teacher="bm25", loss="mse").check()
 
 

@@ -1,5 +1,6 @@
-"""Losses on a teacher's scores: the student learns how the teacher ranks candidates, not its vectors,
-so the two may differ in dimensions (or the teacher may be BM25)."""
+"""Losses on a teacher's scores: the student learns how the teacher ranks candidates (or, with the
+cosine-matrix MSE, how it places any texts), not its vectors, so the two may differ in dimensions (and
+for ranking, the teacher may be BM25)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,20 @@ def margin_mse(
         return scores[rows, positives].unsqueeze(1) - scores[rows.unsqueeze(1), negatives]
 
     return F.mse_loss(margins(student.float()), margins(teacher.float()))
+
+
+def similarity_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """The mean squared difference between the student's and the teacher's cosine matrices of the same
+    texts, off the diagonal (both are 1 there): the student learns the teacher's geometry, every pair of
+    texts, with no map between their widths.
+
+    `student` (texts x student dim) and `teacher` (texts x teacher dim) are vectors of the same rows;
+    zero when the student's cosines equal the teacher's (a student that outputs the teacher's vectors,
+    or any rotation or rescaling of them).
+    """
+    s, t = cosine_scores(student, student), cosine_scores(teacher, teacher)
+    off_diagonal = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+    return F.mse_loss(s[off_diagonal], t.to(s.device)[off_diagonal])
 
 
 class DistillKLLoss(torch.nn.Module):
