@@ -358,7 +358,9 @@ def test_bad_distill_settings_are_one_line_errors(pairs):
         stage_configs(["distill"], "paper")
     with pytest.raises(RagkitError, match=r"teacher_bm25_weight must be in \[0, 1\], got 2"):
         DistillConfig(teacher="bm25", teacher_bm25_weight=2).check()
-    with pytest.raises(RagkitError, match="loss must be one of kl, margin-mse, embedding, kl\\+embedding, got 'mse'"):
+    with pytest.raises(
+        RagkitError, match="loss must be one of kl, margin-mse, embedding, kl\\+embedding, got 'mse'"
+    ):
         DistillConfig(teacher="bm25", loss="mse").check()
 
 
