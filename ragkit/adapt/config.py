@@ -18,6 +18,12 @@ except ImportError:  # Python 3.10
 # "auto": bf16 where the device computes it in hardware (AVX-512 bf16 / AMX CPUs, bf16 GPUs), else
 # none; "fp32" (or leaving it out) turns it off, which a TOML file, having no null, can only say so.
 AUTOCAST_CHOICES: tuple[str | None, ...] = (None, "fp32", "bf16", "auto")
+# What reaches the losses: "ragkit", ragkit's own choices (the docstrings of each stage say them), or
+# "llm2vec", exactly what the reference's training scripts (llm2vec's experiments/run_*.py) build from
+# the same data: MNTP blocks of the tokenizer's own ids masked wherever its special-tokens mask allows,
+# SimCSE on every line as it is, supervised queries as `f"{instruction}; "` joined as text, chat bases'
+# texts in their user turn (docs/adapt.md, "The paper preset against the reference").
+TRAINING_INPUTS: tuple[str, ...] = ("ragkit", "llm2vec")
 
 
 @dataclass
@@ -42,6 +48,10 @@ class StageConfig:
     gradient_checkpointing: bool = False
     autocast: str | None = None  # "bf16" or "auto": bf16 matmuls over fp32 weights (see AUTOCAST_CHOICES)
     data: str | None = None  # file, folder, Hub dataset id or built-in name; None: the stage's default
+    inputs: str = "ragkit"  # or "llm2vec": the reference scripts' inputs (TRAINING_INPUTS)
+    # The linear decay reaches 0 after this many epochs of the data, as the reference's HF Trainer sizes
+    # it (num_train_epochs 3, stopped at step 1000 with the rate not yet 0); None: at `steps`.
+    decay_epochs: float | None = None
 
     def check(self, stage: str) -> None:
         """Refuse settings the stage cannot train with, naming the parameter and the stage."""
@@ -76,6 +86,14 @@ class StageConfig:
         need(
             self.autocast in AUTOCAST_CHOICES,
             f"autocast must be one of {', '.join(map(str, AUTOCAST_CHOICES))}, got {self.autocast!r}",
+        )
+        need(
+            self.inputs in TRAINING_INPUTS,
+            f"inputs must be one of {', '.join(TRAINING_INPUTS)}, got {self.inputs!r}",
+        )
+        need(
+            self.decay_epochs is None or self.decay_epochs > 0,
+            f"decay_epochs must be positive, got {self.decay_epochs}",
         )
 
     @property
@@ -290,9 +308,13 @@ class SyntheticConfig(SupervisedConfig):
         )
 
 
-# Overrides of the paper's defaults, per stage. `paper` is the recipe as published.
+# The reference scripts' inputs and schedule, for the stages they have (docs/adapt.md's side-by-side table).
+_REFERENCE = {"inputs": "llm2vec", "decay_epochs": 3.0}
+
+# Overrides of the paper's defaults, per stage. `paper` is the recipe as published, trained on what the
+# reference's scripts feed their losses; the other presets keep ragkit's inputs.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {},
+    "paper": {"mntp": _REFERENCE, "simcse": _REFERENCE, "supervised": _REFERENCE},
     # Proves the pipeline end to end on a laptop CPU in a few minutes; data that ships with Python.
     "cpu-smoke": {
         "mntp": {"steps": 20, "batch_size": 8, "max_length": 128, "checkpoint_every": 10, "data": "pydoc"},

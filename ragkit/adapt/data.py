@@ -36,8 +36,14 @@ _SENTENCE_END = re.compile(
 )
 
 
-def read_texts(source: str) -> Iterator[str]:
-    """Non-empty passages, in a fixed order (resuming a run depends on it)."""
+def read_texts(source: str, raw: bool = False) -> Iterator[str]:
+    """Non-empty passages, stripped, in a fixed order (resuming a run depends on it).
+
+    `raw`: every row as the reference's training scripts read it (HF datasets' "text" loader): a
+    text file's lines without their line breaks and a dataset's "text" rows unchanged, empty ones
+    included (a tokenizer that adds BOS gives an empty row one token). Folders, JSON lines and
+    "pydoc" read the same either way.
+    """
     if source == "pydoc":
         yield from _pydoc_paragraphs()
         return
@@ -45,9 +51,9 @@ def read_texts(source: str) -> Iterator[str]:
     if path.is_dir():
         yield from _folder_texts(path)
     elif path.is_file():
-        yield from _file_texts(path)
+        yield from _file_texts(path, raw)
     elif source in HUB_TEXTS or is_hub_id(source, config=True):
-        yield from _hub_texts(source)
+        yield from _hub_texts(source, raw)
     else:
         raise RagkitError(
             f"training data {source!r} not found: give a file, a folder, a Hub dataset id or "
@@ -146,7 +152,7 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
     yield from read_json_lines(path)
 
 
-def _file_texts(path: Path) -> Iterator[str]:
+def _file_texts(path: Path, raw: bool = False) -> Iterator[str]:
     suffix = inner_suffix(path)
     if suffix in JSON_SUFFIXES:
         for i, row in _json_rows(path):
@@ -159,7 +165,10 @@ def _file_texts(path: Path) -> Iterator[str]:
                 raise RagkitError(f"{path}:{i}: expected a 'text' string or a 'paragraphs' list")
     elif suffix in TEXT_SUFFIXES or suffix == "":
         with open_text(path, errors="replace") as f:
-            yield from (line.strip() for line in f if line.strip())
+            if raw:
+                yield from (line.rstrip("\r\n") for line in f)
+            else:
+                yield from (line.strip() for line in f if line.strip())
     else:
         raise RagkitError(f"{path}: unsupported training file; use .txt (a passage per line) or .jsonl")
 
@@ -185,14 +194,17 @@ def _hub_dataset(source: str):
         ) from e
 
 
-def _hub_texts(source: str) -> Iterator[str]:
+def _hub_texts(source: str, raw: bool = False) -> Iterator[str]:
     dataset = _hub_dataset(source)
     if "text" not in dataset.column_names:
         raise RagkitError(
             f"dataset {source!r} has no 'text' column (columns: {', '.join(dataset.column_names)})"
         )
     for batch in dataset.iter(batch_size=1000):
-        yield from (t.strip() for t in batch["text"] if t and t.strip())
+        if raw:
+            yield from (t or "" for t in batch["text"])
+        else:
+            yield from (t.strip() for t in batch["text"] if t and t.strip())
 
 
 def _pydoc_paragraphs() -> Iterator[str]:

@@ -223,6 +223,7 @@ class DistillStage:
         ids, prompts = encoder.token_ids([pool[i] for i in used])
         self.passage_ids = dict(zip(used, zip(ids, prompts, strict=True), strict=True))
         self.sampler = Sampler(len(queries), config, world, self.name, distinct=True)
+        self.epoch_steps = self.sampler.steps_per_epoch
 
     def step(self, step: int) -> tuple[float, int]:
         """One optimizer step: the student's scores against the cached teacher's over each query's candidates;

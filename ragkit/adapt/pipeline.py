@@ -22,7 +22,7 @@ from ragkit.adapt.distributed import World, barrier, init_world
 from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_configs, training_stage
 from ragkit.adapt.trainer import SNAPSHOTS, StageResult, read_log, save_adapter, train, write_log
 from ragkit.device import resolve_device, resolve_dtype
-from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config
+from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config, set_input_format
 from ragkit.encoders.loading import adapter_digests, load_model, load_tokenizer, resolve
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -140,9 +140,8 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
 
     if run.world.main:
         decoder = decoder_of(lm).eval()
-        encoder = Encoder(
-            decoder, tokenizer, _encoder_config(run.model, configs), allow_unvalidated=run.allow_unvalidated
-        )
+        config = _encoder_config(run.model, configs, decoder.config)
+        encoder = Encoder(decoder, tokenizer, config, allow_unvalidated=run.allow_unvalidated)
         _finish(encoder, run.workdir, configs, stage_dirs, run.out)
     barrier(run.world)
     return report
@@ -159,10 +158,14 @@ def _encoder(lm, tokenizer, config: StageConfig, run: _Run) -> Encoder:
     )
 
 
-def _encoder_config(model: str, configs: dict[str, StageConfig]) -> EncoderConfig:
+def _encoder_config(model: str, configs: dict[str, StageConfig], model_config) -> EncoderConfig:
     """The saved encoder's settings: those of the encoder it was adapted from (a built-in or saved
-    ragkit encoder: instructions, pooling, input format), with the synthetic stage's query instruction."""
+    ragkit encoder: instructions, pooling, input format), with the synthetic stage's query instruction.
+    Trained on llm2vec's inputs, it reads texts as llm2vec's published checkpoints do (its input format)."""
     config = dataclasses.replace(saved_config(model) or EncoderConfig(), source=str(model), adapters=[])
+    if any(c.inputs == "llm2vec" for c in configs.values()):
+        name = getattr(model_config, "name_or_path", "")
+        set_input_format(config, "llm2vec", None, name, model_config.model_type)
     if isinstance(synthetic := configs.get("synthetic"), SyntheticConfig) and synthetic.instruction:
         config.query_instruction = query_prompt(synthetic.instruction, synthetic.instruction_separator)
     return config

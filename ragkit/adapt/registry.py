@@ -33,7 +33,7 @@ from ragkit.adapt.losses.simcse import set_attention_dropout
 from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage, SyntheticStage
 from ragkit.adapt.synthetic import prepare_synthetic
 from ragkit.adapt.trainer import Stage
-from ragkit.encoders.encoder import Encoder, EncoderConfig
+from ragkit.encoders.encoder import Encoder, EncoderConfig, set_input_format
 from ragkit.errors import RagkitError
 
 
@@ -99,15 +99,25 @@ def training_stage(
         raise RagkitError(f"{name} needs the model's LM head: load it with with_lm_head=True")
     with training_settings(decoder, config):
         encoder = Encoder(
-            decoder,
-            tokenizer,
-            EncoderConfig(max_length=config.max_length),
-            allow_unvalidated=allow_unvalidated,
+            decoder, tokenizer, training_format(config, decoder.config), allow_unvalidated=allow_unvalidated
         )
         encoder.model = add_lora(
             decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed, config.lora_layers
         )
         yield kind.stage(encoder, config, world, lm_head), encoder.model
+
+
+def training_format(config: StageConfig, model_config) -> EncoderConfig:
+    """The input format a stage trains in: ragkit's, or for supervised training on llm2vec's inputs,
+    the reference's (run_supervised.py): the instruction joined to the query as text, each text in
+    the user turn of the chat bases llm2vec names (keyed, as llm2vec keys it, on the name the base
+    weights were loaded under), and no word cap."""
+    encoder_config = EncoderConfig(max_length=config.max_length)
+    if config.inputs == "llm2vec" and isinstance(config, SupervisedConfig):
+        name = getattr(model_config, "name_or_path", "")
+        set_input_format(encoder_config, "llm2vec", None, name, model_config.model_type)
+        encoder_config.doc_max_length = None  # the word cap is `encode`'s; training tokenizes directly
+    return encoder_config
 
 
 @contextlib.contextmanager

@@ -53,6 +53,11 @@ class Sampler:
         """This process's share of the step's rows."""
         return self.batch_rows(step)[self.world.rank :: self.world.size]
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one pass over the data (a last partial batch counts, as in a DataLoader)."""
+        return -(-self.n // self.batch)
+
 
 class DatasetSampler(Sampler):
     """Like `Sampler`, but every batch comes from one dataset, as llm2vec's E5 loader batches: each
@@ -87,8 +92,13 @@ class DatasetSampler(Sampler):
     def batch_rows(self, step: int) -> list[int]:
         """The step's rows over all processes: one dataset per batch, shuffled per epoch, the same on every
         process."""
-        per_epoch = sum(len(rows) // self.batch for rows in self.groups)
+        per_epoch = self.steps_per_epoch
         return [int(i) for i in self._batches(step // per_epoch)[step % per_epoch]]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full batches of one dataset each in a pass over the data (as llm2vec's E5 loader makes them)."""
+        return sum(len(rows) // self.batch for rows in self.groups)
 
 
 def _chunks(rows: list[int], size: int) -> list[list[int]]:
@@ -110,17 +120,32 @@ class MNTPStage:
         self.mask_id = mask_token_id(tok)
         self.special_ids = sorted(set(tok.all_special_ids))
         self.loss = MNTPLoss(lm_head, getattr(encoder.model.config, "final_logit_softcapping", None))
-        self.blocks = token_blocks(
-            read_texts(config.data), tok, config.max_length, config.steps * config.batch_size
-        )
+        wanted = config.steps * config.batch_size
+        # llm2vec's inputs: the tokenizer's own blocks, masked wherever its special-tokens mask allows.
+        self.special: torch.Tensor | None = None
+        if config.inputs == "llm2vec":
+            self.blocks, self.special, epoch = reference_blocks(
+                read_texts(config.data, raw=True),
+                tok,
+                config.max_length,
+                wanted,
+                config.decay_epochs is not None,
+            )
+        else:
+            self.blocks, epoch = token_blocks(
+                read_texts(config.data), tok, config.max_length, wanted, config.decay_epochs is not None
+            )
         self.sampler = Sampler(len(self.blocks), config, world, self.name, distinct=False)
+        self.epoch_steps = -(-epoch // config.batch_size)
 
     def step(self, step: int) -> tuple[float, int]:
         """One MNTP step: mask ~20% of the tokens, predict token i from the state at i-1; (loss, tokens)."""
-        ids = self.blocks[self.sampler.rows(step)]
+        rows = self.sampler.rows(step)
+        ids = self.blocks[rows]
         generator = torch.Generator().manual_seed(step_seed(self.config.seed, step, self.world))
         mask = torch.ones_like(ids)
-        maskable = maskable_positions(ids, mask, self.special_ids)
+        reference = self.special is not None  # llm2vec's inputs: its special-tokens mask decides
+        maskable = ~self.special[rows] if reference else maskable_positions(ids, mask, self.special_ids)
         inputs, labels = mask_tokens(
             ids,
             maskable,
@@ -129,22 +154,27 @@ class MNTPStage:
             ratio=self.config.mask_ratio,
             replacement=self.config.replacement,
             generator=generator,
+            at_least_one=not reference,
         )
-        total = int((labels != IGNORE).sum())
+        predicted = labels[:, 1:] != IGNORE  # a label at position 0 has no state before it to predict it
+        total = int(predicted.sum())
         loss_sum = 0.0
-        for rows in _chunks(list(range(len(ids))), self.config.micro):
-            n = int((labels[rows] != IGNORE).sum())
+        for chunk in _chunks(list(range(len(ids))), self.config.micro):
+            n = int(predicted[chunk].sum())
             if n == 0:
                 continue
-            hidden = self.encoder.hidden_states(inputs[rows], mask[rows])
-            loss = self.loss(hidden, labels[rows])
+            hidden = self.encoder.hidden_states(inputs[chunk], mask[chunk])
+            loss = self.loss(hidden, labels[chunk])
             (loss * n / total).backward()  # weighted so micro-batching gives the full batch's gradient
             loss_sum += loss.item() * n
-        return loss_sum / total, ids.numel()
+        return loss_sum / max(total, 1), ids.numel()
 
 
-def token_blocks(texts: Iterable[str], tokenizer, length: int, wanted: int) -> torch.Tensor:
-    """(n, length) blocks of concatenated texts (EOS between them), each starting with BOS.
+def token_blocks(
+    texts: Iterable[str], tokenizer, length: int, wanted: int, count_all: bool = False
+) -> tuple[torch.Tensor, int]:
+    """(n, length) blocks of concatenated texts (EOS between them), each starting with BOS, and how many
+    blocks the whole data makes (with `count_all`, read to the end to size the schedule; else n).
 
     Stops reading once `wanted` blocks exist: 1000 steps of 32 need 16M tokens of wikitext-103's 100M.
     """
@@ -154,22 +184,26 @@ def token_blocks(texts: Iterable[str], tokenizer, length: int, wanted: int) -> t
     blocks: list[list[int]] = []
     pending: list[int] = []
     batch: list[str] = []
+    count = 0
 
     def flush() -> None:
+        nonlocal count
         if not batch:
             return
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
             pending.extend([*ids, eos])
         batch.clear()
         while len(pending) >= body:
-            blocks.append(bos + pending[:body])
+            if len(blocks) < wanted:
+                blocks.append(bos + pending[:body])
+            count += 1
             del pending[:body]
 
     for text in texts:
         batch.append(text)
         if len(batch) == 256:
             flush()
-            if len(blocks) >= wanted:
+            if len(blocks) >= wanted and not count_all:
                 break
     flush()
     if not blocks:
@@ -177,7 +211,48 @@ def token_blocks(texts: Iterable[str], tokenizer, length: int, wanted: int) -> t
             f"mntp: the training text holds fewer than {body} tokens, not one block of max_length "
             f"{length}; give more text or a smaller `max_length`"
         )
-    return torch.tensor(blocks[:wanted], dtype=torch.long)
+    return torch.tensor(blocks, dtype=torch.long), count if count_all else len(blocks)
+
+
+def reference_blocks(
+    texts: Iterable[str], tokenizer, length: int, wanted: int, count_all: bool
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """llm2vec's run_mntp.py blocks: each row tokenized with the tokenizer's own special tokens (none
+    added between rows), the rows of each 1,000 (one `datasets.map` batch) concatenated and cut into
+    blocks of `length`, the rest of the 1,000 dropped. Returns the first `wanted` blocks, their
+    special-tokens mask (True: never masked) and how many blocks the whole data makes (with
+    `count_all`, read to the end to size the schedule; else the blocks returned)."""
+    blocks: list[list[int]] = []
+    special: list[list[int]] = []
+    count = 0
+    rows: list[str] = []
+
+    def group() -> int:
+        encoded = tokenizer(rows, return_special_tokens_mask=True)
+        ids = [i for row in encoded["input_ids"] for i in row]
+        marks = [m for row in encoded["special_tokens_mask"] for m in row]
+        n = len(ids) // length
+        for b in range(min(n, wanted - len(blocks))):
+            blocks.append(ids[b * length : (b + 1) * length])
+            special.append(marks[b * length : (b + 1) * length])
+        rows.clear()
+        return n
+
+    for text in texts:
+        rows.append(text)
+        if len(rows) == 1000:
+            count += group()
+            if len(blocks) >= wanted and not count_all:
+                break
+    if rows:
+        count += group()
+    if not blocks:
+        raise RagkitError(
+            f"mntp: the training text holds fewer than {length} tokens in 1,000 rows, not one block of "
+            f"max_length {length}; give more text or a smaller `max_length`"
+        )
+    total = count if count_all else len(blocks)
+    return torch.tensor(blocks, dtype=torch.long), torch.tensor(special, dtype=torch.bool), total
 
 
 class SimCSEStage:
@@ -188,9 +263,18 @@ class SimCSEStage:
     def __init__(self, encoder: Encoder, config: SimCSEConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
         self.loss = InfoNCELoss(config.scale)
-        sentences = list(dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text)))
-        self.ids, self.prompt_lengths = encoder.token_ids(sentences)
+        if config.inputs == "llm2vec":
+            # run_simcse.py: every line as it is (stripped), pooled whole: no separator marks a text.
+            sentences = [line.strip() for line in read_texts(config.data, raw=True) if line.strip()]
+            self.ids, prompts = encoder.token_ids(sentences)
+            self.prompt_lengths = [0] * len(prompts)
+        else:
+            sentences = list(
+                dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text))
+            )
+            self.ids, self.prompt_lengths = encoder.token_ids(sentences)
         self.sampler = Sampler(len(self.ids), config, world, self.name, distinct=True)
+        self.epoch_steps = self.sampler.steps_per_epoch
 
     def step(self, step: int) -> tuple[float, int]:
         """One SimCSE step: the same texts twice under different dropout, each other's positive; (loss,
@@ -239,6 +323,7 @@ class SupervisedStage:
             self.sampler = DatasetSampler([e.dataset for e in examples], config, world, self.name)
         else:
             self.sampler = Sampler(len(examples), config, world, self.name, distinct=True)
+        self.epoch_steps = self.sampler.steps_per_epoch
 
     def step(self, step: int) -> tuple[float, int]:
         """One contrastive step over queries, positives and hard negatives (GradCache when micro-batched);

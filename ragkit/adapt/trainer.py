@@ -5,6 +5,7 @@ checkpoints that make a killed run resumable, a CSV log and a progress bar.
 from __future__ import annotations
 
 import csv
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
 
 
 class Stage(Protocol):
-    """A training stage as the loop sees it: a name and a step."""
+    """A training stage as the loop sees it: a name, a step and its data's length in steps."""
 
     name: str
+    epoch_steps: int  # optimizer steps in one pass over its data: sizes a schedule over `decay_epochs`
 
     def step(self, step: int) -> tuple[float, int]:
         """The loss of step `step` and its gradients (not the optimizer step): (loss, tokens)."""
@@ -59,7 +61,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(config.warmup_steps, config.steps)
+        optimizer, linear_schedule(config.warmup_steps, decay_steps(stage, config))
     )
     checkpoint, log_path = workdir / "checkpoint.pt", workdir / "log.csv"
     start = _resume(checkpoint, model, optimizer, schedule)
@@ -160,13 +162,22 @@ def autocast(config: StageConfig, device: torch.device):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def decay_steps(stage: Stage, config: StageConfig) -> int:
+    """Where the linear decay reaches 0: `steps`, or `decay_epochs` passes over the stage's data (the
+    HF Trainer's `num_train_epochs`: the reference trains 3 epochs' schedule and stops at `steps`)."""
+    if config.decay_epochs is None:
+        return config.steps
+    return math.ceil(config.decay_epochs * stage.epoch_steps)
+
+
 def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
-    """The learning rate's factor after `step` steps: linear warmup to 1, then linear decay to 0 at
-    `total` (the schedule every stage trains with; a rebuilt checkpoint needs the same one)."""
+    """The learning rate's factor after `step` steps, as the HF Trainer's linear schedule (the
+    reference's): warmup from 0 to 1 over `warmup` steps, then linear decay to 0 at `total` (the
+    schedule every stage trains with; a rebuilt checkpoint needs the same one)."""
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            return step / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return factor

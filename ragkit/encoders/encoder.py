@@ -222,7 +222,7 @@ class Encoder:
             adapters=[_absolute(a) for a in adapters],
             **{key: value for key, value in overrides.items() if value is not None},
         )
-        _set_input_format(config, input_format, template, source, model.config.model_type)
+        set_input_format(config, input_format, template, source, model.config.model_type)
         tokenizer = load_tokenizer(resolved, source)
         model = model.to(device)
         if precision == "bf16" and device.type == "cpu" and dtype is None:
@@ -475,10 +475,11 @@ def saved_config(name_or_path: str | os.PathLike) -> EncoderConfig | None:
     return EncoderConfig.read(local) if local.is_dir() else None
 
 
-def _set_input_format(
+def set_input_format(
     config: EncoderConfig, input_format: str | None, template: str | None, source: str, model_type: str
 ) -> None:
-    """`input_format`'s three settings (llm2vec's for its checkpoints, or ragkit's), then `template`."""
+    """`input_format`'s three settings (llm2vec's for its checkpoints, or ragkit's), then `template`.
+    `source` is the base model's name as llm2vec keys its chat-turn wrapping on (its Hub id)."""
     if input_format == "llm2vec":
         config.template = reference_template(source, model_type, config.pooling)
         config.instruction_join, config.doc_max_length = "llm2vec", LLM2VEC_DOC_MAX_LENGTH

@@ -15,11 +15,14 @@ E5_INSTRUCTIONS: dict[str, str | tuple[str, str]] = {
         "Given a premise, retrieve a hypothesis that is entailed by the premise",
         "Retrieve semantically similar text",
     ),
+    "dureader": "Given a Chinese search query, retrieve web passages that answer the question",
     "eli5_question_answer": (
         "Provided a user question, retrieve the highest voted answers on Reddit ELI5 forum"
     ),
     "fever": "Given a claim, retrieve documents that support or refute the claim",
     "hotpot_qa": "Given a multi-hop question, retrieve documents that can help answer the question",
+    "miracl": "Given a question, retrieve Wikipedia passages that answer the question",
+    "mrtydi": "Given a question, retrieve Wikipedia passages that answer the question",
     "msmarco_passage": "Given a web search query, retrieve relevant passages that answer the query",
     "msmarco_document": "Given a web search query, retrieve relevant documents that answer the query",
     "nq": "Given a question, retrieve Wikipedia passages that answer the question",
@@ -28,6 +31,7 @@ E5_INSTRUCTIONS: dict[str, str | tuple[str, str]] = {
         "Find questions that have the same meaning as the input question",
     ),
     "squad": "Retrieve Wikipedia passages that answer the question",
+    "t2ranking": "Given a Chinese search query, retrieve web passages that answer the question",
     "trivia_qa": "Retrieve Wikipedia passages that answer the question",
 }
 

@@ -82,6 +82,28 @@ def test_all_stages_chain_and_the_result_loads_as_an_encoder(base, data, tmp_pat
     )  # training changed it
 
 
+def test_the_paper_preset_trains_on_the_reference_inputs_and_only_it():
+    paper = stage_configs(["mntp", "simcse", "supervised"], "paper")
+    assert {(c.inputs, c.decay_epochs) for c in paper.values()} == {("llm2vec", 3.0)}
+    small = stage_configs(["mntp", "simcse", "supervised"], "cpu-small")
+    assert {(c.inputs, c.decay_epochs) for c in small.values()} == {("ragkit", None)}
+
+
+def test_the_schedule_decays_over_epochs_as_the_hf_trainer_and_the_encoder_reads_llm2vecs_format(
+    base, data, tmp_path
+):
+    """The reference's schedule: warmup from 0 (HF's `step / warmup`), decay sized for `decay_epochs`
+    passes over the data, the run stopped at `steps` with the rate not yet 0."""
+    configs = _configs(data, ("supervised",), steps=4, warmup_steps=2, inputs="llm2vec", decay_epochs=1.0)
+    configs["supervised"].batching = "mixed"
+    adapt(str(base), tmp_path / "enc", configs, show_progress=False)
+    log = (tmp_path / "enc" / "training" / "log.csv").read_text().splitlines()[1:]
+    # 48 pairs in batches of 8: an epoch is 6 steps; warmup 2, so the rates are 0, 1/2, then 4/4, 3/4.
+    assert [float(row.split(",")[3]) for row in log] == pytest.approx([0.0, 5e-4, 1e-3, 7.5e-4])
+    encoder = Encoder.load(tmp_path / "enc")
+    assert encoder.config.instruction_join == "llm2vec"  # what it trained on is what it reads
+
+
 def test_the_saved_adapters_rebuild_the_saved_weights(base, data, tmp_path):
     out = tmp_path / "enc"
     adapt(str(base), out, _configs(data), show_progress=False)

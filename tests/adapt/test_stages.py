@@ -10,6 +10,7 @@ from ragkit import Encoder, EncoderConfig, RagkitError
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, SupervisedConfig
 from ragkit.adapt.distributed import World
 from ragkit.adapt.lora import add_lora
+from ragkit.adapt.losses.mntp import mask_tokens
 from ragkit.adapt.registry import STAGE_TYPES, training_stage
 from ragkit.adapt.stages import (
     DatasetSampler,
@@ -18,6 +19,7 @@ from ragkit.adapt.stages import (
     SimCSEStage,
     SupervisedStage,
     SyntheticStage,
+    reference_blocks,
     token_blocks,
 )
 from ragkit.encoders.loading import load_model, load_tokenizer
@@ -80,10 +82,122 @@ def test_dataset_batches_come_from_one_dataset_each_and_leave_partial_ones_out()
 def test_token_blocks_are_full_bos_led_and_stop_when_enough(tmp_path):
     encoder, _ = _encoder(tmp_path)
     tok = encoder.tokenizer
-    blocks = token_blocks(TRAIN_SENTENCES * 10, tok, length=16, wanted=5)
-    assert blocks.shape == (5, 16)
+    blocks, count = token_blocks(TRAIN_SENTENCES * 10, tok, length=16, wanted=5)
+    assert blocks.shape == (5, 16) and count == 5
     assert (blocks[:, 0] == tok.bos_token_id).all()
     assert (blocks == tok.eos_token_id).any()  # texts are separated by EOS
+    everything, _ = token_blocks(TRAIN_SENTENCES * 10, tok, length=16, wanted=10**6)
+    _, counted = token_blocks(TRAIN_SENTENCES * 10, tok, length=16, wanted=5, count_all=True)
+    assert counted == len(everything) > 5  # counted to the end, kept only what was wanted
+
+
+def test_reference_blocks_are_the_tokenizers_own_ids_grouped_per_thousand_rows(tmp_path):
+    """llm2vec's run_mntp.py: tokenizer(row) with its special tokens, concatenated per 1,000-row map
+    batch, cut into blocks, each batch's remainder dropped; the special-tokens mask comes along."""
+    encoder, _ = _encoder(tmp_path)
+    tok = encoder.tokenizer
+    rows = [TRAIN_SENTENCES[i % 48] for i in range(1500)] + ["", "  spaced  "]
+    blocks, special, count = reference_blocks(rows, tok, length=64, wanted=10**6, count_all=True)
+    expected, marks = [], []
+    for group in (rows[:1000], rows[1000:]):
+        encoded = tok(group, return_special_tokens_mask=True)
+        ids = [i for row in encoded["input_ids"] for i in row]
+        mask = [m for row in encoded["special_tokens_mask"] for m in row]
+        n = len(ids) // 64 * 64
+        expected += ids[:n]
+        marks += mask[:n]
+    assert blocks.flatten().tolist() == expected and count == len(blocks)
+    assert special.flatten().tolist() == [bool(m) for m in marks]
+    # No EOS between texts, a BOS only where the tokenizer puts one (each row, this tokenizer), and
+    # exactly those positions are special.
+    assert tok.eos_token_id not in expected
+    assert special.any() and (blocks[special] == tok.bos_token_id).all()
+    assert not (blocks[0, 0] == tok.bos_token_id and (blocks[1:, 0] == tok.bos_token_id).all())
+    few, _, total = reference_blocks(rows, tok, length=64, wanted=3, count_all=True)
+    assert len(few) == 3 and total == count
+
+
+def test_mntp_on_llm2vecs_inputs_masks_as_its_collator_does(tmp_path):
+    """Any position whose special-tokens mask is 0 may be masked, position 0 included; special ones
+    never; no token is forced when the draw selects none."""
+    encoder, lm = _encoder(tmp_path, with_lm_head=True)
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(TRAIN_SENTENCES * 40))
+    config = MNTPConfig(data=str(text), batch_size=8, max_length=32, inputs="llm2vec")
+    encoder.model = add_lora(encoder.model, 4, 8, 0.0, seed=0)
+    stage = MNTPStage(encoder, config, World(), lm.get_output_embeddings())
+    special = stage.special
+    assert special is not None and special.shape == stage.blocks.shape
+    seen = []
+    original = mask_tokens
+
+    def recorded(ids, maskable, **options):
+        inputs, labels = original(ids, maskable, **options)
+        seen.append((maskable, labels, options["at_least_one"]))
+        return inputs, labels
+
+    import ragkit.adapt.stages as stages_module
+
+    stages_module.mask_tokens, restore = recorded, stages_module.mask_tokens
+    try:
+        for step in range(30):
+            stage.step(step)
+    finally:
+        stages_module.mask_tokens = restore
+    maskable = torch.cat([m for m, _, _ in seen])
+    selected = torch.cat([labels != -100 for _, labels, _ in seen])
+    assert not any(forced for *_, forced in seen)
+    assert maskable[:, 0].any()  # position 0 may be masked (when it is not a special token)
+    assert not (selected & ~maskable).any()  # special tokens never are
+    rate = selected[maskable].float().mean().item()
+    assert 0.18 < rate < 0.22  # the mask ratio, over every maskable position
+
+
+def test_simcse_on_llm2vecs_inputs_takes_every_line_as_it_is_pooled_whole(tmp_path):
+    encoder, _ = _encoder(tmp_path)
+    text = tmp_path / "wiki1m.txt"
+    lines = ["  One line. Two sentences here.  ", "short", "short", "Another line of text."] * 4
+    text.write_text("\n".join(lines))
+    stage = SimCSEStage(
+        encoder, SimCSEConfig(data=str(text), batch_size=4, max_length=24, inputs="llm2vec"), World()
+    )
+    assert len(stage.ids) == len(lines)  # not split into sentences, short lines and repeats kept
+    assert stage.ids[0] == encoder.tokenizer("One line. Two sentences here.")["input_ids"]
+    assert set(stage.prompt_lengths) == {0}  # no separator: the reference pools the whole row, BOS too
+    ragkit = SimCSEStage(encoder, SimCSEConfig(data=str(text), batch_size=2, max_length=24), World())
+    # ragkit's own: sentences of 3+ words, each once ("Two sentences here.", "Another line of text.")
+    assert len(ragkit.ids) == 2
+
+
+@pytest.mark.parametrize("base", ["", "meta-llama/Meta-Llama-3-8B-Instruct"])
+def test_supervised_on_llm2vecs_inputs_tokenizes_what_run_supervised_builds(base, tmp_path):
+    """The query is `f"{instruction}; " + "!@#$%^&*()" + query` in the base's user turn (for the chat
+    bases llm2vec names), tokenized as one string; the pooled tokens are the query's own, at the end."""
+    import json
+
+    path = tiny_decoder_dir(tmp_path / "lm")
+    lm, _ = load_model(str(path))
+    lm.config._name_or_path = base or str(path)
+    rows = tmp_path / "pairs.jsonl"
+    with rows.open("w") as f:
+        for i, s in enumerate(TRAIN_SENTENCES[:8]):
+            f.write(
+                json.dumps({"query": s.split()[-2], "positive": s, "negative": TRAIN_SENTENCES[i + 9]}) + "\n"
+            )
+    config = SupervisedConfig(data=str(rows), batch_size=4, instruction="Find the sentence", inputs="llm2vec")
+    tok = load_tokenizer(str(path))
+    turn = ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>") if base else ("", "")
+    with training_stage("supervised", lm, tok, config, World()) as (stage, _):
+        ids, prompt = stage.queries[0]
+        query = TRAIN_SENTENCES[0].split()[-2]
+        own = tok(query + turn[1], add_special_tokens=False)["input_ids"]
+        assert ids == tok(turn[0] + "Find the sentence; " + query + turn[1])["input_ids"]
+        assert prompt == len(ids) - len(own)
+        positive_ids, positive_prompt = stage.positives[0]
+        assert positive_ids == tok(turn[0] + TRAIN_SENTENCES[0] + turn[1])["input_ids"]
+        assert positive_prompt == len(positive_ids) - len(
+            tok(TRAIN_SENTENCES[0] + turn[1], add_special_tokens=False)["input_ids"]
+        )
 
 
 def test_mntp_loss_falls(tmp_path):

@@ -50,14 +50,16 @@ def mask_tokens(
     ratio: float = 0.2,
     replacement: MaskReplacement = "bert",
     generator: torch.Generator | None = None,
+    at_least_one: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, labels): labels hold the original id of each selected token and IGNORE elsewhere.
 
     "bert" replacement: 80% of the selected tokens become the mask token, 10% a random token, 10%
-    stay; "all" (the paper's Mistral setting) masks every selected token.
+    stay; "all" (the paper's Mistral setting) masks every selected token. `at_least_one` selects a
+    token where the draw selected none (a tiny batch); the reference's collator does not.
     """
     selected = (torch.rand(input_ids.shape, generator=generator) < ratio) & maskable
-    if not selected.any() and maskable.any():  # a tiny batch drew nothing: select one token
+    if at_least_one and not selected.any() and maskable.any():  # a tiny batch drew nothing: select one
         selected.view(-1)[maskable.view(-1).nonzero()[0]] = True
     labels = torch.where(selected, input_ids, IGNORE)
     inputs = input_ids.clone()
