@@ -230,24 +230,31 @@ def test_the_loss_falls_and_gradients_reach_only_lora(pairs, tmp_path):
     context, _ = _stage(tmp_path, pairs, lora_dropout=0.0)
     with context as (stage, model):
         assert isinstance(stage, DistillStage)
-        params = [p for p in model.parameters() if p.requires_grad]
-        assert params and all(
+        assert all(
             any(k in n for k in ("lora_A", "lora_B")) for n, p in model.named_parameters() if p.requires_grad
         )
-        optimizer = torch.optim.AdamW(params, lr=1e-2)
-        model.train()
-        losses = []
-        for step in range(30):
-            optimizer.zero_grad()
-            loss, tokens = stage.step(step)
-            assert tokens > 0
-            if step == 0:
-                frozen = [p for p in model.parameters() if not p.requires_grad]
-                assert all(p.grad is None for p in frozen)
-                assert any(p.grad.abs().max() > 0 for p in params)
-            optimizer.step()
-            losses.append(loss)
+        losses = _train_only_lora(stage, model, steps=30)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def _train_only_lora(stage, model, steps: int) -> list[float]:
+    """The stage's losses over `steps` AdamW steps; its first step's gradients reach the trained (LoRA)
+    weights and nothing else."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert params
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    model.train()
+    losses = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        loss, tokens = stage.step(step)
+        assert tokens > 0
+        if step == 0:
+            assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+            assert any(p.grad.abs().max() > 0 for p in params)
+        optimizer.step()
+        losses.append(loss)
+    return losses
 
 
 @pytest.mark.parametrize("loss", ["embedding", "kl+embedding"])
@@ -268,18 +275,7 @@ def test_the_embedding_loss_falls_on_queries_candidates_and_texts_and_trains_onl
     monkeypatch.setattr("ragkit.adapt.distill.similarity_mse", recorded)
     with context as (stage, model):
         assert stage.text_rows(3) == stage.text_rows(3) != stage.text_rows(4)  # fixed per step: resumable
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=1e-2)
-        model.train()
-        losses = []
-        for step in range(30):
-            optimizer.zero_grad()
-            loss_value, _ = stage.step(step)
-            if step == 0:
-                assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
-                assert any(p.grad.abs().max() > 0 for p in params)
-            optimizer.step()
-            losses.append(loss_value)
+        losses = _train_only_lora(stage, model, steps=30)
     # Every text of the step: 8 queries, their 8 x 3 candidates and 6 texts, student and teacher alike.
     words = len(FakeTeacher().words)
     assert seen[0][0][0] == seen[0][1][0] == 8 + 24 + 6 and seen[0][1][1] == words
