@@ -24,7 +24,7 @@ from ragkit.adapt.config import DistillConfig
 from ragkit.adapt.distill import prepare_distill
 from ragkit.adapt.distributed import World
 from ragkit.adapt.registry import training_stage
-from ragkit.encoders.loading import load_model, load_tokenizer
+from ragkit.encoders.encoder import Encoder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -66,8 +66,8 @@ def main() -> None:
     start = time.perf_counter()
     prepared = prepare_distill(None, config, args.stage_dir, show_progress=True)
     print(f"prepared in {time.perf_counter() - start:.0f} s", flush=True)
-    lm, _ = load_model(args.model)
-    tokenizer = load_tokenizer(args.model)
+    student = Encoder.load(args.model, precision="fp32", dtype="float32", device="cpu")
+    lm, tokenizer = student.model, student.tokenizer
     rows = []
     for loss in ("kl", "embedding", "kl+embedding"):
         settings = DistillConfig(**{**prepared.__dict__, "loss": loss})

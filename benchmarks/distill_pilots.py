@@ -1,0 +1,107 @@
+"""Release 0.6's pilots: each lever of the distill stage on the same budget, scored on the dev splits only.
+
+    python benchmarks/distill_data.py runs/distill-data --dev runs/extra-dev
+    python benchmarks/supervised_data.py runs/supervised-data --dev runs/squad-dev500 --dev-queries 500 \
+        --pubmedqa-dev runs/pubmedqa-dev
+    python benchmarks/distill_pilots.py                           # every lever (resumes; scores once each)
+    python benchmarks/distill_pilots.py --levers kl embedding     # some of them
+    python benchmarks/distill_pilots.py --steps 2 --no-score      # the two-step trial
+
+Every pilot starts from release 0.5 of llm2vec-smollm2-135m and trains the distill stage of
+benchmarks/configs/smollm2-distill-0.6.toml on benchmarks/distill_data.py's pairs, one change each (LEVERS).
+Runs go to runs/pilots/<lever> and resume when killed; each finished pilot's encoder is scored dense
+(nDCG@10) on squad-dev500, pubmedqa-dev and extra-dev, beside release 0.5 itself (the start), into
+benchmarks/results/distill_pilots.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ragkit.adapt import adapt, stage_configs
+from ragkit.eval import DenseSearch, evaluate, load_task
+from ragkit.eval.models import load_eval_model
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CONFIG = ROOT / "configs" / "smollm2-distill-0.6.toml"
+START = "llm2vec-smollm2-135m"  # release 0.5
+DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev"), Path("runs/extra-dev")]
+TEXTS = "runs/distill-data/texts.jsonl"
+# One change each from the TOML (the "kl" pilot as written).
+LEVERS: dict[str, dict] = {
+    "kl": {},  # release 0.5's loss, on the broad pairs
+    "embedding": {"loss": "embedding", "texts": TEXTS},
+    "kl+embedding": {"loss": "kl+embedding", "texts": TEXTS},
+    "kl+embedding, LoRA on all 30 layers": {"loss": "kl+embedding", "texts": TEXTS, "lora_layers": 30},
+}
+
+
+def configs(lever: str, steps: int | None) -> dict:
+    trial = {"warmup_steps": 0, "checkpoint_every": 1} if steps else {}  # a trial of a few steps
+    return stage_configs(
+        ["distill"],
+        "cpu-small",
+        file=CONFIG,
+        data={"distill": "runs/distill-data/pairs"},
+        settings={"distill": {**LEVERS[lever], **trial}},
+        steps=steps,
+    )
+
+
+def folder(lever: str) -> Path:
+    return Path("runs/pilots") / lever.replace(" ", "").replace(",", "-").replace("+", "-plus-")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    parser.add_argument("--steps", type=int, help="override the TOML's steps (a trial)")
+    parser.add_argument("--no-score", action="store_true")
+    args = parser.parse_args()
+    store = RESULTS / "distill_pilots.json"
+    scores: dict[str, dict[str, float]] = json.loads(store.read_text()) if store.is_file() else {}
+    for lever in args.levers:
+        out = folder(lever)
+        if args.steps:
+            out = out.with_name(out.name + f"-trial{args.steps}")
+        if not (out / "ragkit_config.json").is_file():
+            report = adapt(START, out, configs(lever, args.steps))
+            print(f"{lever}: {report.stages[0]}", flush=True)
+    if args.no_score:
+        return
+    systems = {"release 0.5 (start)": START, **{lever: str(folder(lever)) for lever in args.levers}}
+    for name, model in systems.items():
+        for dev in DEV:
+            if dev.name in scores.get(name, {}):
+                continue
+            search = DenseSearch(load_eval_model(model))
+            search.label = name
+            (row,) = evaluate([search], [load_task(dev)], output=None)
+            scores.setdefault(name, {})[dev.name] = round(row.ndcg_at_10, 4)
+            store.write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
+            print(f"{name} {dev.name}: {row.ndcg_at_10:.4f}", flush=True)
+    names = [d.name for d in DEV]
+    lines = [
+        "# Release 0.6 pilots (dense nDCG@10 on the dev splits)",
+        "",
+        f"`python benchmarks/distill_pilots.py`: {CONFIG.name}, one lever changed each.",
+        "",
+        f"| pilot | {' | '.join(names)} | mean |",
+        f"|---|{'---:|' * (len(names) + 1)}",
+    ]
+    for name, cells in scores.items():
+        if all(n in cells for n in names):
+            values = [cells[n] for n in names]
+            mean = sum(values) / len(values)
+            lines.append(f"| {name} | {' | '.join(f'{v:.3f}' for v in values)} | {mean:.3f} |")
+    (RESULTS / "distill_pilots.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
