@@ -29,6 +29,8 @@ from pathlib import Path
 
 from supervised_data import DATA, squad_rows
 
+from ragkit.io import read_json_lines
+
 PAIRS_PER_SOURCE = 4000
 TEXTS_PER_SOURCE = 10000
 MAX_WORDS = 100
@@ -49,8 +51,7 @@ STSB_INSTRUCTION = "Retrieve semantically similar text"
 
 
 def read_gz(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    return [row for _, row in read_json_lines(path)]
 
 
 def cut(text: str) -> str:

@@ -14,6 +14,7 @@ terms, not training). Writes benchmarks/results/distill_losses.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def main() -> None:
     lm, tokenizer = student.model, student.tokenizer
     rows = []
     for loss in ("kl", "embedding", "kl+embedding"):
-        settings = DistillConfig(**{**prepared.__dict__, "loss": loss})
+        settings = dataclasses.replace(prepared, loss=loss)
         with training_stage("distill", lm, tokenizer, settings, World()) as (stage, model):
             params = [p for p in model.parameters() if p.requires_grad]
             for step in range(args.steps):

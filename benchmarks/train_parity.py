@@ -31,8 +31,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+
+from ragkit.io import read_json_lines
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "llm2vec-experiments" / "experiments"
@@ -194,8 +197,8 @@ def mixed_length_sentences(n: int = 8) -> list[str]:
 
 def supervised_rows(n: int = 8) -> list[dict]:
     """SciFact claims with a cited abstract and an uncited one: (query, positive, negative)."""
-    corpus = [json.loads(line) for line in _gz_lines(DATA / "scifact" / "corpus.jsonl.gz")]
-    queries = [json.loads(line) for line in (DATA / "scifact" / "queries.jsonl").read_text().splitlines()]
+    corpus = [row for _, row in read_json_lines(DATA / "scifact" / "corpus.jsonl.gz")]
+    queries = [row for _, row in read_json_lines(DATA / "scifact" / "queries.jsonl")]
     rows = []
     for i in range(n):
         rows.append(
@@ -206,13 +209,6 @@ def supervised_rows(n: int = 8) -> list[dict]:
             }
         )
     return rows
-
-
-def _gz_lines(path: Path) -> list[str]:
-    import gzip
-
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return f.read().splitlines()
 
 
 def run_reference(spec: dict, workdir: Path) -> dict:
@@ -315,10 +311,8 @@ def ragkit_side(spec: dict, workdir: Path) -> dict:
             else Sampler(n, config, World(), stage_name, distinct=True)
         )
 
-        class Sized:
-            epoch_steps = sampler.steps_per_epoch
-
-        factor = linear_schedule(warmup, decay_steps(Sized(), config))
+        stage = SimpleNamespace(epoch_steps=sampler.steps_per_epoch)  # all the schedule reads of a stage
+        factor = linear_schedule(warmup, decay_steps(stage, config))
         out["lr"][stage_name] = {str(k): lr * factor(k - 1) for k in spec["lr_steps"]}
         out["lr"][stage_name]["last"] = config.steps
     return out

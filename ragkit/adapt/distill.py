@@ -141,7 +141,7 @@ def _texts(config: DistillConfig, path: Path) -> list[str]:
     `texts` (a sample fixed by `seed`, in their order), written to `path` before the teacher embeds
     them, so a rerun embeds the same rows."""
     if path.is_file():
-        return [row["text"] for _, row in read_json_lines(path)]
+        return _stored_texts(path)
     texts = list(dict.fromkeys(read_texts(config.texts or "")))
     if len(texts) > config.max_texts:
         keep = np.random.default_rng([config.seed, 2]).choice(len(texts), config.max_texts, replace=False)
@@ -150,6 +150,11 @@ def _texts(config: DistillConfig, path: Path) -> list[str]:
         raise RagkitError(f"distill: {config.texts} holds no texts; give a file or folder of text (`texts`)")
     atomic_write_text(path, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
     return texts
+
+
+def _stored_texts(path: Path) -> list[str]:
+    """The texts of a {"text"} JSON lines file the stage wrote (the pool, the embedding loss's texts)."""
+    return [row["text"] for _, row in read_json_lines(path)]
 
 
 def prepared(config: DistillConfig, stage_dir: Path) -> DistillConfig:
@@ -177,7 +182,7 @@ def _interleave(first: list[int], second: list[int]) -> list[int]:
 def read_prepared(stage_dir: Path) -> tuple[list[DistillQuery], list[str]]:
     """The queries and passage pool a distill stage prepared (mined) before training."""
     queries = [DistillQuery(**row) for _, row in read_json_lines(stage_dir / QUERIES_NAME)]
-    pool = [row["text"] for _, row in read_json_lines(stage_dir / POOL_NAME)]
+    pool = _stored_texts(stage_dir / POOL_NAME)
     return queries, pool
 
 
@@ -212,7 +217,7 @@ class DistillStage:
         queries, pool = read_prepared(stage_dir)
         self.texts: list[str] = []
         if config.learns_geometry and (stage_dir / TEXTS_NAME).is_file():
-            self.texts = [row["text"] for _, row in read_json_lines(stage_dir / TEXTS_NAME)]
+            self.texts = _stored_texts(stage_dir / TEXTS_NAME)
             self.text_vectors = teacher_vectors(stage_dir, "texts")
         self.queries = queries
         self.teacher = teacher_scores(stage_dir, config, queries)
@@ -232,7 +237,8 @@ class DistillStage:
         size = self.world.size
         everyone = [r for rank in range(size) for r in self.sampler.batch_rows(step)[rank::size]]
         columns = [c for r in everyone for c in self.queries[r].candidates]  # every rank's, in rank order
-        teacher = torch.from_numpy(self.teacher.scores(rows, columns))
+        ranks = self.config.loss != "embedding"  # a loss on the teacher's scores of the candidates
+        teacher = torch.from_numpy(self.teacher.scores(rows, columns)) if ranks else None
         own = [c for r in rows for c in self.queries[r].candidates]
         per_query = len(self.queries[rows[0]].candidates)
         first = self.world.rank * len(own)
@@ -253,13 +259,15 @@ class DistillStage:
             geometry = torch.from_numpy(np.concatenate(parts))
 
         def loss_fn(q: torch.Tensor, p: torch.Tensor, *texts: torch.Tensor) -> torch.Tensor:
-            student = cosine_scores(q, gather(p, self.world))
-            target = teacher.to(student.device)
-            if isinstance(self.loss, MarginMSELoss):
-                return self.loss(student, target, positives.to(student.device), negatives.to(student.device))
-            total = self.loss(student, target) if self.config.loss != "embedding" else 0.0
+            total = torch.zeros((), device=q.device)
+            if teacher is not None:
+                student = cosine_scores(q, gather(p, self.world))
+                target = teacher.to(student.device)
+                if isinstance(self.loss, MarginMSELoss):
+                    return self.loss(student, target, positives.to(q.device), negatives.to(q.device))
+                total = self.loss(student, target)
             if geometry is not None:
-                weight = self.config.embedding_weight if self.config.loss != "embedding" else 1.0
+                weight = self.config.embedding_weight if ranks else 1.0
                 total = total + weight * similarity_mse(torch.cat([q, p, *texts]), geometry)
             return total
 
