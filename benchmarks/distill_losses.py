@@ -101,7 +101,17 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {a} | {b} | {c:.5f} | {d:.4g} | {e:.1f} | {f} |" for a, b, c, d, e, f in rows]
-    lines += ["", f"KL's gradient norm over the embedding term's, mean of the steps: **{ratio:.1f}**."]
+    seconds = {
+        loss: sum(r[4] for r in rows if r[0] == loss) / args.steps
+        for loss in ("kl", "embedding", "kl+embedding")
+    }
+    lines += [
+        "",
+        f"KL's gradient norm over the embedding term's, mean of the steps: **{ratio:.1f}**.",
+        "Mean seconds a step, over KL's: "
+        + ", ".join(f"{loss} {s:.1f} s ({s / seconds['kl']:.2f}x)" for loss, s in seconds.items())
+        + " (one run, the losses one after the other, nothing else on the cores).",
+    ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "distill_losses.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
