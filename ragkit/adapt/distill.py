@@ -3,13 +3,14 @@
 `prepare_distill` runs once before training and writes, into the stage's folder:
 - `pool.jsonl`: every passage a query may meet (the data's positives and negatives, plus up to
   `max_passages` unlabeled ones from `passages`);
-- `teacher/`: a dense teacher's vectors of the queries and the pool (ragkit/adapt/teacher.py), and
+- `teacher/`: a dense teacher's vectors of the queries and the pool (ragkit/adapt/teacher.py: also kept
+  in the embedding cache, so another run with the same teacher and texts reuses them), and
   `bm25/`, the pool's BM25 index (mining; the teacher too where it is or includes BM25);
 - `texts.jsonl` (for the embedding loss, when `texts` is given): up to `max_texts` of them, a fixed
   sample, with the teacher's vectors beside the others';
 - `distill.jsonl`: per query, its text, instruction and candidates (pool rows): the positive first,
   then `negatives` passages mined alternately from the teacher's and BM25's top `mine_depth`.
-A rerun finds these and goes on to train (or resumes the teacher's vectors shard by shard).
+A rerun finds these and goes on to train (or resumes the teacher's vectors block by block).
 
 Each step, the batch's queries are scored by the student (cosine) and by the teacher against every
 candidate of the batch, theirs and the other queries' (in-batch), and the loss is the KL between the
@@ -34,7 +35,7 @@ from ragkit.adapt.distributed import World, gather
 from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.adapt.losses.distillation import DistillKLLoss, MarginMSELoss, cosine_scores, similarity_mse
 from ragkit.adapt.stages import Sampler, chunk_settings, instructed_token_ids
-from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher
+from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher, query_keys, split_keys
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -62,7 +63,7 @@ def prepare_distill(
         _prepare_queries(teacher, config, stage_dir, show_progress)
     if config.texts:
         texts = _texts(config, stage_dir / TEXTS_NAME)
-        cached_vectors(stage_dir / "teacher", "texts", texts, teacher.embed_passages, show_progress)
+        teacher.vectors(stage_dir, "texts", texts, teacher.embed_passages, show_progress)
     return prepared(config, stage_dir)
 
 
@@ -84,6 +85,12 @@ class _LazyTeacher:
     def embed_passages(self, texts) -> np.ndarray:
         """The teacher's passage vectors."""
         return self._get().embed_passages(texts)
+
+    def vectors(self, stage_dir: Path, name: str, texts: list[str], embed, show_progress: bool) -> np.ndarray:
+        """The teacher's vectors of `texts`, kept as `teacher/<name>.npy` in the stage's folder."""
+        path = stage_dir / "teacher" / f"{name}.npy"
+        key = "" if path.is_file() else f"teacher|{self._get().fingerprint()}|{name}"
+        return cached_vectors(path, key, texts, embed, show_progress)
 
 
 def _prepare_queries(
@@ -114,11 +121,14 @@ def _prepare_queries(
     depth = min(config.mine_depth, len(pool))
     mined = [[int(i) for i in hits] for hits in lexical.search(queries, depth)]
     if config.teacher != BM25:
-        folder = stage_dir / "teacher"
-        query_vectors = cached_vectors(
-            folder, "queries", queries, lambda rows: teacher.embed_queries(rows, instructions), show_progress
+        query_vectors = teacher.vectors(
+            stage_dir,
+            "queries",
+            query_keys(queries, instructions),
+            lambda keys: teacher.embed_queries(*split_keys(keys)),
+            show_progress,
         )
-        passage_vectors = cached_vectors(folder, "passages", pool, teacher.embed_passages, show_progress)
+        passage_vectors = teacher.vectors(stage_dir, "passages", pool, teacher.embed_passages, show_progress)
         dense = _top_k(query_vectors, passage_vectors, depth)
         mined = [_interleave(a, b) for a, b in zip(dense, mined, strict=True)]
     rng = np.random.default_rng([config.seed, 1])
@@ -187,8 +197,8 @@ def read_prepared(stage_dir: Path) -> tuple[list[DistillQuery], list[str]]:
 
 
 def teacher_vectors(stage_dir: Path, name: str) -> np.ndarray:
-    """The dense teacher's cached vectors of "queries", "passages" or "texts", in row order."""
-    return np.concatenate([np.load(p) for p in sorted((stage_dir / "teacher").glob(f"{name}-*.npy"))])
+    """The dense teacher's vectors of "queries", "passages" or "texts", in row order."""
+    return np.load(stage_dir / "teacher" / f"{name}.npy")
 
 
 def teacher_scores(stage_dir: Path, config: DistillConfig, queries: list[DistillQuery]) -> TeacherScores:

@@ -4,7 +4,9 @@ computed, so a resumed run never pays for the teacher twice.
 A teacher is a sentence-transformers model (a built-in name such as "all-minilm-l6-v2", a folder with
 modules.json, or a Hub id), a ragkit encoder (a built-in name or a saved folder), "bm25", or a
 dense teacher fused with BM25 (`teacher_bm25_weight` > 0). A dense teacher's vectors of every
-query and passage are computed once and kept in `<stage dir>/teacher/`; the score of any (query,
+query and passage are computed once, in blocks kept in the embedding cache under `$RAGKIT_HOME`
+(keyed by the teacher's fingerprint and the texts, so a killed run and every later run with the same
+teacher and texts reuse them), and copied whole into `<stage dir>/teacher/`; the score of any (query,
 passage) pair, in-batch ones included, is then one dot product. BM25 scores are divided by each
 query's best score among the candidates scored, so that they share the cosine's [0, 1] range and
 the student's softmax temperature.
@@ -12,19 +14,20 @@ the student's softmax temperature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ragkit.embedding_cache import cached_embeddings
 from ragkit.errors import RagkitError
 from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
 BM25 = "bm25"
-SHARD_ROWS = 4096  # rows of teacher vectors per cached file: a killed run redoes at most one
 
 
 class DenseTeacher(Protocol):
@@ -35,6 +38,9 @@ class DenseTeacher(Protocol):
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Normalised vectors of passages."""
+
+    def fingerprint(self) -> str:
+        """What identifies the teacher's vectors in the embedding cache (settings and weights)."""
 
 
 class SentenceTransformerTeacher:
@@ -58,14 +64,24 @@ class SentenceTransformerTeacher:
         """The model's document vectors."""
         return self.model.embed(texts, task_metadata=None, prompt_type=self._document)
 
+    def fingerprint(self) -> str:
+        """The model's path and a probe vector's digest."""
+        return self.model.fingerprint()
+
 
 class EncoderTeacher:
     """A ragkit encoder: queries carry their training rows' instructions, as the student's do."""
 
     def __init__(self, name: str, batch_size: int) -> None:
         from ragkit.encoders.encoder import Encoder
+        from ragkit.eval.models import RagkitModel
 
         self.encoder, self.batch_size = Encoder.load(name), batch_size
+        self._model = RagkitModel(self.encoder, batch_size=batch_size)
+
+    def fingerprint(self) -> str:
+        """The encoder's settings and a probe vector's digest, as evaluation keys it."""
+        return self._model.fingerprint()
 
     def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
         """The encoder's vectors of `texts`, one encode call per distinct instruction."""
@@ -100,29 +116,41 @@ def load_teacher(name: str, batch_size: int = 64) -> DenseTeacher:
 
 
 def cached_vectors(
-    directory: Path, name: str, texts: Sequence[str], embed, show_progress: bool = False
+    path: Path,
+    key: str,
+    texts: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    show_progress: bool = False,
 ) -> np.ndarray:
-    """`embed(texts[a:b])` for shards of SHARD_ROWS rows, each saved as `<name>-<k>.npy` once done;
-    a rerun loads the shards it finds and embeds the rest."""
-    directory.mkdir(parents=True, exist_ok=True)
-    parts = []
-    starts = range(0, len(texts), SHARD_ROWS)
-    with progress_bar(f"teacher: {name}", enabled=show_progress) as bar:
-        task = bar.add_task(f"teacher: {name}", total=len(texts))
-        for k, start in enumerate(starts):
-            path = directory / f"{name}-{k:05d}.npy"
-            rows = texts[start : start + SHARD_ROWS]
-            if path.is_file():
-                part = np.load(path)
-            else:
-                part = np.asarray(embed(rows), dtype=np.float32)
-                with atomic_path(path) as tmp:
-                    np.save(tmp, part)
-            if len(part) != len(rows):
-                raise RagkitError(f"{path} holds {len(part)} vectors, not {len(rows)}; delete it and rerun")
-            parts.append(part)
-            bar.update(task, advance=len(rows))
-    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    """`embed(texts)`, saved whole at `path` (a .npy file) and, block by block, in the embedding cache
+    under `key` (the teacher's fingerprint and what it embeds): a rerun reads `path`, a killed run or
+    another run over the same texts reads the cached blocks and embeds the rest."""
+    if path.is_file():
+        vectors = np.load(path)
+        if len(vectors) != len(texts):
+            raise RagkitError(f"{path} holds {len(vectors)} vectors, not {len(texts)}; delete it and rerun")
+        return vectors
+    with progress_bar(f"teacher: {path.stem}", enabled=show_progress) as bar:
+        task = bar.add_task(f"teacher: {path.stem}", total=len(texts))
+        vectors = cached_embeddings(key, texts, embed, on_block=lambda n, hit: bar.advance(task, n))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        np.save(tmp, vectors)
+    return vectors
+
+
+def query_keys(texts: Sequence[str], instructions: Sequence[str]) -> list[str]:
+    """Each query with its instruction as one string (the cache keys on both), split by `split_keys`."""
+    return [
+        json.dumps([instruction, text], ensure_ascii=False)
+        for text, instruction in zip(texts, instructions, strict=True)
+    ]
+
+
+def split_keys(keys: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The texts and instructions `query_keys` joined."""
+    pairs = [json.loads(k) for k in keys]
+    return [text for _, text in pairs], [instruction for instruction, _ in pairs]
 
 
 class TeacherScores:

@@ -14,8 +14,8 @@ from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.types import PromptType
 
 from ragkit.corpus import document_text
+from ragkit.embedding_cache import cached_embeddings
 from ragkit.errors import RagkitError
-from ragkit.eval.cache import cached_embeddings
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
 from ragkit.index.fusion import FusionMethod, SearchMode, check_fusion, fuse

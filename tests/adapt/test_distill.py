@@ -10,7 +10,7 @@ import torch
 from helpers import TRAIN_SENTENCES, tiny_decoder_dir
 from safetensors.torch import load_file
 
-from ragkit import Encoder, RagkitError
+from ragkit import Encoder, RagkitError, embedding_cache
 from ragkit.adapt import adapt, stage_configs
 from ragkit.adapt import teacher as teacher_module
 from ragkit.adapt.config import DistillConfig
@@ -84,11 +84,19 @@ def test_teacher_scores_put_bm25_on_the_cosine_scale_and_fuse_by_weight():
     np.testing.assert_allclose(fused, 0.75 * dense + 0.25 * bm25, rtol=1e-6)
 
 
-def test_teacher_vectors_are_cached_per_shard_and_a_killed_run_embeds_only_the_rest(tmp_path, monkeypatch):
-    monkeypatch.setattr(teacher_module, "SHARD_ROWS", 2)
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test its own embedding cache: teachers' vectors found there would hide the calls counted."""
+    monkeypatch.setenv("RAGKIT_HOME", str(tmp_path / "home"))
+
+
+def test_teacher_vectors_are_cached_by_block_for_every_run_and_a_killed_run_embeds_only_the_rest(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(embedding_cache, "BLOCK", 2)
     texts = [f"text {i}" for i in range(5)]
     calls: list[list[str]] = []
-    die_on_call = 2  # killed while embedding the second shard
+    die_on_call = 2  # killed while embedding the second block
 
     def embed(rows):
         calls.append(list(rows))
@@ -96,14 +104,25 @@ def test_teacher_vectors_are_cached_per_shard_and_a_killed_run_embeds_only_the_r
             raise KeyboardInterrupt
         return np.array([[float(t.split()[1])] for t in rows], dtype=np.float32)
 
+    first = tmp_path / "run-1" / "teacher" / "passages.npy"
     with pytest.raises(KeyboardInterrupt):
-        cached_vectors(tmp_path, "passages", texts, embed)
+        cached_vectors(first, "teacher|t|passages", texts, embed)
+    assert not first.exists()
     calls.clear()
     die_on_call = 0
-    vectors = cached_vectors(tmp_path, "passages", texts, embed)
-    assert calls == [["text 2", "text 3"], ["text 4"]]  # shard 0 came from the cache
+    vectors = cached_vectors(first, "teacher|t|passages", texts, embed)
+    assert calls == [["text 2", "text 3"], ["text 4"]]  # block 0 came from the cache
     np.testing.assert_array_equal(vectors[:, 0], np.arange(5))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"passages-0000{k}.npy" for k in range(3)]
+    np.testing.assert_array_equal(np.load(first), vectors)  # the stage's own copy, whole
+    # Another run with the same teacher and texts embeds nothing; another teacher embeds everything.
+    calls.clear()
+    again = cached_vectors(
+        tmp_path / "run-2" / "teacher" / "passages.npy", "teacher|t|passages", texts, embed
+    )
+    np.testing.assert_array_equal(again, vectors)
+    assert calls == []
+    cached_vectors(tmp_path / "run-3" / "teacher" / "passages.npy", "teacher|u|passages", texts, embed)
+    assert len(calls) == 3
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +156,9 @@ class FakeTeacher:
 
     def embed_passages(self, texts):
         return self._vectors(texts)
+
+    def fingerprint(self):
+        return "fake"
 
 
 def test_prepare_mines_candidates_from_teacher_and_bm25_and_a_rerun_reuses_everything(
@@ -187,16 +209,20 @@ def test_prepare_embeds_the_texts_once_and_a_rerun_never_loads_the_teacher(
     assert fake.calls == 3  # queries, passages, texts
     texts = [json.loads(line)["text"] for line in (tmp_path / "texts.jsonl").read_text().splitlines()]
     assert len(texts) == 30 == len(set(texts))  # distinct, cut to max_texts
-    np.testing.assert_allclose(np.load(tmp_path / "teacher" / "texts-00000.npy"), fake._vectors(texts))
+    np.testing.assert_allclose(np.load(tmp_path / "teacher" / "texts.npy"), fake._vectors(texts))
     monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda *a: pytest.fail("teacher loaded twice"))
     prepare_distill(None, config, tmp_path, show_progress=False)
-    # Texts given to a run prepared without them are embedded then, the queries' work kept.
+    # Another run with the same teacher reads every vector from the embedding cache; texts given to a run
+    # prepared without them are added then, the queries' work kept.
     other = tmp_path / "later"
     monkeypatch.setattr("ragkit.adapt.distill.load_teacher", lambda name, batch_size: fake)
-    prepare_distill(None, DistillConfig(**settings), other, show_progress=False)
     calls = fake.calls
+    prepare_distill(None, DistillConfig(**settings), other, show_progress=False)
     prepare_distill(None, config, other, show_progress=False)
-    assert fake.calls == calls + 1 and (other / "teacher" / "texts-00000.npy").is_file()
+    assert fake.calls == calls and (other / "teacher" / "texts.npy").is_file()
+    np.testing.assert_array_equal(
+        np.load(other / "teacher" / "texts.npy"), np.load(tmp_path / "teacher" / "texts.npy")
+    )
 
 
 def test_embedding_settings_are_checked():

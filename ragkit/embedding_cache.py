@@ -1,7 +1,8 @@
-"""Corpus embeddings cached on disk, so a second evaluation with the same encoder embeds only queries.
+"""Vectors cached on disk, so no model embeds the same texts twice: a second evaluation with the same
+encoder embeds only queries, and a distillation teacher embeds its texts once for every run that uses them.
 
 Vectors are stored per block of texts, keyed by the model's fingerprint and the block's texts: an
-interrupted run resumes from the last finished block, and a changed document misses only its block.
+interrupted run resumes from the last finished block, and a changed text misses only its block.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ BLOCK = 256  # also the progress bar's step
 
 
 def cache_dir() -> Path:
-    """Where corpus embeddings are cached between eval runs."""
-    return ragkit_home() / "eval" / "embeddings"
+    """Where vectors are cached between runs (eval corpora, distillation teachers)."""
+    return ragkit_home() / "embeddings"
 
 
 def cached_embeddings(
