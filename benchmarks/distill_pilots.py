@@ -65,17 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     store = RESULTS / "distill_pilots.json"
     scores: dict[str, dict[str, float]] = json.loads(store.read_text()) if store.is_file() else {}
-    for lever in args.levers:
-        out = folder(lever)
-        if args.steps:
-            out = out.with_name(out.name + f"-trial{args.steps}")
-        if not (out / "ragkit_config.json").is_file():
-            report = adapt(START, out, configs(lever, args.steps))
-            print(f"{lever}: {report.stages[0]}", flush=True)
-    if args.no_score:
-        return
-    systems = {"release 0.5 (start)": START, **{lever: str(folder(lever)) for lever in args.levers}}
-    for name, model in systems.items():
+
+    def score(name: str, model: str) -> None:
         for dev in DEV:
             if dev.name in scores.get(name, {}):
                 continue
@@ -85,6 +76,20 @@ def main() -> None:
             scores.setdefault(name, {})[dev.name] = round(row.ndcg_at_10, 4)
             store.write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
             print(f"{name} {dev.name}: {row.ndcg_at_10:.4f}", flush=True)
+
+    if not args.no_score:
+        score("release 0.5 (start)", START)
+    for lever in args.levers:  # each scored as soon as it is trained: a stopped chain keeps its scores
+        out = folder(lever)
+        if args.steps:
+            out = out.with_name(out.name + f"-trial{args.steps}")
+        if not (out / "ragkit_config.json").is_file():
+            report = adapt(START, out, configs(lever, args.steps))
+            print(f"{lever}: {report.stages[0]}", flush=True)
+        if not args.no_score:
+            score(lever, str(out))
+    if args.no_score:
+        return
     names = [d.name for d in DEV]
     lines = [
         "# Release 0.6 pilots (dense nDCG@10 on the dev splits)",
