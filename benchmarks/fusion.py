@@ -32,8 +32,8 @@ from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import SentenceTransformerModel, load_eval_model
 from ragkit.eval.search import FusionSearch, document_texts
 from ragkit.eval.tasks import subsample
-from ragkit.index.calibration import GENERATED, INVERSE_CLOZE, QUERY_METHODS, calibrate, written_queries
-from ragkit.index.fusion import FALLBACK
+from ragkit.index.calibration import QUERY_METHODS, calibrate, written_queries
+from ragkit.index.search_setting import FALLBACK, GENERATED, INVERSE_CLOZE
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -87,9 +87,7 @@ def query(
         text,
         k=k,
         filter=conditions,
-        mode=setting.mode,
-        method=setting.method,
-        weight=setting.weight,
+        setting=setting,
         rerank=rerank,
         rerank_top=rerank_top,
     )

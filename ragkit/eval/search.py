@@ -174,9 +174,8 @@ class IndexSearch:
         self.doc_ids = retriever.store.doc_ids()  # chunk id -> document id
         self._model = RagkitModel(retriever.encoder, task_instructions=False)
         default = " (the index's default)" if mode is None and method is None and weight is None else ""
-        s = self.setting
-        fusion = f" {s.method} {s.weight:g}" if s.mode == "hybrid" else ""
-        self.label = f"index:{retriever.index_dir.name} {s.mode}{fusion}{default}"
+        fusion = f" {self.setting.label}" if self.setting.mode == "hybrid" else ""
+        self.label = f"index:{retriever.index_dir.name} {self.mode}{fusion}{default}"
 
     @property
     def mteb_model_meta(self):
@@ -208,10 +207,7 @@ class IndexSearch:
     ) -> dict[str, dict[str, float]]:
         """The index's top `top_k` documents per query in its mode (chunks grouped per document)."""
         fetch = min(top_k * self.chunks_per_document, len(self.doc_ids))
-        s = self.setting
-        ranked = self.retriever.ranked(
-            query_texts(queries), fetch, mode=s.mode, method=s.method, weight=s.weight
-        )
+        ranked = self.retriever.ranked(query_texts(queries), fetch, setting=self.setting)
         results = {}
         for qid, ranking in zip(queries["id"], ranked, strict=True):
             best: dict[str, float] = {}

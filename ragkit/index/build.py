@@ -25,13 +25,12 @@ from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
 from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
-from ragkit.index.calibration import DEFAULT_QUERY_METHOD, Calibration, calibrate_store, check_query_method
+from ragkit.index.calibration import DEFAULT_QUERY_METHOD, calibrate_store, check_query_method
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash, document_ids
 from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
 from ragkit.index.faiss_build import faiss_build
-from ragkit.index.fusion import FALLBACK
 from ragkit.index.generation import (
     RETRAIN_FACTOR,
     generation_manifest,
@@ -42,6 +41,7 @@ from ragkit.index.lock import writer_lock
 from ragkit.index.manifest import MANIFEST_FILE, IndexManifest
 from ragkit.index.ray_embed import embed_files_on_ray
 from ragkit.index.report import BuildReport
+from ragkit.index.search_setting import FALLBACK, Calibration
 from ragkit.index.settings import IndexSettings
 from ragkit.index.transform import Transform
 from ragkit.index.workdir import (
@@ -283,30 +283,27 @@ class Index:
 
     def _calibration(
         self, directory: Path, store: Docstore, report: BuildReport, previous: IndexManifest | None
-    ) -> dict:
-        """The generation's default search setting (`Calibration.to_json()`; {} for none): chosen
-        again for a new or retrained index, one without a setting yet, or once the corpus has grown or
-        shrunk `RETRAIN_FACTOR` times since it was chosen; else the previous one, kept."""
-        kept = previous.calibration if previous else {}
+    ) -> Calibration | None:
+        """The generation's default search setting (None: the fallback): chosen again for a new or
+        retrained index, one without a setting yet, or once the corpus has grown or shrunk
+        `RETRAIN_FACTOR` times since it was chosen; else the previous one, kept."""
+        kept = previous.calibration if previous else None
         fallback = f"{FALLBACK} (the fallback chosen on dev splits"
         if not self.calibrate and kept:  # not calibrated again: what the index calibrated to stays
-            setting = Calibration.from_json(kept).setting
-            report.default_search = f"{setting} (calibrated at {kept.get('chunks', 0)} chunks, kept)"
+            report.default_search = f"{kept.setting} (calibrated at {kept.chunks} chunks, kept)"
             return kept
         if not self.calibrate:
             report.default_search = f"{fallback}; not calibrated)"
-            return {}
-        method = self.calibration_queries or kept.get("method") or DEFAULT_QUERY_METHOD
-        n, since = report.counts["chunks"], kept.get("chunks", 0)
-        same_method = kept.get("method", method) == method
+            return None
+        method = self.calibration_queries or (kept.method if kept else DEFAULT_QUERY_METHOD)
+        n, since = report.counts["chunks"], kept.chunks if kept else 0
         if (
             kept
-            and same_method
+            and kept.method == method
             and not report.retrained
             and since * RETRAIN_FACTOR > n > since / RETRAIN_FACTOR
         ):
-            setting = Calibration.from_json(kept).setting
-            report.default_search = f"{setting} (calibrated at {since} chunks, kept)"
+            report.default_search = f"{kept.setting} (calibrated at {since} chunks, kept)"
             return kept
         transform = Transform.load(directory, report.transform)
         calibration = calibrate_store(
@@ -319,11 +316,11 @@ class Index:
         )
         if calibration is None:
             report.default_search = f"{fallback}: too few sentences to calibrate on)"
-            return {}
+            return None
         calibration.chunks, calibration.generation = n, report.generation
         report.calibration = calibration
         report.default_search = f"{calibration.setting}, {calibration.reason()}"
-        return calibration.to_json()
+        return calibration
 
     def _embed(self, documents: list[Document], store: Docstore, report: BuildReport) -> None:
         units = (

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,8 +34,9 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.precision import native_bf16
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import Docstore
-from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES, SearchSetting, fuse
+from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES, fuse
 from ragkit.index.lexical import LexicalIndex
+from ragkit.index.search_setting import GENERATED, INVERSE_CLOZE, Calibration, SearchSetting
 from ragkit.index.transform import Transform
 from ragkit.querygen import GenerationSettings, generate_queries, usable_query
 
@@ -45,7 +46,6 @@ MIN_QUERIES = 30  # fewer sentences to draw from: too noisy to choose, keep the 
 WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_WORDS, MAX_WORDS = 5, 40  # a sentence shorter is rarely a question's worth; longer, rarely one
 WINDOW = 12  # words per pseudo-sentence of a text without sentence punctuation
-GENERATED, INVERSE_CLOZE = "generated", "inverse-cloze"
 QUERY_METHODS: tuple[str, ...] = (GENERATED, INVERSE_CLOZE)
 DEFAULT_QUERY_METHOD = GENERATED  # benchmarks/results/calibration_queries.md
 # A fusion is chosen over the better of dense and BM25 alone only when its pseudo-query nDCG@10 beats
@@ -61,45 +61,6 @@ CANDIDATES: tuple[SearchSetting, ...] = (
     SearchSetting("bm25"),
     *(SearchSetting("hybrid", m, w) for m in FUSION_METHODS for w in WEIGHTS),  # type: ignore[arg-type]
 )
-
-
-@dataclass
-class Calibration:
-    """The setting an index searches with by default, and the evidence it was chosen on."""
-
-    setting: SearchSetting
-    scores: dict[str, float]  # candidate label -> nDCG@10 of the sources on the pseudo-queries
-    queries: int
-    pool: int
-    chunks: int = 0  # the index's size when calibrated: an update recalibrates once it has changed enough
-    generation: int = 0
-    method: str = INVERSE_CLOZE  # how the pseudo-queries were made (manifests before "generated": this)
-    extra: dict = field(default_factory=dict)
-
-    def reason(self) -> str:
-        """One line for `ragkit query`: what was chosen, on what, and what it beat."""
-        best = self.scores[self.setting.label]
-        others = ", ".join(
-            f"{label} {self.scores[label]:.3f}" for label in ("bm25", "dense") if label != self.setting.label
-        )
-        made = (
-            "questions written for passages of this corpus"
-            if self.method == GENERATED
-            else "pseudo-queries drawn from this corpus"
-        )
-        note = f"; {self.extra['fallback']}" if "fallback" in self.extra else ""
-        return f"calibrated on {self.queries} {made} (nDCG@10 {best:.3f}; {others}){note}"
-
-    def to_json(self) -> dict:
-        """The manifest's form: the setting as its label."""
-        data = asdict(self)
-        data["setting"] = self.setting.label
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> Calibration:
-        """Read back what `to_json` wrote."""
-        return cls(**{**data, "setting": SearchSetting.from_label(data["setting"])})
 
 
 @dataclass(frozen=True)

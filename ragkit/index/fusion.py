@@ -12,7 +12,6 @@ nothing from it):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal, get_args
 
 from ragkit.errors import RagkitError
@@ -83,40 +82,3 @@ def _check_weights(rankings: Sequence[Ranking], weights: Sequence[float] | None)
     if len(weights) != len(rankings):
         raise RagkitError(f"{len(weights)} weights for {len(rankings)} rankings: give one per ranking")
     return weights
-
-
-@dataclass(frozen=True)
-class SearchSetting:
-    """One way to search an index: `mode`, and for hybrid the fusion `method` and dense `weight`."""
-
-    mode: SearchMode
-    method: FusionMethod | None = None
-    weight: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in SEARCH_MODES:
-            raise RagkitError(f"unknown search `mode` {self.mode!r}: use one of {', '.join(SEARCH_MODES)}")
-        if self.mode == "hybrid":
-            if self.method is None or self.weight is None:
-                raise RagkitError("a hybrid setting needs a fusion `method` and a dense `weight`")
-            check_fusion(self.method, self.weight)
-
-    @property
-    def label(self) -> str:
-        """ "dense", "bm25" or "<method> <weight>", as benchmarks/results/fusion.md names them."""
-        return self.mode if self.mode != "hybrid" else f"{self.method} {self.weight:g}"
-
-    def __str__(self) -> str:
-        return self.mode if self.mode != "hybrid" else f"hybrid ({self.method}, dense weight {self.weight:g})"
-
-    @classmethod
-    def from_label(cls, label: str) -> SearchSetting:
-        """Read back a setting's label ("dense", "bm25", "weighted 0.3", "rrf 0.2")."""
-        if label in ("dense", "bm25"):
-            return cls(label)  # type: ignore[arg-type]
-        method, weight = label.split()
-        return cls("hybrid", method, float(weight))  # type: ignore[arg-type]
-
-
-HYBRID_DEFAULT = SearchSetting("hybrid", DEFAULT_METHOD, DEFAULT_WEIGHT)
-FALLBACK = HYBRID_DEFAULT

@@ -9,8 +9,8 @@ from typing import Any
 
 from ragkit.encoders import EncoderConfig
 from ragkit.errors import RagkitError
-from ragkit.index.calibration import Calibration
 from ragkit.index.faiss_index import IndexLayout
+from ragkit.index.search_setting import Calibration
 from ragkit.index.transform import TransformRecord
 from ragkit.io import atomic_write_text
 from ragkit.io.records import from_known_fields
@@ -64,7 +64,8 @@ class TrainedState:
 class IndexManifest:
     """Everything `Retriever.load` and an incremental `ragkit index` need to know about an index.
 
-    The parts are typed records (`EncoderRecord`, `TransformRecord`, `IndexLayout`, `TrainedState`);
+    The parts are typed records (`EncoderRecord`, `TransformRecord`, `IndexLayout`, `TrainedState`,
+    `Calibration`);
     they are written as JSON objects, and read from them (`read` or the constructor).
     """
 
@@ -85,9 +86,9 @@ class IndexManifest:
     # When the FAISS index and the PCA were last trained: {"generation", "vectors"}; an update
     # retrains (and says so) once the corpus has grown or shrunk `RETRAIN_FACTOR` times since.
     trained: TrainedState = field(default_factory=TrainedState)
-    # The search setting this corpus calibrated itself to and its evidence (`Calibration.to_json`);
-    # {}: none (too few sentences, or built before ragkit calibrated), searches use the fallback.
-    calibration: dict[str, Any] = field(default_factory=dict)
+    # The search setting this corpus calibrated itself to and its evidence; None ({} in the file): none
+    # (too few sentences, or built before ragkit calibrated), searches use the fallback.
+    calibration: Calibration | None = None
     # The precision the documents were encoded in: queries are encoded the same way where the device
     # computes it ("" in indexes built before ragkit recorded it).
     precision: str = ""
@@ -102,6 +103,8 @@ class IndexManifest:
         ):
             if isinstance(value := getattr(self, name), dict):
                 setattr(self, name, record.from_json(value))
+        if isinstance(self.calibration, dict):
+            self.calibration = Calibration.from_json(self.calibration) if self.calibration else None
 
     @property
     def index_path(self) -> str:
@@ -142,10 +145,6 @@ class IndexManifest:
             f"{fingerprint['source']!r} ({fingerprint['config_hash']}); {fix}"
         )
 
-    def search_calibration(self) -> Calibration | None:
-        """The calibrated default search, if this index has one."""
-        return Calibration.from_json(self.calibration) if self.calibration else None
-
     def encoder_config(self) -> EncoderConfig:
         """The config to load the index's encoder with: `Encoder.load(manifest.encoder_config())`."""
         recorded = self.encoder.config
@@ -183,6 +182,7 @@ class IndexManifest:
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON object manifest.json holds (a PCA-less transform names no file)."""
         data = asdict(self)
+        data["calibration"] = self.calibration.to_json() if self.calibration else {}
         if data["transform"]["file"] is None:
             del data["transform"]["file"]
         return data

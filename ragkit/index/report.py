@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragkit.corpus import ReadStats
-from ragkit.index.calibration import Calibration
 from ragkit.index.embedding import EmbedTotals
+from ragkit.index.search_setting import Calibration
 from ragkit.index.transform import TransformRecord
 
 

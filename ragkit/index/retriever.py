@@ -18,21 +18,13 @@ from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search, selector_params
 from ragkit.index.filters import compile_filter
-from ragkit.index.fusion import (
-    FALLBACK,
-    HYBRID_CANDIDATES,
-    HYBRID_DEFAULT,
-    SEARCH_MODES,
-    FusionMethod,
-    SearchMode,
-    SearchSetting,
-    fuse,
-)
+from ragkit.index.fusion import HYBRID_CANDIDATES, FusionMethod, SearchMode
 from ragkit.index.lexical import LexicalIndex
 from ragkit.index.manifest import IndexManifest
 from ragkit.index.ondisk import read_index
 from ragkit.index.rerank import RERANK_TOP, CrossEncoderLike, load_reranker
 from ragkit.index.rerank import rerank as reranked
+from ragkit.index.search_setting import FALLBACK, SearchSetting, resolve_setting
 from ragkit.index.transform import Transform
 
 
@@ -192,6 +184,7 @@ class Retriever:
         mode: SearchMode | None = None,
         method: FusionMethod | None = None,
         weight: float | None = None,
+        setting: SearchSetting | None = None,
         query_vectors: np.ndarray | None = None,
         rerank: str | CrossEncoderLike | None = None,
         rerank_top: int = RERANK_TOP,
@@ -202,6 +195,8 @@ class Retriever:
         "hybrid" (both, fused by `method`, "weighted" or "rrf", with `weight` the dense share). What
         is not given comes from the setting the index calibrated itself to when it was built
         (`resolve`, ragkit/index/calibration.py); a `method` or `weight` alone means hybrid.
+        `setting`: a `SearchSetting` already resolved (`resolve`), instead of `mode`, `method` and
+        `weight`: what the CLI, the server and the integrations pass, so the choice is made once.
         `filter` (ragkit/index/filters.py) keeps chunks by path, doc id, title or metadata:
         {"path": "docs/*.md"}, {"year": {"$gte": 2020}}, {"$or": [...]}. The docstore evaluates it and
         only matching chunks are ranked, so a filter returns exactly the matching top k.
@@ -219,7 +214,8 @@ class Retriever:
         snapshot = self.snapshot
         queries = [query] if isinstance(query, str) else query
         n = max(k, rerank_top) if reranker is not None else k
-        ranked = self._ranked(snapshot, queries, n, mode, method, weight, filter, query_vectors)
+        setting = self._setting(snapshot, setting, mode, method, weight)
+        ranked = self._ranked(snapshot, queries, n, setting, filter, query_vectors)
         results = [_hits(snapshot, ranking, n) for ranking in ranked]
         if reranker is not None:
             results = [reranked(reranker, q, hits, k) for q, hits in zip(queries, results, strict=True)]
@@ -233,25 +229,44 @@ class Retriever:
         mode: SearchMode | None = None,
         method: FusionMethod | None = None,
         weight: float | None = None,
+        setting: SearchSetting | None = None,
         filter: dict | None = None,
     ) -> list[dict[int, float]]:
         """Per query, chunk id -> score, best first, for the top n chunks (the top n of each
         side, fused, in hybrid mode, where each side retrieves at least `HYBRID_CANDIDATES`).
         What `search` ranks before reading hits; `ragkit eval --index` scores it."""
-        return self._ranked(self.snapshot, queries, n, mode, method, weight, filter)
+        snapshot = self.snapshot
+        setting = self._setting(snapshot, setting, mode, method, weight)
+        return self._ranked(snapshot, queries, n, setting, filter)
+
+    def _setting(
+        self,
+        snapshot: Snapshot,
+        setting: SearchSetting | None,
+        mode: str | None,
+        method: str | None,
+        weight: float | None,
+    ) -> SearchSetting:
+        """`setting` as given, else the one `mode`, `method` and `weight` resolve to."""
+        if setting is None:
+            return resolve_setting(snapshot.manifest.calibration, mode, method, weight)
+        if not isinstance(setting, SearchSetting):
+            raise RagkitError(
+                f"`setting` must be a SearchSetting (Retriever.resolve gives one), got {setting!r}"
+            )
+        if (mode, method, weight) != (None, None, None):
+            raise RagkitError("give either `setting` or `mode`/`method`/`weight`, not both")
+        return setting
 
     def _ranked(
         self,
         snapshot: Snapshot,
         queries: Sequence[str],
         n: int,
-        mode: SearchMode | None,
-        method: FusionMethod | None,
-        weight: float | None,
+        setting: SearchSetting,
         filter: dict | None,
         query_vectors: np.ndarray | None = None,
     ) -> list[dict[int, float]]:
-        setting = self.resolve(mode, method, weight, manifest=snapshot.manifest)
         mode = setting.mode
         if mode != "dense" and snapshot.lexical is None:
             raise RagkitError(
@@ -286,11 +301,7 @@ class Retriever:
             dense = self._dense(snapshot, vector, fetch, allowed) if mode != "bm25" else {}
             lexical = snapshot.lexical.search([query], fetch, allowed)[0] if mode != "dense" else {}
             ranking = (
-                dense
-                if mode == "dense"
-                else lexical
-                if mode == "bm25"
-                else fuse(dense, lexical, setting.method, setting.weight)
+                dense if mode == "dense" else lexical if mode == "bm25" else setting.fuse(dense, lexical)
             )
             rankings.append(dict(itertools.islice(ranking.items(), n)))
         return rankings
@@ -319,39 +330,16 @@ class Retriever:
         return snapshot.transform.apply(self.encoder.encode_queries(queries))
 
     def resolve(
-        self,
-        mode: str | None = None,
-        method: str | None = None,
-        weight: float | None = None,
-        *,
-        manifest: IndexManifest | None = None,
+        self, mode: str | None = None, method: str | None = None, weight: float | None = None
     ) -> SearchSetting:
-        """The setting a search with these arguments runs. What is given wins; the rest comes from
-        the setting the index calibrated itself to, else from `FALLBACK` (chosen on dev splits). A
-        `method` or `weight` without a `mode` means hybrid; hybrid without them takes the calibrated
-        fusion if it is one, else hybrid's dev-chosen `HYBRID_DEFAULT`."""
-        if mode is not None and mode not in SEARCH_MODES:
-            raise RagkitError(f"unknown search `mode` {mode!r}: use one of {', '.join(SEARCH_MODES)}")
-        calibration = (manifest or self.manifest).search_calibration()
-        default = calibration.setting if calibration else FALLBACK
-        if mode is None and method is None and weight is None:
-            return default
-        if mode in ("dense", "bm25"):
-            return SearchSetting(mode)  # type: ignore[arg-type]
-        base = default if default.mode == "hybrid" else HYBRID_DEFAULT
-        return SearchSetting(
-            "hybrid",
-            method or base.method,
-            base.weight if weight is None else weight,  # type: ignore[arg-type]
-        )
-
-    def resolve_mode(self, mode: str | None) -> str:
-        """The mode a search with `mode` runs (`resolve`'s)."""
-        return self.resolve(mode).mode
+        """The setting a search with these options runs (`resolve_setting`): what is given wins, the
+        rest comes from the index's calibration, else the dev-chosen fallback. Resolve once and pass
+        the result as `search(..., setting=)`."""
+        return resolve_setting(self.manifest.calibration, mode, method, weight)
 
     def explain(self, setting: SearchSetting) -> str:
         """Why a search ran with `setting`, in a line (`ragkit query` prints it)."""
-        calibration = self.manifest.search_calibration()
+        calibration = self.manifest.calibration
         if calibration is not None and setting == calibration.setting:
             return calibration.reason()
         if calibration is None and setting == FALLBACK:

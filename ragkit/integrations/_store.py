@@ -83,9 +83,7 @@ class IndexStore:
                 query or "",
                 k=depth,
                 filter=filter,
-                mode=setting.mode,
-                method=setting.method,
-                weight=setting.weight,
+                setting=setting,
                 query_vectors=vectors,
             )
             for hit in hits:

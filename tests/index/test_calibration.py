@@ -17,18 +17,22 @@ from ragkit.index import Index, Retriever
 from ragkit.index import calibration as calibration_module
 from ragkit.index.calibration import (
     CANDIDATES,
-    GENERATED,
-    INVERSE_CLOZE,
     MIN_QUERIES,
-    Calibration,
     PseudoQuery,
     _ndcg_at_10,
     calibrate,
     pseudo_queries,
     written_queries,
 )
-from ragkit.index.fusion import FALLBACK, HYBRID_DEFAULT, SearchSetting
 from ragkit.index.manifest import IndexManifest
+from ragkit.index.search_setting import (
+    FALLBACK,
+    GENERATED,
+    HYBRID_DEFAULT,
+    INVERSE_CLOZE,
+    Calibration,
+    SearchSetting,
+)
 
 WORDS = [f"term{i}" for i in range(2000)]
 
@@ -142,7 +146,7 @@ def scifact_index(tmp_path_factory):
 def test_an_index_records_its_calibration_and_searches_with_it_by_default(scifact_index):
     root, _, encoder, report = scifact_index
     manifest = IndexManifest.read(root / "idx")
-    calibration = manifest.search_calibration()
+    calibration = manifest.calibration  # a typed record, read once with the manifest
     assert calibration is not None and calibration == report.calibration
     assert calibration.queries >= MIN_QUERIES and calibration.chunks == manifest.counts["chunks"]
     assert calibration.scores[calibration.setting.label] == max(calibration.scores.values())
@@ -153,6 +157,14 @@ def test_an_index_records_its_calibration_and_searches_with_it_by_default(scifac
     query = "cancer cells and immune response"
     explicit = retriever.search(query, k=5, mode=s.mode, method=s.method, weight=s.weight)
     assert [h.chunk_id for h in retriever.search(query, k=5)] == [h.chunk_id for h in explicit]
+    # A setting resolved once is passed whole, as the CLI, the server and the integrations do.
+    assert [h.chunk_id for h in retriever.search(query, k=5, setting=s)] == [h.chunk_id for h in explicit]
+    with pytest.raises(RagkitError, match="either `setting` or `mode`"):
+        retriever.search(query, k=5, setting=s, mode="bm25")
+    with pytest.raises(RagkitError, match="`setting` must be a SearchSetting"):
+        retriever.search(query, k=5, setting="bm25")
+    with pytest.raises(RagkitError, match="unknown search `mode` 'sparse'"):
+        retriever.resolve("sparse")
     assert calibration.method == GENERATED  # the default: questions written for sampled chunks
     assert "questions written for passages of this corpus" in retriever.explain(s)
     # What is asked for wins; a method or weight alone means hybrid.
@@ -176,7 +188,7 @@ def test_an_update_keeps_the_calibration_until_the_corpus_doubles(scifact_index,
     report = index.add([{"id": r["_id"], "text": r["text"], "title": r["title"]} for r in rows[130:]])
     after = IndexManifest.read(index_dir).calibration
     assert report.calibration is not None  # 300 documents, 2.5x the 120 it was calibrated on
-    assert after["chunks"] == IndexManifest.read(index_dir).counts["chunks"] and after != before
+    assert after.chunks == IndexManifest.read(index_dir).counts["chunks"] and after != before
 
 
 def test_an_update_without_calibration_keeps_the_stored_one(scifact_index, tmp_path):
@@ -204,7 +216,7 @@ def test_an_index_keeps_its_way_of_making_queries_and_changing_it_calibrates_aga
     report = Index.open(index_dir, encoder, calibration_queries=INVERSE_CLOZE).add(doc[1:])
     assert report.calibration is not None and report.calibration.method == INVERSE_CLOZE
     assert "pseudo-queries drawn from this corpus" in report.calibration.reason()
-    assert IndexManifest.read(index_dir).calibration["method"] == INVERSE_CLOZE
+    assert IndexManifest.read(index_dir).calibration.method == INVERSE_CLOZE
     with pytest.raises(RagkitError, match="unknown `calibration_queries` 'llm'") as error:
         Index.open(index_dir, encoder, calibration_queries="llm")
     from ragkit.cli.app import cli_flags
@@ -250,12 +262,12 @@ def test_a_corpus_too_small_to_calibrate_searches_with_the_dev_chosen_fallback(t
     (corpus / "cats.md").write_text("# Cats\nThe cat sat on the mat. It purred all day long.")
     encoder = tiny_encoder()
     report = Index.build(corpus, encoder, tmp_path / "idx", show_progress=False)
-    assert report.calibration is None and IndexManifest.read(tmp_path / "idx").calibration == {}
+    assert report.calibration is None and IndexManifest.read(tmp_path / "idx").calibration is None
     retriever = Retriever.load(tmp_path / "idx", encoder=encoder)
     assert retriever.resolve() == FALLBACK
     assert "chosen on dev splits" in retriever.explain(FALLBACK)
     Index.build(corpus, encoder, tmp_path / "off", show_progress=False, calibrate=False)
-    assert IndexManifest.read(tmp_path / "off").calibration == {}
+    assert IndexManifest.read(tmp_path / "off").calibration is None
 
 
 def test_a_fusion_is_chosen_only_where_it_beats_both_systems_alone_by_more_than_noise():

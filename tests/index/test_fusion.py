@@ -53,7 +53,7 @@ def test_the_default_settings_are_the_ones_the_benchmark_measured():
     import json
     from pathlib import Path
 
-    from ragkit.index.fusion import FALLBACK, HYBRID_DEFAULT
+    from ragkit.index.search_setting import FALLBACK, HYBRID_DEFAULT
 
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "fusion.json"
     measured = json.loads(results.read_text())

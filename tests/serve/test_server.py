@@ -96,7 +96,7 @@ def test_search_with_several_queries_a_filter_and_the_default_mode(client, retri
         "/v1/search",
         json={"queries": queries, "k": 2, "filter": {"path": {"$in": ["honey-bees.md", "coffee.md"]}}},
     ).json()
-    assert body["mode"] == retriever.resolve_mode(None)
+    assert body["mode"] == retriever.resolve().mode
     assert [r["query"] for r in body["results"]] == queries
     assert {h["path"] for r in body["results"] for h in r["hits"]} <= {"honey-bees.md", "coffee.md"}
     assert body["results"][0]["hits"][0]["path"] == "honey-bees.md"
