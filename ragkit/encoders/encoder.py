@@ -44,6 +44,7 @@ from ragkit.encoders.pooling import POOLING_MODES, PoolingMode, pool
 from ragkit.encoders.precision import (
     Precision,
     bf16_linear_weights,
+    check_precision,
     compute_context,
     has_bf16_linears,
     resolve_precision,
@@ -138,15 +139,19 @@ class Encoder:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or EncoderConfig()
-        # How `encode` computes (ragkit/encoders/precision.py); "int8" quantizes `model` in place.
-        self.precision = resolve_precision(precision, self.device)
+        # How `encode` computes (ragkit/encoders/precision.py), as `load` resolved it: checked here, never
+        # re-decided. "int8" quantizes `model` in place.
+        self.precision = check_precision(precision, self.device)
         self.devices: list[str] | None = None  # several: `encode` runs a worker process on each
         self._pool: EncoderPool | None = None
         if self.tokenizer.pad_token is None:  # decoders often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         set_bidirectional(model, self.config.bidirectional, allow_unvalidated=allow_unvalidated)
-        if self.precision == "int8":  # measured on the model as it encodes: bidirectional, pooled
-            self.model = int8_model(self, model)
+        if self.precision == "int8":  # calibrated on an fp32 twin sharing model and tokenizer
+            fp32 = Encoder(
+                model, tokenizer, self.config, allow_unvalidated=allow_unvalidated, precision="fp32"
+            )
+            self.model = int8_model(fp32)
 
     @classmethod
     def load(

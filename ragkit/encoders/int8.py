@@ -131,10 +131,14 @@ CALIBRATION_TEXTS = (
 )
 
 
-def int8_model(encoder: Encoder, model: torch.nn.Module) -> torch.nn.Module:
-    """`model` with int8 linear layers, SmoothQuant-scaled by the activations `encoder` (still fp32)
-    sees on `CALIBRATION_TEXTS`: `Encoder(precision="int8")` quantizes its model with it."""
-    encoder.precision = "fp32"
-    maxima = activation_maxima(model, lambda: encoder.encode(list(CALIBRATION_TEXTS), show_progress=False))
-    encoder.precision = "int8"
-    return quantize_int8(model, maxima)
+def int8_model(encoder: Encoder) -> torch.nn.Module:
+    """`encoder`'s model with int8 linear layers, SmoothQuant-scaled by the activations the fp32
+    `encoder` sees on `CALIBRATION_TEXTS` (measured on the model as it encodes: bidirectional,
+    pooled): `Encoder(precision="int8")` quantizes its model with it."""
+    if encoder.precision != "fp32":
+        raise ValueError(
+            f"int8 calibration measures an fp32 encoder; this one computes in {encoder.precision}"
+        )
+    texts = list(CALIBRATION_TEXTS)
+    maxima = activation_maxima(encoder.model, lambda: encoder.encode(texts, show_progress=False))
+    return quantize_int8(encoder.model, maxima)

@@ -30,9 +30,15 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> Precision:
-    """`precision`, or the default for `device`; a bad value is a one-line error."""
+    """`precision`, or the default for `device`; a bad value is a one-line error. Decided once, when
+    an encoder loads (`Encoder.load`); everything after reads `encoder.precision`."""
     if precision is None:
         return default_precision(device)
+    return check_precision(precision, device)
+
+
+def check_precision(precision: str, device: torch.device) -> Precision:
+    """`precision` if `device` can run it, else a one-line error."""
     if precision not in PRECISIONS:
         raise RagkitError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "int8" and device.type != "cpu":

@@ -21,9 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ragkit.corpus import CorpusFile, Document, Fields, list_files, read_documents
-from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
-from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
 from ragkit.index.calibration import DEFAULT_QUERY_METHOD, calibrate_store, check_query_method
 from ragkit.index.chunking import ChunkingConfig
@@ -117,8 +115,7 @@ class Index:
         if index_dir.exists():
             manifest = IndexManifest.read(index_dir)
             if encoder is None:
-                precision = matching_precision(manifest.precision, resolve_device(None))
-                encoder = Encoder.load(manifest.encoder_config(), precision=precision)
+                encoder = manifest.load_encoder()
             return cls(
                 index_dir,
                 encoder,

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ragkit.encoders import EncoderConfig
+from ragkit.device import resolve_device
+from ragkit.encoders import Encoder, EncoderConfig
+from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
 from ragkit.index.faiss_index import IndexLayout
 from ragkit.index.search_setting import Calibration
@@ -150,6 +152,17 @@ class IndexManifest:
         recorded = self.encoder.config
         known = {f.name for f in fields(EncoderConfig)}
         return EncoderConfig(source=self.encoder.source, **{k: v for k, v in recorded.items() if k in known})
+
+    def load_encoder(
+        self, *, device: str | None = None, precision: str | None = None, **options: Any
+    ) -> Encoder:
+        """The encoder that made the index's vectors, run on `device` (`options`: `Encoder.load`'s
+        `dtype`, `attn_implementation`, `allow_unvalidated`). `precision` defaults to the one the
+        documents were encoded in, where `device` computes it natively (`matching_precision`): the
+        one place an index's encoder is loaded, for queries (`Retriever`) and updates (`Index`)."""
+        if precision is None:
+            precision = matching_precision(self.precision, resolve_device(device))
+        return Encoder.load(self.encoder_config(), device=device, precision=precision, **options)  # type: ignore[arg-type]
 
     @classmethod
     def read(cls, index_dir: str | Path) -> IndexManifest:

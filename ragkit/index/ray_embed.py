@@ -23,6 +23,7 @@ import numpy as np
 
 from ragkit.corpus import CorpusFile, Document, Fields, ReadStats, read_documents
 from ragkit.encoders import Encoder, EncoderConfig
+from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk, ChunkingConfig
 from ragkit.index.docstore import Docstore
@@ -117,7 +118,10 @@ class _EmbedActor:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.encoder = Encoder.load(config, device=device, precision=precision if device == "cpu" else None)
+        # The driver's encoder's precision, read: the one the manifest records, where this worker's
+        # device runs it natively (`matching_precision`, as for queries), else the device's default.
+        precision = matching_precision(precision, torch.device(device))
+        self.encoder = Encoder.load(config, device=device, precision=precision)
         if self.encoder.fingerprint()["config_hash"] != fingerprint:
             raise RagkitError("the encoder loaded on a Ray worker is not the one the index is built with")
         self.batch_size, self.chunking = batch_size, chunking

@@ -10,10 +10,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ragkit.device import resolve_device
 from ragkit.encoders import Encoder
 from ragkit.encoders.encoder import check_texts
-from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search, selector_params
@@ -161,10 +159,7 @@ class Retriever:
         """
         manifest = IndexManifest.read(index_dir)
         if encoder is None:
-            if precision is None:  # encode queries as the documents were, where this device can
-                precision = matching_precision(manifest.precision, resolve_device(device))
-            encoder = Encoder.load(
-                manifest.encoder_config(),
+            encoder = manifest.load_encoder(
                 device=device,
                 dtype=dtype,
                 attn_implementation=attn_implementation,

@@ -52,9 +52,12 @@ def test_bf16_linear_layers_give_autocasts_vectors_and_survive_a_worker_handoff(
 
 
 def test_int8_runs_every_linear_layer_as_an_int8_matmul_close_to_fp32():
-    from ragkit.encoders.int8 import Int8Linear
+    from ragkit.encoders.int8 import Int8Linear, int8_model
 
     encoder = Encoder(tiny_model("llama"), tiny_tokenizer(), EncoderConfig(source="llama"), precision="int8")
+    assert encoder.precision == "int8"
+    with pytest.raises(ValueError, match="measures an fp32 encoder; this one computes in int8"):
+        int8_model(encoder)  # calibration needs an fp32 encoder of the model; none is half-built
     layers = [m for m in encoder.model.modules() if isinstance(m, (torch.nn.Linear, Int8Linear))]
     assert layers and all(isinstance(m, Int8Linear) for m in layers)
     assert {m.weight_t.dtype for m in layers} == {torch.int8}
