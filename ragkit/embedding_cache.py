@@ -7,6 +7,7 @@ interrupted run resumes from the last finished block, and a changed text misses 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +21,13 @@ BLOCK = 256  # also the progress bar's step
 
 
 def cache_dir() -> Path:
-    """Where vectors are cached between runs (eval corpora, distillation teachers)."""
-    return ragkit_home() / "embeddings"
+    """Where vectors are cached between runs (eval corpora, distillation teachers); the cache of
+    ragkit 0.5 and before ($RAGKIT_HOME/eval/embeddings) is moved here the first time."""
+    root, before = ragkit_home() / "embeddings", ragkit_home() / "eval" / "embeddings"
+    if before.is_dir() and not root.exists():
+        with contextlib.suppress(OSError):  # another process moved it first
+            before.rename(root)
+    return root
 
 
 def cached_embeddings(

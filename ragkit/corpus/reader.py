@@ -34,6 +34,13 @@ class Fields:
     title: str = "title"
     id: tuple[str, ...] = ("_id", "id", "doc_id")
 
+    @classmethod
+    def from_json(cls, data: dict) -> Fields:
+        """The fields of a manifest's "fields" object (JSON holds the id names as a list)."""
+        return cls(
+            **{k: tuple(v) if k == "id" else v for k, v in data.items() if k in ("text", "title", "id")}
+        )
+
 
 @dataclass
 class CorpusFile:

@@ -50,6 +50,7 @@ from ragkit.encoders.precision import (
     resolve_precision,
     weight_dtype,
 )
+from ragkit.encoders.record import EncoderRecord
 from ragkit.encoders.texts import check_texts
 from ragkit.encoders.workers import EncoderPool, resolve_devices
 from ragkit.errors import RagkitError
@@ -236,7 +237,7 @@ class Encoder:
         encoder.devices = resolve_devices(devices)
         return encoder
 
-    def fingerprint(self) -> dict:
+    def fingerprint(self) -> EncoderRecord:
         """What identifies the vectors this encoder produces: its source, architecture and config
         (pooling, instructions, adapters, ...), with a hash of them. Index manifests record it."""
         config = self.config.as_dict()
@@ -251,7 +252,7 @@ class Encoder:
             "config": config,
         }
         digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
-        return {**described, "config_hash": digest}
+        return EncoderRecord(**described, config_hash=digest)
 
     @property
     def dim(self) -> int:

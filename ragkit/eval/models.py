@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ class RagkitModel(_TextModel):
         fingerprint = encoder.fingerprint()
         self.mteb_model_meta = _meta(
             f"ragkit/{Path(source).name or 'encoder'}",
-            fingerprint["config_hash"],
+            fingerprint.config_hash,
             encoder.dim,
             encoder.config.max_length,
             ["PyTorch", "Transformers"],
@@ -141,7 +142,7 @@ class RagkitModel(_TextModel):
         """What identifies this model's vectors: settings and (through a probe) weights."""
         if self._fingerprint is None:
             probe = self.model.encode([PROBE], show_progress=False)[0]
-            settings = json.dumps(self.model.fingerprint(), sort_keys=True)
+            settings = json.dumps(asdict(self.model.fingerprint()), sort_keys=True)
             self._fingerprint = f"{hashlib.sha256(settings.encode()).hexdigest()[:16]}-{_probe_digest(probe)}"
         return self._fingerprint
 

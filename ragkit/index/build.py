@@ -119,8 +119,8 @@ class Index:
             return cls(
                 index_dir,
                 encoder,
-                chunking=ChunkingConfig(**manifest.chunking),
-                fields=Fields(**{k: tuple(v) if k == "id" else v for k, v in manifest.fields.items()}),
+                chunking=manifest.chunking,
+                fields=manifest.fields,
                 settings=settings.kept_for(index_dir, manifest),
                 batch_size=batch_size,
                 show_progress=show_progress,

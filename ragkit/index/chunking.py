@@ -9,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ragkit.corpus import Document, document_text
 from ragkit.errors import RagkitError
+from ragkit.io.records import from_known_fields
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class ChunkingConfig:
             raise RagkitError(f"chunk size must be at least 1 token, got {self.chunk_size}")
         if not 0 <= self.overlap < self.chunk_size:
             raise RagkitError(f"overlap must be >= 0 and smaller than the chunk size, got {self.overlap}")
+
+    @classmethod
+    def from_json(cls, data: dict) -> ChunkingConfig:
+        """The config of a manifest's "chunking" object."""
+        return from_known_fields(cls, data)
 
 
 @dataclass

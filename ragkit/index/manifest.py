@@ -7,10 +7,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ragkit.corpus import Fields
 from ragkit.device import resolve_device
 from ragkit.encoders import Encoder, EncoderConfig
 from ragkit.encoders.precision import matching_precision
+from ragkit.encoders.record import EncoderRecord
 from ragkit.errors import RagkitError
+from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.faiss_index import IndexLayout
 from ragkit.index.search_setting import Calibration
 from ragkit.index.transform import TransformRecord
@@ -32,24 +35,6 @@ def lexical_dir(generation: int) -> str:
 
 
 @dataclass(frozen=True)
-class EncoderRecord:
-    """The fingerprint of the encoder that made an index's vectors (`Encoder.fingerprint()`): its
-    source, architecture and full config (instructions and adapters included), and a hash of them."""
-
-    source: str
-    model_type: str = ""
-    dim: int = 0
-    num_hidden_layers: int = 0
-    config: dict[str, Any] = field(default_factory=dict)
-    config_hash: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict) -> EncoderRecord:
-        """The record of a manifest's "encoder" object (unknown keys ignored)."""
-        return from_known_fields(cls, data)
-
-
-@dataclass(frozen=True)
 class TrainedState:
     """When the FAISS index and the PCA were last trained: at which generation, on how many vectors."""
 
@@ -66,14 +51,14 @@ class TrainedState:
 class IndexManifest:
     """Everything `Retriever.load` and an incremental `ragkit index` need to know about an index.
 
-    The parts are typed records (`EncoderRecord`, `TransformRecord`, `IndexLayout`, `TrainedState`,
-    `Calibration`);
+    The parts are typed records (`EncoderRecord`, `ChunkingConfig`, `Fields`, `TransformRecord`,
+    `IndexLayout`, `TrainedState`, `Calibration`);
     they are written as JSON objects, and read from them (`read` or the constructor).
     """
 
     encoder: EncoderRecord
-    chunking: dict[str, Any]
-    fields: dict[str, Any] = field(default_factory=dict)
+    chunking: ChunkingConfig
+    fields: Fields = field(default_factory=Fields)
     corpus: str = ""
     created: str = ""
     updated: str = ""
@@ -99,6 +84,8 @@ class IndexManifest:
     def __post_init__(self) -> None:  # the JSON objects of a manifest file become their records
         for name, record in (
             ("encoder", EncoderRecord),
+            ("chunking", ChunkingConfig),
+            ("fields", Fields),
             ("transform", TransformRecord),
             ("index", IndexLayout),
             ("trained", TrainedState),
@@ -123,17 +110,19 @@ class IndexManifest:
         """The hash of the encoder that made the vectors: queries must come from the same."""
         return self.encoder.config_hash
 
-    def encoder_mismatch(self, index_dir: Path, fingerprint: dict, *, reading: bool = False) -> str | None:
+    def encoder_mismatch(
+        self, index_dir: Path, fingerprint: EncoderRecord, *, reading: bool = False
+    ) -> str | None:
         """Why an encoder with this fingerprint cannot add to (or, `reading`, query) this index, or None
         if it can. The same name with another hash is an encoder that changed since (a new built-in
         release, retrained weights): the index has to be rebuilt, since no encoder makes its vectors now."""
         was = self.encoder
-        if fingerprint["config_hash"] == was.config_hash:
+        if fingerprint.config_hash == was.config_hash:
             return None
-        if fingerprint["source"] == was.source:
+        if fingerprint.source == was.source:
             return (
                 f"{index_dir} was built with another version of encoder {was.source!r} (its weights or "
-                f"config differ: {was.config_hash}, now {fingerprint['config_hash']}); its vectors do not "
+                f"config differ: {was.config_hash}, now {fingerprint.config_hash}); its vectors do not "
                 "match this one's, so build it again"
                 + (" (ragkit index CORPUS --index DIR --rebuild)" if reading else " with `rebuild`")
             )
@@ -144,7 +133,7 @@ class IndexManifest:
         )
         return (
             f"{index_dir} was built with encoder {was.source!r} ({was.config_hash}), not "
-            f"{fingerprint['source']!r} ({fingerprint['config_hash']}); {fix}"
+            f"{fingerprint.source!r} ({fingerprint.config_hash}); {fix}"
         )
 
     def encoder_config(self) -> EncoderConfig:

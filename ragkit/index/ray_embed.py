@@ -122,7 +122,7 @@ class _EmbedActor:
         # device runs it natively (`matching_precision`, as for queries), else the device's default.
         precision = matching_precision(precision, torch.device(device))
         self.encoder = Encoder.load(config, device=device, precision=precision)
-        if self.encoder.fingerprint()["config_hash"] != fingerprint:
+        if self.encoder.fingerprint().config_hash != fingerprint:
             raise RagkitError("the encoder loaded on a Ray worker is not the one the index is built with")
         self.batch_size, self.chunking = batch_size, chunking
 
@@ -172,7 +172,7 @@ def embed_files_on_ray(
         _EmbedActor,
         fn_constructor_kwargs={
             "config": encoder.config,
-            "fingerprint": encoder.fingerprint()["config_hash"],
+            "fingerprint": encoder.fingerprint().config_hash,
             "precision": encoder.precision,
             "batch_size": batch_size,
             "chunking": chunking,

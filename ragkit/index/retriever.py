@@ -126,7 +126,7 @@ class Retriever:
             return False  # mid-swap, or removed: keep answering from the loaded version
         if manifest == self.manifest:
             return False
-        if manifest.config_hash != self.encoder.fingerprint()["config_hash"]:
+        if manifest.config_hash != self.encoder.fingerprint().config_hash:
             raise RagkitError(
                 f"{self.index_dir} was rebuilt with another encoder ({manifest.encoder.source!r}); "
                 "load it again with `Retriever.load`"

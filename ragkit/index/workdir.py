@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ragkit.corpus import Fields
 from ragkit.encoders import Encoder
+from ragkit.encoders.record import EncoderRecord
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
@@ -24,8 +25,18 @@ PARAMS_FILE = "build-params.json"
 def build_params(encoder: Encoder, chunking: ChunkingConfig, fields: Fields) -> dict:
     """What makes an index what it is, as the manifest holds it (tuples become lists): a build or
     update with other params than the existing index's is refused."""
-    params = {"encoder": encoder.fingerprint(), "chunking": asdict(chunking), "fields": asdict(fields)}
+    params = {
+        "encoder": asdict(encoder.fingerprint()),
+        "chunking": asdict(chunking),
+        "fields": asdict(fields),
+    }
     return json.loads(json.dumps(params))
+
+
+def _same_chunks(manifest: IndexManifest, params: dict) -> bool:
+    """Whether the index was chunked, and its fields read, as `params` say."""
+    chunking, fields = ChunkingConfig.from_json(params["chunking"]), Fields.from_json(params["fields"])
+    return (manifest.chunking, manifest.fields) == (chunking, fields)
 
 
 def index_path(index_dir: str | Path) -> Path:
@@ -49,9 +60,9 @@ def previous_manifest(index_dir: Path, params: dict, rebuild: bool) -> IndexMani
         except RagkitError:
             return None
     manifest = IndexManifest.read(index_dir)
-    if mismatch := manifest.encoder_mismatch(index_dir, params["encoder"]):
+    if mismatch := manifest.encoder_mismatch(index_dir, EncoderRecord.from_json(params["encoder"])):
         raise RagkitError(mismatch)
-    if manifest.chunking != params["chunking"] or manifest.fields != params["fields"]:
+    if not _same_chunks(manifest, params):
         raise RagkitError(f"{index_dir} was built with other chunking or fields settings; use `rebuild`")
     check_parts(index_dir, manifest)
     return manifest
@@ -115,7 +126,7 @@ def built_with(index_dir: Path, params: dict, settings: IndexSettings) -> bool:
         return False
     return (
         manifest.config_hash == params["encoder"]["config_hash"]
-        and (manifest.chunking, manifest.fields) == (params["chunking"], params["fields"])
+        and _same_chunks(manifest, params)
         and IndexSettings.recorded(manifest) == settings
     )
 

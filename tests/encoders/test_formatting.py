@@ -122,7 +122,7 @@ def test_a_default_format_config_is_written_and_fingerprinted_as_before(tmp_path
     encoder.config.write(tmp_path)
     written = json.loads((tmp_path / "ragkit_config.json").read_text())
     assert written["format_version"] == 1 and "template" not in written
-    assert "template" not in encoder.fingerprint()["config"]
+    assert "template" not in encoder.fingerprint().config
     encoder.config.instruction_join = "llm2vec"
     encoder.config.write(tmp_path)
     assert json.loads((tmp_path / "ragkit_config.json").read_text())["format_version"] == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ragkit.corpus import Fields
+from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.manifest import EncoderRecord, IndexLayout, IndexManifest, TrainedState
 from ragkit.index.transform import TransformRecord
 
@@ -47,6 +49,8 @@ def test_a_manifest_written_before_reads_into_records_and_writes_back_the_same(t
     assert manifest.encoder_config().query_instruction.startswith("Given a query")
     assert manifest.transform == TransformRecord("pca", 576, 64, whiten=False, file="transform-3.pca")
     assert manifest.trained == TrainedState(generation=3, vectors=100000)
+    assert manifest.chunking == ChunkingConfig(256, 32) and manifest.fields == Fields()
+    assert manifest.calibration is None  # {}: no calibration, the fallback searches
     layout = manifest.index
     assert layout == IndexLayout(factory="IVF1264,Flat", spec="ivf", on_disk=True)
     assert layout.trainable and layout.removable and layout.ivf_lists == 1264

@@ -183,7 +183,7 @@ def test_the_manifest_is_typed_and_loads_the_encoder_in_one_call(built):
 
     index_dir, encoder = built
     manifest = IndexManifest.read(index_dir)
-    assert manifest.config_hash == encoder.fingerprint()["config_hash"]
+    assert manifest.config_hash == encoder.fingerprint().config_hash
     config = manifest.encoder_config()
     assert config.query_instruction == "Find: " and config.source == encoder.config.source
     loaded = Encoder.load(config)
