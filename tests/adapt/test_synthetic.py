@@ -27,6 +27,21 @@ def test_round_trip_keeps_a_query_when_bm25_ranks_its_passage_in_the_top_k():
     assert round_trip(["zyxwv qwertz"], [0], passages, k=300) == [False]  # no word of the corpus
     strict, loose = round_trip(own, list(range(0, 300, 30)), passages, k=1), kept
     assert all(lo for st, lo in zip(strict, loose, strict=True) if st)  # top 1 is within top 5
+    # The BM25 `ragkit eval` scores (through mteb's search protocol) keeps the same queries.
+    from datasets import Dataset
+
+    from ragkit.eval.bm25 import BM25Search
+
+    bm25 = BM25Search()
+    bm25.index(
+        Dataset.from_dict({"id": [str(i) for i in range(300)], "text": passages}),
+        task_metadata=None,
+        hf_split="",
+        hf_subset="",
+    )
+    query_rows = Dataset.from_dict({"id": [str(i) for i in range(len(own))], "text": own})
+    ranked = bm25.search(query_rows, task_metadata=None, hf_split="", hf_subset="", top_k=5)
+    assert kept == [str(i * 30) in ranked[str(q)] for q, i in enumerate(range(len(own)))]
 
 
 def test_hard_negatives_come_from_the_encoders_ranks_after_the_skipped_top():

@@ -184,11 +184,11 @@ def test_a_directory_whose_config_has_no_model_type_is_a_one_line_error(tmp_path
 def test_the_fingerprint_changes_with_the_adapter_weights_not_only_their_paths(tmp_path):
     _, mntp_dir, simcse_dir = make_llm2vec_layout(tmp_path, base_ref=str(tmp_path / "base"))
     before = Encoder.load(mntp_dir, adapters=[str(simcse_dir)]).fingerprint()
-    assert len(before["config"]["adapter_digests"]) == 2  # the MNTP source and the SimCSE adapter
+    assert len(before.config["adapter_digests"]) == 2  # the MNTP source and the SimCSE adapter
     weights = simcse_dir / "adapter_model.safetensors"
     save_file({k: 2 * v for k, v in load_file(weights).items()}, weights)  # retrained in place
     after = Encoder.load(mntp_dir, adapters=[str(simcse_dir)]).fingerprint()
-    assert after["config_hash"] != before["config_hash"]  # an index built before now refuses it
+    assert after.config_hash != before.config_hash  # an index built before now refuses it
 
 
 def test_models_load_without_hub_kernels_so_training_never_fetches_them(tmp_path, monkeypatch):
