@@ -1,0 +1,32 @@
+"""`import ragkit.index` is cheap: the server, evaluation and a part such as BM25 load what they use,
+not the build side (FAISS building, calibration, the query generator, Ray)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+BUILD_SIDE = (
+    "ragkit.index.build",
+    "ragkit.index.calibration",
+    "ragkit.querygen.generate",
+    "ragkit.index.ray_embed",
+)
+
+
+@pytest.mark.parametrize("module", ["ragkit.serve.app", "ragkit.eval.search", "ragkit.index.lexical"])
+def test_the_search_side_loads_without_the_build_side(module):
+    code = f"import sys, {module}; print(','.join(m for m in {BUILD_SIDE!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""
+
+
+def test_the_package_names_load_on_first_use():
+    import ragkit.index as index
+
+    assert index.Retriever.__module__ == "ragkit.index.retriever"
+    assert index.Index.__module__ == "ragkit.index.build" and set(index.__all__) == set(index._WHERE)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        index.Nothing  # noqa: B018
