@@ -2,6 +2,8 @@
 
 The names below load on first use: importing a part (`ragkit.index.lexical`, `.chunking`, `.retriever`)
 loads that part alone, not the build side (FAISS building, calibration, the query generator, Ray).
+`faiss_build` is the exception, imported now: its module has the same name, and importing the module
+would otherwise shadow the function.
 """
 
 from __future__ import annotations
@@ -9,22 +11,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ragkit.index.faiss_build import FaissBuild, faiss_build
+
 if TYPE_CHECKING:
     from ragkit.corpus import Fields
     from ragkit.index.build import BuildReport, Index
     from ragkit.index.chunking import ChunkingConfig
-    from ragkit.index.faiss_build import FaissBuild, faiss_build
     from ragkit.index.retriever import Hit, Retriever
 
 _WHERE = {
     "BuildReport": "ragkit.index.build",
     "ChunkingConfig": "ragkit.index.chunking",
-    "FaissBuild": "ragkit.index.faiss_build",
     "Fields": "ragkit.corpus",
     "Hit": "ragkit.index.retriever",
     "Index": "ragkit.index.build",
     "Retriever": "ragkit.index.retriever",
-    "faiss_build": "ragkit.index.faiss_build",
 }
 __all__ = [
     "BuildReport",

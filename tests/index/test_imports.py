@@ -27,6 +27,13 @@ def test_the_package_names_load_on_first_use():
     import ragkit.index as index
 
     assert index.Retriever.__module__ == "ragkit.index.retriever"
-    assert index.Index.__module__ == "ragkit.index.build" and set(index.__all__) == set(index._WHERE)
+    assert index.Index.__module__ == "ragkit.index.build" and set(index.__all__) == {
+        *index._WHERE,
+        "FaissBuild",
+        "faiss_build",
+    }
+    import ragkit.index.faiss_build  # noqa: F401  # the module of the same name does not shadow it
+
+    assert callable(index.faiss_build) and index.faiss_build().describe()
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         index.Nothing  # noqa: B018
