@@ -20,6 +20,7 @@ from pathlib import Path
 from ragkit.corpus.document import Document
 from ragkit.errors import RagkitError
 from ragkit.io import TEXT_SUFFIXES, displayable_path, inner_suffix, json_lines, json_value
+from ragkit.io.records import from_known_fields
 
 HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".jsonl", ".json"}
@@ -37,9 +38,7 @@ class Fields:
     @classmethod
     def from_json(cls, data: dict) -> Fields:
         """The fields of a manifest's "fields" object (JSON holds the id names as a list)."""
-        return cls(
-            **{k: tuple(v) if k == "id" else v for k, v in data.items() if k in ("text", "title", "id")}
-        )
+        return from_known_fields(cls, {**data, "id": tuple(data["id"])} if "id" in data else data)
 
 
 @dataclass

@@ -73,6 +73,11 @@ def fuse(
 ) -> dict[str, float]:
     """Dense and lexical rankings of one query into one; `weight` is the dense side's share."""
     check_fusion(method, weight)
+    return fuse_checked(dense, lexical, method, weight)
+
+
+def fuse_checked(dense: Ranking, lexical: Ranking, method: str, weight: float) -> dict[str, float]:
+    """`fuse` for a `method` and `weight` checked before (a `SearchSetting`'s, checked when it was made)."""
     combine = reciprocal_rank_fusion if method == "rrf" else weighted_fusion
     return combine([dense, lexical], [weight, 1.0 - weight])
 

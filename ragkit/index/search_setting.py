@@ -18,8 +18,7 @@ from ragkit.index.fusion import (
     Ranking,
     SearchMode,
     check_fusion,
-    reciprocal_rank_fusion,
-    weighted_fusion,
+    fuse_checked,
 )
 
 GENERATED, INVERSE_CLOZE = "generated", "inverse-cloze"  # how calibration's pseudo-queries are made
@@ -44,9 +43,7 @@ class SearchSetting:
     def fuse(self, dense: Ranking, lexical: Ranking) -> dict[str, float]:
         """One query's dense and lexical rankings fused as this hybrid setting says (checked once,
         when the setting was made)."""
-        combine = reciprocal_rank_fusion if self.method == "rrf" else weighted_fusion
-        weight = float(self.weight or 0.0)
-        return combine([dense, lexical], [weight, 1.0 - weight])
+        return fuse_checked(dense, lexical, str(self.method), float(self.weight or 0.0))
 
     @property
     def label(self) -> str:

@@ -36,6 +36,7 @@ async def health(state: ServerState = Depends(server_state)) -> dict:
     """GET /health: the model served, the index (its size and search settings) and the server settings."""
     retriever, config = state.retriever, state.config
     snapshot = retriever.snapshot if retriever is not None else None
+    default = retriever.resolve() if retriever is not None else None
     return {
         "status": "ok",
         "model": config.model_name,
@@ -43,8 +44,8 @@ async def health(state: ServerState = Depends(server_state)) -> dict:
         "index": str(retriever.index_dir) if retriever is not None else None,
         "chunks": snapshot.index.ntotal if snapshot is not None else 0,
         "modes": _modes(retriever),
-        "default_mode": retriever.resolve().mode if retriever is not None else None,
-        "default_setting": retriever.resolve().label if retriever is not None else None,
+        "default_mode": default.mode if default is not None else None,
+        "default_setting": default.label if default is not None else None,
         "auth": bool(config.api_key),
         "batching": {
             "enabled": config.batching,
