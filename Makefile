@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The reference llm2vec 0.2.3 (transformers 4.44) in a side environment, for
 # benchmarks/parity_llm2vec.py and its test; idempotent. Our venv does its GGUF -> fp32 conversion.

@@ -34,7 +34,8 @@ class PlainProgress(Progress):
 
     def __init__(self, label: str, *columns, console: Console, disable: bool) -> None:
         super().__init__(*columns, console=console, disable=disable)
-        self.label, self.printed_at, self.reported_done = label, 0.0, set()
+        self.label, self.printed_at = label, 0.0
+        self.reported_done: set[TaskID] = set()
 
     def update(self, task_id: TaskID, **kwargs) -> None:
         """rich's `update`, then a plain line if one is due."""

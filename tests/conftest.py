@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers import smollm2_installed
+from helpers import mock_questions, smollm2_installed
 
 from ragkit import Encoder
 
@@ -21,21 +21,18 @@ def smollm2() -> Encoder:
     return Encoder.load("smollm2-135m")
 
 
-def _mock_questions(passages, settings, **kwargs):
-    return [" ".join(p.split()[3:10]) for p in passages]
-
-
 @pytest.fixture(scope="session", autouse=True)
 def mock_calibration_generator():
     """Index builds calibrate on questions an LLM writes (ragkit/index/calibration.py): for a test
     corpus large enough to calibrate on, a mock writes each passage's words 4-10 as its question, as
     mteb tests use mock tasks, instead of minutes of decoding. Session-wide, so module fixtures that
-    build indexes use it too (a warm question cache never hides the real generator's time).
-    tests/querygen runs the real generator; a test marked `real_generator` gets it back."""
+    build indexes use it too (a warm question cache never hides the real generator's time), and
+    `ragkit index` run in a child process (`helpers.ragkit_command`) uses it as well. tests/querygen
+    runs the real generator; a test marked `real_generator` gets it back."""
     from ragkit.index import calibration
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(calibration, "generate_queries", _mock_questions)
+        patch.setattr(calibration, "generate_queries", mock_questions)
         yield
 
 

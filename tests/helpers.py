@@ -170,13 +170,35 @@ def cranfield_passages(n: int) -> list[str]:
     return [f"{r['title']}\n{r['text']}" for r in rows]
 
 
+def mock_questions(passages, settings, **kwargs):
+    """The query generator's stand-in (tests/conftest.py): each passage's words 4-10 as its question."""
+    return [" ".join(p.split()[3:10]) for p in passages]
+
+
+def mock_generator() -> None:
+    """Index calibration writes its questions with `mock_questions` in this process."""
+    from ragkit.index import calibration
+
+    calibration.generate_queries = mock_questions
+
+
+_MAIN = "from ragkit.cli.app import main; main()"
+# `ragkit index` in a child process calibrates with the mock too, as the suite's own builds do.
+_MOCKED_MAIN = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import helpers; "
+    f"helpers.mock_generator(); {_MAIN}"
+)
+
+
+def ragkit_command(*args: str) -> list[str]:
+    """The command line of the `ragkit` entry point in a fresh process; `ragkit index` with the mock
+    query generator."""
+    return [sys.executable, "-c", _MOCKED_MAIN if args[:1] == ("index",) else _MAIN, *args]
+
+
 def run_ragkit(*args: str) -> subprocess.CompletedProcess:
     """The `ragkit` entry point in a fresh process, as a user runs it (exit code, stderr)."""
-    return subprocess.run(
-        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *args],
-        capture_output=True,
-        text=True,
-    )
+    return subprocess.run(ragkit_command(*args), capture_output=True, text=True)
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import requires_smollm2
+from helpers import ragkit_command, requires_smollm2
 
 from ragkit import Encoder
 from ragkit.index import Index, Retriever
@@ -56,8 +56,7 @@ def test_the_default_encoder_answers_the_example_questions_with_its_own_instruct
 @requires_smollm2
 def test_rag_example_retrieves_and_generates(tmp_path):
     index_dir = tmp_path / "idx"
-    ragkit = [sys.executable, "-c", "from ragkit.cli.app import main; main()"]
-    subprocess.run([*ragkit, "index", str(EXAMPLES / "corpus"), "--index", str(index_dir)],
+    subprocess.run(ragkit_command("index", str(EXAMPLES / "corpus"), "--index", str(index_dir)),
                    check=True, capture_output=True)  # fmt: skip
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "rag.py"), "What happened on 14 July 1789?"],

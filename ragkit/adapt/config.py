@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 
 from ragkit.errors import RagkitError
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python 3.10
+else:  # Python 3.10
     import tomli as tomllib
 
 # "auto": bf16 where the device computes it in hardware (AVX-512 bf16 / AMX CPUs, bf16 GPUs), else
@@ -100,6 +101,13 @@ class StageConfig:
     def micro(self) -> int:
         """Sequences per forward pass: `micro_batch_size`, else the whole batch at once."""
         return self.micro_batch_size or self.batch_size
+
+    @property
+    def source(self) -> str:
+        """`data`, which the stage reads: an unset one is an error that says what to set."""
+        if not self.data:
+            raise RagkitError(f"{type(self).__name__}.data is not set: name a file, folder or dataset")
+        return self.data
 
 
 @dataclass

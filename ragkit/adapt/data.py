@@ -132,7 +132,7 @@ def _examples(rows, where: str, dataset: str, instruction: str | None, negatives
         for i, (premise, by_label) in enumerate(snli.items()):
             if "entailment" in by_label:
                 hard = [by_label["contradiction"]] if "contradiction" in by_label else []
-                nli = e5_instruction("allnli", i)
+                nli = e5_instruction("allnli", i) or DEFAULT_INSTRUCTION
                 examples.append(Example(premise, by_label["entailment"], hard[:negatives], nli, "allnli"))
     return examples
 

@@ -35,7 +35,15 @@ from ragkit.adapt.distributed import World, gather
 from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.adapt.losses.distillation import DistillKLLoss, MarginMSELoss, cosine_scores, similarity_mse
 from ragkit.adapt.stages import Sampler, chunk_settings, instructed_token_ids
-from ragkit.adapt.teacher import BM25, TeacherScores, cached_vectors, load_teacher, query_keys, split_keys
+from ragkit.adapt.teacher import (
+    BM25,
+    DenseTeacher,
+    TeacherScores,
+    cached_vectors,
+    load_teacher,
+    query_keys,
+    split_keys,
+)
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -71,9 +79,10 @@ class _LazyTeacher:
     """The run's dense teacher, loaded on first use: a rerun whose vectors are all cached never loads it."""
 
     def __init__(self, config: DistillConfig) -> None:
-        self.config, self._teacher = config, None
+        self.config = config
+        self._teacher: DenseTeacher | None = None
 
-    def _get(self):
+    def _get(self) -> DenseTeacher:
         if self._teacher is None:
             self._teacher = load_teacher(self.config.teacher or "", self.config.teacher_batch_size)
         return self._teacher
@@ -98,7 +107,7 @@ def _prepare_queries(
 ) -> None:
     """The pool, BM25, the teacher's query and passage vectors and each query's candidates."""
     stage_dir.mkdir(parents=True, exist_ok=True)
-    examples = read_examples(config.data, config.instruction, config.negatives)
+    examples = read_examples(config.source, config.instruction, config.negatives)
     wanted = config.queries or config.steps * config.batch_size
     order = np.random.default_rng(config.seed).permutation(len(examples))[:wanted]
     chosen = [examples[i] for i in sorted(order)]
@@ -260,7 +269,8 @@ class DistillStage:
         ]
         geometry = None
         if self.config.learns_geometry:
-            query_vectors, passage_vectors = self.teacher.dense or (None, None)
+            assert self.teacher.dense is not None  # a geometry loss keeps the teacher's vectors
+            query_vectors, passage_vectors = self.teacher.dense
             parts = [query_vectors[rows], passage_vectors[own]]
             if self.texts:
                 text_rows = self.text_rows(step)

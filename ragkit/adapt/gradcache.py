@@ -95,8 +95,9 @@ def contrastive_backward(
             vectors.append(torch.cat(parts)[inverse.to(parts[0].device)].requires_grad_())
     loss = loss_fn(*vectors)
     loss.backward()
-    for (batches, order, _), side_states, side in zip(plans, states, vectors, strict=True):
-        grads = side.grad[order.to(side.device)].split([len(b["input_ids"]) for b in batches])
+    for (batches, order, _), side_states, side_vectors in zip(plans, states, vectors, strict=True):
+        assert side_vectors.grad is not None  # loss.backward() filled it
+        grads = side_vectors.grad[order.to(side_vectors.device)].split([len(b["input_ids"]) for b in batches])
         for batch, state, grad in zip(batches, side_states, grads, strict=True):
             with state.replay():
                 encoder.embed(batch).backward(grad)

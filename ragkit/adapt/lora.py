@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from ragkit.errors import RagkitError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, seed: int, layers: int | None = None):
+def add_lora(
+    model: PreTrainedModel, r: int, alpha: int, dropout: float, seed: int, layers: int | None = None
+):
     """`model` wrapped in a fresh LoRA (seeded, so a resumed run rebuilds the same one); base frozen.
 
     `layers`: adapt only the top `layers` decoder layers. Nothing below them needs a gradient, so

@@ -117,7 +117,7 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
         with_lm_head=bool(pending) and STAGE_TYPES[pending[0]].needs_lm_head,
         attn_implementation=run.attn_implementation,
     )
-    lm = lm.to(run.device)
+    lm = lm.to(run.device)  # type: ignore[arg-type]  # transformers types `to` as its dtype-checking wrapper
     tokenizer = load_tokenizer(resolve(run.model), source)
 
     for name in pending:
@@ -140,8 +140,8 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
 
     if run.world.main:
         decoder = decoder_of(lm).eval()
-        config = _encoder_config(run.model, configs, decoder.config)
-        encoder = Encoder(decoder, tokenizer, config, allow_unvalidated=run.allow_unvalidated)
+        encoder_config = _encoder_config(run.model, configs, decoder.config)
+        encoder = Encoder(decoder, tokenizer, encoder_config, allow_unvalidated=run.allow_unvalidated)
         _finish(encoder, run.workdir, configs, stage_dirs, run.out)
     barrier(run.world)
     return report

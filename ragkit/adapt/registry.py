@@ -11,9 +11,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ragkit.adapt.config import (
     PRESETS,
@@ -36,6 +34,10 @@ from ragkit.adapt.trainer import Stage
 from ragkit.encoders.encoder import Encoder, EncoderConfig, set_input_format
 from ragkit.errors import RagkitError
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
 
 @dataclass(frozen=True)
 class StageType:
@@ -56,6 +58,8 @@ def synthetic_stage(encoder: Encoder, config: StageConfig, world: World, lm_head
         stage = DistillStage(encoder, config, world)
         stage.name = "synthetic"
         return stage
+    if not isinstance(config, SupervisedConfig):
+        raise TypeError(f"the synthetic stage trains with a SupervisedConfig, got {type(config).__name__}")
     return SyntheticStage(encoder, config, world, lm_head)
 
 
@@ -69,7 +73,7 @@ STAGE_TYPES: dict[str, StageType] = {
 }
 
 
-def decoder_of(lm: torch.nn.Module) -> torch.nn.Module:
+def decoder_of(lm: PreTrainedModel) -> PreTrainedModel:
     """The transformer an encoder keeps: `lm` itself, or the decoder inside a causal LM."""
     return lm.get_decoder() if lm.get_output_embeddings() is not None else lm
 
@@ -77,13 +81,13 @@ def decoder_of(lm: torch.nn.Module) -> torch.nn.Module:
 @contextlib.contextmanager
 def training_stage(
     name: str,
-    lm: torch.nn.Module,
+    lm: PreTrainedModel,
     tokenizer,
     config: StageConfig,
     world: World,
     *,
     allow_unvalidated: bool = False,
-) -> Iterator[tuple[Stage, torch.nn.Module]]:
+) -> Iterator[tuple[Stage, PeftModel]]:
     """Stage `name` ready to train on `lm` (a causal LM when the stage needs the LM head): yields the
     stage and the LoRA-wrapped decoder whose trainable weights it trains.
 
@@ -101,10 +105,11 @@ def training_stage(
         encoder = Encoder(
             decoder, tokenizer, training_format(config, decoder.config), allow_unvalidated=allow_unvalidated
         )
-        encoder.model = add_lora(
+        peft_model = add_lora(
             decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed, config.lora_layers
         )
-        yield kind.stage(encoder, config, world, lm_head), encoder.model
+        encoder.model = peft_model
+        yield kind.stage(encoder, config, world, lm_head), peft_model
 
 
 def training_format(config: StageConfig, model_config) -> EncoderConfig:
@@ -121,14 +126,14 @@ def training_format(config: StageConfig, model_config) -> EncoderConfig:
 
 
 @contextlib.contextmanager
-def training_settings(decoder: torch.nn.Module, config: StageConfig) -> Iterator[None]:
+def training_settings(decoder: PreTrainedModel, config: StageConfig) -> Iterator[None]:
     """Activation checkpointing and SimCSE's attention dropout on `decoder` while a stage trains; the
     model's own settings come back afterwards (a saved encoder keeps its config's dropout)."""
     dropout = getattr(decoder.config, "attention_dropout", None)
     simcse = isinstance(config, SimCSEConfig)
     if config.gradient_checkpointing:
         set_activation_checkpointing(decoder, True)
-    if simcse:
+    if isinstance(config, SimCSEConfig):
         set_attention_dropout(decoder, config.attention_dropout)
     try:
         yield
@@ -160,7 +165,7 @@ def stage_configs(
     stages: list[str],
     preset: str = "paper",
     file: str | Path | None = None,
-    data: dict[str, str] | None = None,
+    data: dict[str, str | None] | None = None,
     settings: dict[str, dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> dict[str, StageConfig]:

@@ -6,6 +6,7 @@ so a resumed run sees exactly the batches the interrupted one would have.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import numpy as np
 import torch
@@ -15,7 +16,14 @@ from ragkit.adapt.data import read_examples, read_texts, split_sentences
 from ragkit.adapt.distributed import World, gather, step_seed
 from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.adapt.losses.contrastive import InfoNCELoss
-from ragkit.adapt.losses.mntp import IGNORE, MNTPLoss, mask_token_id, mask_tokens, maskable_positions
+from ragkit.adapt.losses.mntp import (
+    IGNORE,
+    MaskReplacement,
+    MNTPLoss,
+    mask_token_id,
+    mask_tokens,
+    maskable_positions,
+)
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
@@ -125,7 +133,7 @@ class MNTPStage:
         self.special: torch.Tensor | None = None
         if config.inputs == "llm2vec":
             self.blocks, self.special, epoch = reference_blocks(
-                read_texts(config.data, raw=True),
+                read_texts(config.source, raw=True),
                 tok,
                 config.max_length,
                 wanted,
@@ -133,7 +141,7 @@ class MNTPStage:
             )
         else:
             self.blocks, epoch = token_blocks(
-                read_texts(config.data), tok, config.max_length, wanted, config.decay_epochs is not None
+                read_texts(config.source), tok, config.max_length, wanted, config.decay_epochs is not None
             )
         self.sampler = Sampler(len(self.blocks), config, world, self.name, distinct=False)
         self.epoch_steps = -(-epoch // config.batch_size)
@@ -145,14 +153,17 @@ class MNTPStage:
         generator = torch.Generator().manual_seed(step_seed(self.config.seed, step, self.world))
         mask = torch.ones_like(ids)
         reference = self.special is not None  # llm2vec's inputs: its special-tokens mask decides
-        maskable = ~self.special[rows] if reference else maskable_positions(ids, mask, self.special_ids)
+        if self.special is not None:
+            maskable = ~self.special[rows]
+        else:
+            maskable = maskable_positions(ids, mask, self.special_ids)
         inputs, labels = mask_tokens(
             ids,
             maskable,
             mask_id=self.mask_id,
             vocab_size=len(self.encoder.tokenizer),
             ratio=self.config.mask_ratio,
-            replacement=self.config.replacement,
+            replacement=cast(MaskReplacement, self.config.replacement),  # MNTPConfig.check checked it
             generator=generator,
             at_least_one=not reference,
         )
@@ -265,12 +276,12 @@ class SimCSEStage:
         self.loss = InfoNCELoss(config.scale)
         if config.inputs == "llm2vec":
             # run_simcse.py: every line as it is (stripped), pooled whole: no separator marks a text.
-            sentences = [line.strip() for line in read_texts(config.data, raw=True) if line.strip()]
+            sentences = [line.strip() for line in read_texts(config.source, raw=True) if line.strip()]
             self.ids, prompts = encoder.token_ids(sentences)
             self.prompt_lengths = [0] * len(prompts)
         else:
             sentences = list(
-                dict.fromkeys(s for text in read_texts(config.data) for s in split_sentences(text))
+                dict.fromkeys(s for text in read_texts(config.source) for s in split_sentences(text))
             )
             self.ids, self.prompt_lengths = encoder.token_ids(sentences)
         self.sampler = Sampler(len(self.ids), config, world, self.name, distinct=True)
@@ -300,7 +311,7 @@ class SupervisedStage:
     def __init__(self, encoder: Encoder, config: SupervisedConfig, world: World, lm_head=None) -> None:
         self.encoder, self.config, self.world = encoder, config, world
         self.loss = InfoNCELoss(config.scale)
-        examples = read_examples(config.data, config.instruction, config.negatives)
+        examples = read_examples(config.source, config.instruction, config.negatives)
         self.negatives, self.dropped = config.negatives, 0
         if self.negatives:
             with_negatives = [e for e in examples if len(e.negatives) >= self.negatives]
@@ -319,6 +330,7 @@ class SupervisedStage:
         self.hard = [
             list(zip(*encoder.token_ids(e.negatives[: self.negatives]), strict=True)) for e in examples
         ]
+        self.sampler: Sampler
         if config.batching == "dataset":
             self.sampler = DatasetSampler([e.dataset for e in examples], config, world, self.name)
         else:

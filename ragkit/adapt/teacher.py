@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from ragkit.errors import RagkitError
 from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
+
+if TYPE_CHECKING:
+    pass
 
 BM25 = "bm25"
 
@@ -54,7 +57,8 @@ class SentenceTransformerTeacher:
         builtin = BUILTIN_SENTENCE_TRANSFORMERS.get(name)
         path = builtin.locate().parent if builtin else name
         self.model = SentenceTransformerModel(path, batch_size=batch_size, label=name)
-        self._query, self._document = PromptType.query, PromptType.document
+        self._query = PromptType("query")
+        self._document = PromptType("document")
 
     def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
         """The model's query vectors (its own query prompt, if any: ragkit's instructions are not its)."""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 import torch
 
@@ -105,7 +105,7 @@ def train(
             log(row)
             bar.update(
                 task,
-                completed=row["step"],
+                completed=step + 1,
                 loss=f"{loss:.4f}",
                 lr=f"{lr:.1e}",
                 speed=f"{row['tokens_per_s']:,.0f}",
@@ -133,7 +133,8 @@ def _keep(done: int, config: StageConfig, model, workdir: Path, optimizers: tupl
         save_adapter(model, workdir / SNAPSHOTS / f"step-{done:06d}")
     if done % config.checkpoint_every == 0 and done < config.steps:
         if world.main:
-            _save_checkpoint(workdir / "checkpoint.pt", model, *optimizers, done)
+            optimizer, schedule = optimizers
+            _save_checkpoint(workdir / "checkpoint.pt", model, optimizer, schedule, done)
         barrier(world)
 
 
@@ -186,7 +187,7 @@ def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
 def save_adapter(model: torch.nn.Module, path: Path) -> None:
     """The LoRA adapter as it is now, in PEFT's format (`Encoder.load(base, adapters=[path])` reads it)."""
     with atomic_path(path) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp)  # type: ignore[operator]  # a PeftModel; nn.Module's typing knows no methods
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, step: int) -> None:
@@ -219,17 +220,18 @@ def write_log(path: Path, rows: list[dict]) -> None:
 
 class _Appender:
     def __init__(self, path: Path | None) -> None:
-        self.path, self.file = path, None
+        self.path = path
+        self.file: TextIO | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[dict], None]:
         if self.path is None:
             return lambda row: None
-        self.file = self.path.open("a", newline="")
-        writer = csv.DictWriter(self.file, LOG_FIELDS)
+        self.file = file = self.path.open("a", newline="")
+        writer = csv.DictWriter(file, LOG_FIELDS)
 
         def append(row: dict) -> None:
             writer.writerow(row)
-            self.file.flush()
+            file.flush()
 
         return append
 

@@ -46,7 +46,9 @@ def _options(
 def cli_flags() -> dict[str, str]:
     """Python parameter name -> its long CLI flag, over every command (`index_dir` -> "--index")."""
     flags: dict[str, str] = {}
-    for command in typer.main.get_command(app).commands.values():
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)  # an app of several commands
+    for command in group.commands.values():
         for param in command.params:
             long = [opt for opt in param.opts if opt.startswith("--")]
             if long and param.name:

@@ -109,7 +109,7 @@ def eval_(
     from ragkit.index import Retriever
 
     tasks = [load_task(t, split, query_instruction) for t in task]
-    systems = []
+    systems: list[BM25Search | IndexSearch | DenseSearch] = []
     if bm25:
         systems.append(BM25Search())
     if index_dir is not None:
@@ -117,7 +117,8 @@ def eval_(
             index_dir,
             **runtime(device, dtype, attn_implementation, allow_unvalidated, precision),
         )
-        for search_mode in mode or [None]:
+        modes: list[str | None] = list(mode) if mode else [None]
+        for search_mode in modes:
             systems.append(IndexSearch(retriever, mode=search_mode, method=method, weight=weight))
     for name in model or ([] if systems else [DEFAULT_ENCODER]):
         loaded = load_eval_model(

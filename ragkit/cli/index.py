@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -114,11 +114,12 @@ def index(
     from ragkit.index.settings import IndexSettings
     from ragkit.index.workdir import index_path
 
-    if (corpus is None) == (jsonl is None):
+    source = corpus or jsonl  # the folder or the JSON lines file
+    if source is None or (corpus is not None and jsonl is not None):
         raise RagkitError("give a corpus folder or --jsonl FILE (one of the two)")
     if ray is not None and jsonl is not None:
         raise RagkitError("--ray embeds a corpus folder; --jsonl streams are upserted locally")
-    check_corpus_path(corpus or jsonl)  # a wrong path or option fails now, not after seconds of model loading
+    check_corpus_path(source)  # a wrong path or option fails now, not after seconds of model loading
     IndexSettings(spec, pca, dim, whiten, on_disk).check()
     if calibration_queries is not None:
         check_query_method(calibration_queries)
@@ -132,7 +133,7 @@ def index(
             encoder.config.document_instruction = document_instruction
         if query_instruction is not None:
             encoder.config.query_instruction = query_instruction
-        shared = {  # what `Index.open` (an upsert) and `Index.build` (a folder) both take
+        shared: dict[str, Any] = {  # what `Index.open` (an upsert) and `Index.build` (a folder) both take
             "spec": spec,
             "pca": pca,
             "dim": dim,
@@ -150,7 +151,7 @@ def index(
                 report = index.upsert(read_records(jsonl, fields))
             else:
                 report = Index.build(
-                    corpus,
+                    source,
                     encoder,
                     index_dir,
                     fields=fields,

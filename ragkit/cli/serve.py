@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from ragkit.cli.options import (
 )
 from ragkit.encoders.loading import DEFAULT_ENCODER
 from ragkit.errors import RagkitError
+
+if TYPE_CHECKING:
+    from ragkit.index import Retriever
 
 
 def serve(
@@ -75,17 +78,18 @@ def serve(
             "(or set RAGKIT_API_KEY), or bind to 127.0.0.1"
         )
     options = runtime(device, dtype, attn_implementation, allow_unvalidated, precision)
+    from ragkit.encoders import Encoder
+
+    retriever: Retriever | None = None
     if index_dir is not None:
-        from ragkit.encoders import Encoder
         from ragkit.index import Retriever
 
-        encoder = Encoder.load(model, **options) if model else None
-        retriever, encoder = Retriever.load(index_dir, encoder=encoder, **options), None
+        chosen = Encoder.load(model, **options) if model else None  # else the one the index names
+        retriever = Retriever.load(index_dir, encoder=chosen, **options)
+        encoder = retriever.encoder
     else:
-        from ragkit.encoders import Encoder
-
-        retriever, encoder = None, Encoder.load(model or DEFAULT_ENCODER, **options)
-    name = served_model_name or served_name(retriever.encoder if retriever else encoder)
+        encoder = Encoder.load(model or DEFAULT_ENCODER, **options)
+    name = served_model_name or served_name(encoder)
     config = ServeConfig(
         model_name=name,
         api_key=api_key,

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -221,7 +222,11 @@ class Encoder:
             if saved is None and source != resolved:  # an LLM2Vec adapter chain
                 input_format = input_format or "llm2vec"
             saved = saved or EncoderConfig()
-        overrides = {"pooling": pooling, "bidirectional": bidirectional, "max_length": max_length}
+        overrides: dict[str, Any] = {
+            "pooling": pooling,
+            "bidirectional": bidirectional,
+            "max_length": max_length,
+        }
         config = replace(
             saved,
             source=_absolute(name_or_path),
@@ -230,7 +235,7 @@ class Encoder:
         )
         set_input_format(config, input_format, template, source, model.config.model_type)
         tokenizer = load_tokenizer(resolved, source)
-        model = model.to(device)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' decorated to() hides its self
         if precision == "bf16" and device.type == "cpu" and dtype is None:
             model = bf16_linear_weights(model)  # what autocast computes with, cast once
         encoder = cls(model, tokenizer, config, allow_unvalidated=allow_unvalidated, precision=precision)

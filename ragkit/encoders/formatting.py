@@ -174,11 +174,14 @@ class TextFormatter:
 
     def cap_words(self, text: str, max_length: int) -> str:
         """llm2vec's `doc_max_length`: while the text has more tokens than that, keep proportionally
-        fewer of its words (so the cap is in words, triggered by tokens)."""
+        fewer of its words (so the cap is in words, triggered by tokens). Without a cap, `text`."""
+        cap = self.doc_max_length
+        if cap is None:
+            return text
         count = self._count(text, max_length)
-        while count > self.doc_max_length:
+        while count > cap:
             words = text.split()
-            text = " ".join(words[: int(len(words) * self.doc_max_length / count)])
+            text = " ".join(words[: int(len(words) * cap / count)])
             count = self._count(text, max_length)
         return text
 

@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ragkit.encoders.precision import ModuleT
+
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from ragkit.encoders.encoder import Encoder
 
 
 class Int8Linear(torch.nn.Module):
     """A frozen `nn.Linear` as int8 weights (per output channel) with int8 activations per token."""
+
+    weight_t: torch.Tensor  # buffers, registered in __init__
+    weight_scale: torch.Tensor
+    smoothing: torch.Tensor | None
+    bias: torch.Tensor | None
 
     def __init__(self, linear: torch.nn.Linear, smoothing: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -53,8 +62,8 @@ class Int8Linear(torch.nn.Module):
 
 
 def quantize_int8(
-    model: torch.nn.Module, activation_max: dict[str, torch.Tensor] | None = None, alpha: float = 0.5
-) -> torch.nn.Module:
+    model: ModuleT, activation_max: dict[str, torch.Tensor] | None = None, alpha: float = 0.5
+) -> ModuleT:
     """Every linear layer of `model` replaced by an `Int8Linear` (in place; inference only).
 
     `activation_max` (layer name -> per-input-channel max |x| on calibration texts, from
@@ -131,7 +140,7 @@ CALIBRATION_TEXTS = (
 )
 
 
-def int8_model(encoder: Encoder) -> torch.nn.Module:
+def int8_model(encoder: Encoder) -> PreTrainedModel:
     """`encoder`'s model with int8 linear layers, SmoothQuant-scaled by the activations the fp32
     `encoder` sees on `CALIBRATION_TEXTS` (measured on the model as it encodes: bidirectional,
     pooled): `Encoder(precision="int8")` quantizes its model with it."""

@@ -32,7 +32,7 @@ class BuiltinModel:
     def locate(self) -> Path:
         """The built-in model's file in its installed package, found without importing the package."""
         try:
-            path = Path(importlib.metadata.distribution(self.dist).locate_file(self.file))
+            path = Path(str(importlib.metadata.distribution(self.dist).locate_file(self.file)))
         except importlib.metadata.PackageNotFoundError:
             path = None
         if path is None or not path.is_file():
@@ -124,7 +124,7 @@ def gguf_to_hf(gguf: Path, cache_name: str | None = None) -> Path:
         except (OSError, ValueError, KeyError) as e:
             raise RagkitError(f"could not read {gguf} as a GGUF model: {first_line(e)}") from None
         # transformers refuses to save a GGUF-quantized model; the weights are already dequantized.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # set at load, undeclared: None turns it off
         del model.config.quantization_config
         # Atomic: a concurrent or interrupted conversion never leaves half a model; if another process
         # finished first, its copy is kept.
@@ -204,7 +204,8 @@ def load_tokenizer(*sources: str):
             return AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as e:
             error = e
-    raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {first_line(error)}") from error
+    reason = first_line(error) if error else "no source given"
+    raise RagkitError(f"could not load a tokenizer from {sources[-1]!r}: {reason}") from error
 
 
 @contextlib.contextmanager

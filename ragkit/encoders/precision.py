@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeGuard, TypeVar
 
 import torch
 
 from ragkit.errors import RagkitError
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
@@ -37,26 +39,31 @@ def resolve_precision(precision: str | None, device: torch.device) -> Precision:
     return check_precision(precision, device)
 
 
+def is_precision(value: object) -> TypeGuard[Precision]:
+    """Whether `value` names a precision ragkit computes in."""
+    return value in PRECISIONS
+
+
 def check_precision(precision: str, device: torch.device) -> Precision:
     """`precision` if `device` can run it, else a one-line error."""
-    if precision not in PRECISIONS:
+    if not is_precision(precision):
         raise RagkitError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "int8" and device.type != "cpu":
         raise RagkitError("precision int8 is for CPU encoding: on a GPU use bf16 (the default) or fp32")
-    return precision  # type: ignore[return-value]
+    return precision
 
 
 def default_precision(device: torch.device) -> Precision:
     """`$RAGKIT_PRECISION` if set (one setting for every command and process), else bf16 where
     `device` computes it natively, else fp32 (see the module docstring)."""
     if chosen := os.environ.get(PRECISION_ENV):
-        if chosen not in PRECISIONS:
+        if not is_precision(chosen):
             raise RagkitError(
                 f"{PRECISION_ENV}={chosen!r} is not a precision: use one of {', '.join(PRECISIONS)}"
             )
         if chosen == "int8" and device.type != "cpu":
             return FALLBACK if not native_bf16(device) else "bf16"
-        return chosen  # type: ignore[return-value]
+        return chosen
     return "bf16" if native_bf16(device) else FALLBACK
 
 
@@ -68,7 +75,7 @@ def matching_precision(recorded: str, device: torch.device) -> Precision | None:
         return None
     if recorded == "int8" and device.type != "cpu":
         return None
-    return recorded if recorded in PRECISIONS else None  # type: ignore[return-value]
+    return recorded if is_precision(recorded) else None
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -102,6 +109,8 @@ class BF16Linear(torch.nn.Module):
     faster than with plain bf16 weights). Where oneDNN has no bf16 kernel the weight is kept plain
     (bf16) instead.
     """
+
+    bias: torch.Tensor | None  # a buffer, registered in __init__
 
     def __init__(self, linear: torch.nn.Linear) -> None:
         super().__init__()
@@ -137,7 +146,7 @@ class BF16Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, packed={self.packed}"
 
 
-def bf16_linear_weights(model: torch.nn.Module) -> torch.nn.Module:
+def bf16_linear_weights(model: ModuleT) -> ModuleT:
     """Every linear layer replaced by a `BF16Linear` (in place); embeddings and norms stay fp32.
     For encoders loaded to encode on CPU (`Encoder.load`), not for training."""
     for module in list(model.modules()):

@@ -50,7 +50,7 @@ class RagkitTransformer(Transformer):
         if not all(isinstance(text, str) for text in inputs):
             raise ValueError("this model embeds text only: pass strings")
         ids, prompt_lengths = self.formatter(list(inputs), prompt or None, self.max_seq_length)
-        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        batch = self.formatter.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],

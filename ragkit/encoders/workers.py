@@ -69,7 +69,7 @@ class EncoderPool:
         """Vectors for `texts` in input order; `options` as `Encoder.encode` takes them."""
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         shares = [order[w :: len(self.devices)] for w in range(len(self.devices))]
-        pieces = {}
+        pieces: dict[int, list[int]] = {}
         for worker, share in enumerate(shares):
             for first in range(0, len(share), PIECE):
                 rows = share[first : first + PIECE]
@@ -83,9 +83,9 @@ class EncoderPool:
             task = bar.add_task("encoding", total=len(texts))
             while pieces:
                 job, result = self._receive()
-                rows = pieces.pop(job, None)
-                if rows is None:  # left over from an earlier call that failed: drop it
+                if job not in pieces:  # left over from an earlier call that failed: drop it
                     continue
+                rows = pieces.pop(job)
                 if isinstance(result, BaseException):
                     error = error or result  # every piece is still collected, so none is left over
                     continue
@@ -95,6 +95,7 @@ class EncoderPool:
                 bar.advance(task, len(rows))
         if error is not None:
             raise error
+        assert out is not None  # Encoder.encode sends no empty list
         return out
 
     def _receive(self):
@@ -129,10 +130,11 @@ def _work(encoder: Encoder, device: str, threads: int, inbox, outbox) -> None:
     """A worker's life: move the model to its device, then encode what arrives until None."""
     if device == "cpu":
         torch.set_num_threads(threads)
-    encoder.model.to(device)
+    encoder.model.to(device)  # type: ignore[arg-type]  # transformers' decorated to() hides its self
     encoder.devices = None  # a worker encodes in-process
     while (message := inbox.get()) is not None:
         job, texts, options = message
+        result: np.ndarray | RagkitError
         try:
             result = encoder.encode(texts, show_progress=False, **options)
         except Exception as error:  # sent back to the caller, the worker lives on

@@ -57,6 +57,18 @@ def _meta(name: str, revision: str, dim: int, max_tokens: int | None, frameworks
 class _TextModel(AbsEncoder):
     """mteb's `encode` (batches from a DataLoader) in terms of the subclass's `embed` (a list of texts)."""
 
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        task_metadata: TaskMetadata | None,
+        prompt_type: PromptType | None,
+        max_tokens: int | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Vectors of whole lists of texts (ragkit's evaluation calls this directly)."""
+        raise NotImplementedError
+
     def encode(
         self,
         inputs,

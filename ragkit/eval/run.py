@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mteb
 from mteb.abstasks.retrieval import AbsTaskRetrieval
+from mteb.types import EncodeKwargs
 from rich.console import Console
 
 from ragkit.errors import RagkitError, first_line
@@ -83,7 +84,7 @@ def evaluate(
                     cache=None,
                     overwrite_strategy="always",
                     show_progress_bar=False,
-                    encode_kwargs={"show_progress_bar": False},
+                    encode_kwargs=EncodeKwargs(show_progress_bar=False),
                     prediction_folder=folder if predictions else None,
                 )
             seconds = time.perf_counter() - start

@@ -18,7 +18,7 @@ from ragkit.embedding_cache import cached_embeddings
 from ragkit.errors import RagkitError
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
-from ragkit.index.fusion import FusionMethod, SearchMode, check_fusion, fuse
+from ragkit.index.fusion import FusionMethod, check_fusion, fuse
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
@@ -162,8 +162,8 @@ class IndexSearch:
         retriever: Retriever,
         *,
         chunks_per_document: int = 4,
-        mode: SearchMode | None = None,
-        method: FusionMethod | None = None,
+        mode: str | None = None,
+        method: str | None = None,
         weight: float | None = None,
     ) -> None:
         self.retriever = retriever

@@ -64,7 +64,8 @@ class LocalSTSTask(LocalTask, AbsTaskSTS):
         """Read the pairs and scores once."""
         if self.data_loaded:
             return
-        first, second, scores, (self.min_score, self.max_score) = read_sts(self.path)
+        first, second, scores, (low, high) = read_sts(self.path)
+        self.min_score, self.max_score = low, high  # type: ignore[assignment]  # mteb says int; any range works
         pairs = Dataset.from_dict({"sentence1": first, "sentence2": second, "score": scores})
         self.dataset = DatasetDict({"test": pairs})
         self.data_loaded = True

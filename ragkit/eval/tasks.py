@@ -47,6 +47,9 @@ def local_metadata(path: Path, name: str, **fields: Any) -> TaskMetadata:
 class LocalTask:
     """Metadata per instance (mteb tasks keep theirs on the class), which unloading must keep."""
 
+    dataset: Any  # the mteb task's loaded data, None when unloaded
+    data_loaded: bool
+
     def unload_data(self) -> None:
         """Drop the loaded data (mteb calls it between tasks)."""
         self.dataset = None

@@ -222,27 +222,27 @@ class Index:
             rebuild = False  # that was this rebuild, killed at the swap: what is left is an update
         previous = previous_manifest(index_dir, params, rebuild)
         report = BuildReport(index_dir, faiss=faiss_build().describe())
-        in_place = previous is not None and not rebuild
-        if in_place:
-            directory, report.generation, report.in_place = index_dir, previous.generation + 1, True
+        base = None if rebuild else previous  # the generation an update builds on
+        if base is not None:
+            directory, report.generation, report.in_place = index_dir, base.generation + 1, True
         else:
             directory, report.generation = index_dir.with_name(f"{index_dir.name}.building"), 1
             prepare_workdir(directory, params)
         store = Docstore(directory / DOCSTORE_FILE, generation=report.generation)
         try:
             store.begin(kind)
-            old = change(store, report, previous if in_place else None)
+            old = change(store, report, base)
             store.drop_unfinished_parts()  # of files an interrupted run began and this one did not
             _count_changes(report, old, store.file_hashes())
-            lexical_whole = previous is not None and (index_dir / previous.lexical_path).is_dir()
-            whole = lexical_whole and faiss_file_whole(index_dir / previous.index_path)
-            if in_place and not lexical_whole:
-                report.repaired = f"{previous.lexical_path}/ (BM25) was missing: rebuilt from the docstore"
-            if in_place and not store.has_changes() and whole:  # nothing to do, nothing to repair
+            lexical_whole = base is not None and (index_dir / base.lexical_path).is_dir()
+            if base is not None and not lexical_whole:
+                report.repaired = f"{base.lexical_path}/ (BM25) was missing: rebuilt from the docstore"
+            whole = base is not None and lexical_whole and faiss_file_whole(index_dir / base.index_path)
+            if base is not None and not store.has_changes() and whole:  # nothing to do, nothing to repair
                 store.abandon()
-                report.generation, report.counts = previous.generation, store.counts()
-                report.factory, report.transform = previous.index.factory, previous.transform
-                report.counts["vectors"] = previous.counts.get("vectors", report.counts["chunks"])
+                report.generation, report.counts = base.generation, store.counts()
+                report.factory, report.transform = base.index.factory, base.transform
+                report.counts["vectors"] = base.counts.get("vectors", report.counts["chunks"])
                 report.seconds = time.perf_counter() - start
                 return report
             trained = write_generation(
@@ -250,10 +250,10 @@ class Index:
                 store,
                 encoder,
                 report,
-                previous if in_place else None,
+                base,
                 self.settings,
             )
-            calibration = self._calibration(directory, store, report, previous if in_place else None)
+            calibration = self._calibration(directory, store, report, base)
             if corpus is None:
                 corpus = previous.corpus if previous else ""
             manifest = generation_manifest(
@@ -270,7 +270,7 @@ class Index:
             store.committed(keep_from=report.generation - 1)
         finally:
             store.close()
-        if in_place:
+        if base is not None:
             remove_old_generations(index_dir, report.generation)
         else:
             (directory / PARAMS_FILE).unlink()

@@ -34,7 +34,7 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.precision import native_bf16
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import Docstore
-from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES, fuse
+from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES
 from ragkit.index.lexical import LexicalIndex
 from ragkit.index.search_setting import GENERATED, INVERSE_CLOZE, Calibration, SearchSetting
 from ragkit.index.transform import Transform
@@ -59,7 +59,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 CANDIDATES: tuple[SearchSetting, ...] = (
     SearchSetting("dense"),
     SearchSetting("bm25"),
-    *(SearchSetting("hybrid", m, w) for m in FUSION_METHODS for w in WEIGHTS),  # type: ignore[arg-type]
+    *(SearchSetting("hybrid", m, w) for m in FUSION_METHODS for w in WEIGHTS),
 )
 
 
@@ -171,9 +171,7 @@ def calibrate(
     for setting in CANDIDATES:
         gains = []
         for source, d, b in zip(sources, dense, lexical, strict=True):
-            ranking = d if setting.mode == "dense" else b if setting.mode == "bm25" else None
-            if ranking is None:
-                ranking = fuse(d, b, setting.method, setting.weight)  # type: ignore[arg-type]
+            ranking = d if setting.mode == "dense" else b if setting.mode == "bm25" else setting.fuse(d, b)
             gains.append(_ndcg_at_10(ranking, source))
         per_query[setting.label] = np.array(gains)
     scores = {label: float(g.mean()) for label, g in per_query.items()}

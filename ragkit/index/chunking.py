@@ -78,7 +78,7 @@ def token_offsets(text: str, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
     (else before a space) in their second half, where byte-level BPE tokenizers split anyway; a
     SentencePiece tokenizer may tokenize a block's first word as if it began the text.
     """
-    blocks = []
+    blocks: list[np.ndarray] = []
     start = 0
     while start < len(text) or not blocks:
         end = _block_end(text, start)

@@ -376,15 +376,16 @@ class _DatabaseErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(self, kind, error, traceback) -> None:  # any other error goes on as it is
         if isinstance(error, sqlite3.OperationalError) and any(
             limit in str(error) for limit in ("too large", "too many", "depth", "stack overflow")
         ):  # a filter past SQLite's limits on expressions: the data is fine
             raise RagkitError(
                 f"the `filter` is too complex for SQLite ({error}); use $in for many values of one field"
             ) from error
-        if isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error):
-            raise write_error(error, self.path.parent, "the previous index is intact") from error
+        full = isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)
+        if full and (failed := write_error(error, self.path.parent, "the previous index is intact")):
+            raise failed from error
         if isinstance(error, sqlite3.OperationalError) and "readonly" in str(error):
             raise RagkitError(
                 f"{self.path} cannot be written ({error}): is another writer updating this index? "
@@ -394,4 +395,3 @@ class _DatabaseErrors:
             raise RagkitError(
                 f"{self.path} is damaged or not a ragkit docstore ({error}); rebuild the index with `rebuild`"
             ) from error
-        return False

@@ -23,7 +23,8 @@ def as_documents(documents: Iterable[Document | dict]) -> list[Document]:
         if isinstance(item, dict):
             doc_id = item.get("id", item.get("_id", item.get("doc_id")))
             text, title, metadata = item.get("text"), item.get("title") or "", item.get("metadata") or {}
-            item = Document(str(doc_id) if doc_id is not None else "", text, title, metadata)
+            doc = str(doc_id) if doc_id is not None else ""
+            item = Document(doc, text, title, metadata)  # type: ignore[arg-type]  # checked below, by index
         if not isinstance(item, Document):
             raise RagkitError(f"documents[{i}] must be a Document or a dict, got {type(item).__name__}")
         if not item.doc_id:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from rich.progress import TaskID
 
 from ragkit.corpus import Document
 from ragkit.encoders import Encoder
@@ -102,12 +103,13 @@ class EmbedProgress:
             "{task.fields[left]} left",
             enabled=enabled,
         )
-        self.task = None
+        self.task = TaskID(-1)  # added on entering
 
     def __enter__(self) -> EmbedProgress:
         self.bar.__enter__()
-        fields = {"unit": self.unit, "chunks": 0, "rate": "-", "left": "-"}
-        self.task = self.bar.add_task("embedding", total=self.total, **fields)
+        self.task = self.bar.add_task(
+            "embedding", total=self.total, unit=self.unit, chunks=0, rate="-", left="-"
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -168,8 +170,8 @@ def embed_units(
                 texts, batch_size=batch_size, show_progress=False, on_batch=progress.embedded
             )
             start = 0
-            for _, run in itertools.groupby(group, key=lambda item: id(item[0])):  # a unit's chunks
-                run = list(run)
+            for _, grouped in itertools.groupby(group, key=lambda item: id(item[0])):  # a unit's chunks
+                run = list(grouped)
                 state = run[0][0]
                 state.vectors.append(vectors[start : start + len(run)])
                 state.embedded += len(run)

@@ -11,16 +11,16 @@ nothing from it):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal, get_args
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Literal, TypeVar, get_args
 
 from ragkit.errors import RagkitError
 
 FusionMethod = Literal["rrf", "weighted"]
-FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
+FUSION_METHODS: tuple[FusionMethod, ...] = get_args(FusionMethod)
 RRF_K = 60
 SearchMode = Literal["dense", "bm25", "hybrid"]
-SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 
 # By default each index searches with the setting it calibrated itself to (ragkit/index/calibration.py).
 # Chosen on two dev splits that no reported folder belongs to (SQuAD, PubMedQA;
@@ -31,25 +31,28 @@ DEFAULT_METHOD: FusionMethod = "weighted"
 DEFAULT_WEIGHT = 0.6
 HYBRID_CANDIDATES = 1000  # each side's top n before fusion, as measured (mteb retrieves 1000)
 
-Ranking = Mapping[str, float]  # document id -> score, any order
+DocId = TypeVar("DocId", bound=Hashable)  # a document's id or its row in the index
+Ranking = Mapping[DocId, float]  # document id -> score, any order
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Ranking], weights: Sequence[float] | None = None, k: int = RRF_K
-) -> dict[str, float]:
+    rankings: Sequence[Ranking[DocId]], weights: Sequence[float] | None = None, k: int = RRF_K
+) -> dict[DocId, float]:
     """Fused scores, best first: sum of weight / (k + rank) with ranks counted from 1."""
     weights = _check_weights(rankings, weights)
-    fused: dict[str, float] = {}
+    fused: dict[DocId, float] = {}
     for ranking, weight in zip(rankings, weights, strict=True):
         for rank, doc in enumerate(sorted(ranking, key=ranking.__getitem__, reverse=True), start=1):
             fused[doc] = fused.get(doc, 0.0) + weight / (k + rank)
     return dict(sorted(fused.items(), key=lambda item: item[1], reverse=True))
 
 
-def weighted_fusion(rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> dict[str, float]:
+def weighted_fusion(
+    rankings: Sequence[Ranking[DocId]], weights: Sequence[float] | None = None
+) -> dict[DocId, float]:
     """Fused scores, best first: the weighted sum of each ranking's min-max normalised scores."""
     weights = _check_weights(rankings, weights)
-    fused: dict[str, float] = {}
+    fused: dict[DocId, float] = {}
     for ranking, weight in zip(rankings, weights, strict=True):
         if not ranking:
             continue
@@ -69,20 +72,22 @@ def check_fusion(method: str, weight: float) -> None:
 
 
 def fuse(
-    dense: Ranking, lexical: Ranking, method: FusionMethod = "rrf", weight: float = 0.5
-) -> dict[str, float]:
+    dense: Ranking[DocId], lexical: Ranking[DocId], method: FusionMethod = "rrf", weight: float = 0.5
+) -> dict[DocId, float]:
     """Dense and lexical rankings of one query into one; `weight` is the dense side's share."""
     check_fusion(method, weight)
     return fuse_checked(dense, lexical, method, weight)
 
 
-def fuse_checked(dense: Ranking, lexical: Ranking, method: str, weight: float) -> dict[str, float]:
+def fuse_checked(
+    dense: Ranking[DocId], lexical: Ranking[DocId], method: str, weight: float
+) -> dict[DocId, float]:
     """`fuse` for a `method` and `weight` checked before (a `SearchSetting`'s, checked when it was made)."""
     combine = reciprocal_rank_fusion if method == "rrf" else weighted_fusion
     return combine([dense, lexical], [weight, 1.0 - weight])
 
 
-def _check_weights(rankings: Sequence[Ranking], weights: Sequence[float] | None) -> list[float]:
+def _check_weights(rankings: Sequence[Ranking[DocId]], weights: Sequence[float] | None) -> list[float]:
     weights = [1.0] * len(rankings) if weights is None else list(weights)
     if len(weights) != len(rankings):
         raise RagkitError(f"{len(weights)} weights for {len(rankings)} rankings: give one per ranking")

@@ -23,6 +23,7 @@ from ragkit.index.lexical import LexicalIndex
 from ragkit.index.manifest import IndexLayout, IndexManifest, TrainedState, index_file, lexical_dir
 from ragkit.index.ondisk import add, disk_bytes, fill, ivfdata_file, lists_to_file, read_index
 from ragkit.index.report import BuildReport
+from ragkit.index.search_setting import Calibration
 from ragkit.index.settings import IndexSettings
 from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
 
@@ -37,15 +38,17 @@ def write_generation(
     report: BuildReport,
     previous: IndexManifest | None,
     settings: IndexSettings,
-) -> dict[str, int]:
+) -> TrainedState:
     """The FAISS index and BM25 part of the store's generation, beside the previous ones; returns
-    when the FAISS index / PCA were trained ({"generation", "vectors"})."""
+    when the FAISS index / PCA were trained."""
     g, n = report.generation, store.counts()["chunks"]
     lists_file = directory / ivfdata_file(g) if settings.on_disk else None
     added, vectors, removed = store.changes(encoder.dim) if previous else (None, None, None)
-    reason = "new index" if previous is None else retrain_reason(previous, n, len(removed) > 0)
-    index = None
+    removing = removed is not None and len(removed) > 0
+    reason = "new index" if previous is None else retrain_reason(previous, n, removing)
+    index: faiss.Index | None = None
     if not reason:
+        assert previous is not None  # no previous generation is always a reason to train
         try:
             index = read_index(directory / previous.index_path)
         except RuntimeError:  # damaged or missing: the docstore holds every vector, so train again
@@ -58,6 +61,8 @@ def write_generation(
         report.retrained = "" if previous is None else reason
         trained = TrainedState(generation=g, vectors=n)
     else:
+        assert previous is not None and index is not None and added is not None and vectors is not None
+        assert removed is not None
         if lists_file:  # the previous generation's lists stay as its readers mapped them
             lists_to_file(index, lists_file)
         transform = Transform.load(directory, previous.transform)
@@ -120,7 +125,7 @@ def generation_manifest(
     *,
     corpus: str,
     settings: IndexSettings,
-    calibration: dict,
+    calibration: Calibration | None,
     precision: str,
 ) -> IndexManifest:
     """The manifest that commits a build's or update's generation, keeping the first build's creation time."""

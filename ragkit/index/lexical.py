@@ -67,7 +67,7 @@ class LexicalIndex:
         self, queries: Sequence[str], k: int, allowed: np.ndarray | None = None
     ) -> list[dict[int, float]]:
         """`allowed` (sorted ids) restricts the ranking to those texts (a search filter)."""
-        results = []
+        results: list[dict[int, float]] = []
         vocab = self.retriever.vocab_dict
         for words in self._tokenize(list(queries), return_ids=False):
             known = [w for w in words if w in vocab]
@@ -146,7 +146,8 @@ def import_bm25s():
         if "bm25s" in sys.modules:
             return sys.modules["bm25s"]
         hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "jax"}
-        sys.modules["jax"] = None  # `import jax.lax` in bm25s raises ImportError: it falls back to NumPy
+        # None in sys.modules: `import jax.lax` in bm25s raises ImportError, and it falls back to NumPy
+        sys.modules["jax"] = None  # type: ignore[assignment]  # typeshed's sys.modules takes no None
         try:
             import bm25s
         finally:

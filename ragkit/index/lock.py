@@ -49,10 +49,10 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         file.seek(0)
-        holder = file.read().strip() or "another process"
+        pid = file.read().strip() or "another process"
         file.close()
         raise RagkitError(
-            f"index {index_dir} is being updated by PID {holder}; wait for it to finish, then run again"
+            f"index {index_dir} is being updated by PID {pid}; wait for it to finish, then run again"
         ) from None
     with _held_lock:
         _held[key] = (me, 1)

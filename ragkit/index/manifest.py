@@ -10,7 +10,7 @@ from typing import Any
 from ragkit.corpus import Fields
 from ragkit.device import resolve_device
 from ragkit.encoders import Encoder, EncoderConfig
-from ragkit.encoders.precision import matching_precision
+from ragkit.encoders.precision import Precision, matching_precision
 from ragkit.encoders.record import EncoderRecord
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import ChunkingConfig
@@ -143,7 +143,7 @@ class IndexManifest:
         return EncoderConfig(source=self.encoder.source, **{k: v for k, v in recorded.items() if k in known})
 
     def load_encoder(
-        self, *, device: str | None = None, precision: str | None = None, **options: Any
+        self, *, device: str | None = None, precision: Precision | None = None, **options: Any
     ) -> Encoder:
         """The encoder that made the index's vectors, run on `device` (`options`: `Encoder.load`'s
         `dtype`, `attn_implementation`, `allow_unvalidated`). `precision` defaults to the one the
@@ -151,7 +151,7 @@ class IndexManifest:
         one place an index's encoder is loaded, for queries (`Retriever`) and updates (`Index`)."""
         if precision is None:
             precision = matching_precision(self.precision, resolve_device(device))
-        return Encoder.load(self.encoder_config(), device=device, precision=precision, **options)  # type: ignore[arg-type]
+        return Encoder.load(self.encoder_config(), device=device, precision=precision, **options)
 
     @classmethod
     def read(cls, index_dir: str | Path) -> IndexManifest:

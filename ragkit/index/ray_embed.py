@@ -120,8 +120,8 @@ class _EmbedActor:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         # The driver's encoder's precision, read: the one the manifest records, where this worker's
         # device runs it natively (`matching_precision`, as for queries), else the device's default.
-        precision = matching_precision(precision, torch.device(device))
-        self.encoder = Encoder.load(config, device=device, precision=precision)
+        native = matching_precision(precision, torch.device(device))
+        self.encoder = Encoder.load(config, device=device, precision=native)
         if self.encoder.fingerprint().config_hash != fingerprint:
             raise RagkitError("the encoder loaded on a Ray worker is not the one the index is built with")
         self.batch_size, self.chunking = batch_size, chunking

@@ -6,12 +6,14 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import faiss
 import numpy as np
 
 from ragkit.encoders import Encoder
 from ragkit.encoders.encoder import check_texts
+from ragkit.encoders.precision import Precision
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search, selector_params
@@ -148,7 +150,7 @@ class Retriever:
         attn_implementation: str | None = None,
         allow_unvalidated: bool = False,
         search_params: dict | None = None,
-        precision: str | None = None,
+        precision: Precision | None = None,
     ) -> Retriever:
         """Open an index; its encoder is loaded from the manifest unless a matching one is given.
 
@@ -169,6 +171,38 @@ class Retriever:
         if mismatch := manifest.encoder_mismatch(Path(index_dir), encoder.fingerprint(), reading=True):
             raise RagkitError(mismatch)
         return cls(Path(index_dir), encoder, manifest, search_params)
+
+    @overload
+    def search(  # type: ignore[overload-overlap]  # a str is a Sequence[str]; this one is checked first
+        self,
+        query: str,
+        k: int = 10,
+        filter: dict | None = None,
+        *,
+        mode: SearchMode | None = None,
+        method: FusionMethod | None = None,
+        weight: float | None = None,
+        setting: SearchSetting | None = None,
+        query_vectors: np.ndarray | None = None,
+        rerank: str | CrossEncoderLike | None = None,
+        rerank_top: int = RERANK_TOP,
+    ) -> list[Hit]: ...
+
+    @overload
+    def search(
+        self,
+        query: Sequence[str],
+        k: int = 10,
+        filter: dict | None = None,
+        *,
+        mode: SearchMode | None = None,
+        method: FusionMethod | None = None,
+        weight: float | None = None,
+        setting: SearchSetting | None = None,
+        query_vectors: np.ndarray | None = None,
+        rerank: str | CrossEncoderLike | None = None,
+        rerank_top: int = RERANK_TOP,
+    ) -> list[list[Hit]]: ...
 
     def search(
         self,
@@ -263,7 +297,8 @@ class Retriever:
         query_vectors: np.ndarray | None = None,
     ) -> list[dict[int, float]]:
         mode = setting.mode
-        if mode != "dense" and snapshot.lexical is None:
+        bm25 = None if mode == "dense" else snapshot.lexical
+        if mode != "dense" and bm25 is None:
             raise RagkitError(
                 f"the BM25 part of the index ({self.index_dir / snapshot.manifest.lexical_path}) is missing; "
                 "search with `mode` dense, or update the index from its corpus (ragkit index / Index.build) "
@@ -273,6 +308,7 @@ class Retriever:
         if filter is not None:
             allowed = snapshot.store.ids_where(*compile_filter(filter))
         queries = check_texts(queries, "query")
+        vectors: Sequence[np.ndarray | None] | np.ndarray  # rows; None where BM25 needs no vector
         if mode == "bm25":
             vectors = [None] * len(queries)
         elif query_vectors is not None:
@@ -293,8 +329,8 @@ class Retriever:
         fetch = min(max(n, HYBRID_CANDIDATES) if mode == "hybrid" else n, total)
         rankings = []
         for query, vector in zip(queries, vectors, strict=True):
-            dense = self._dense(snapshot, vector, fetch, allowed) if mode != "bm25" else {}
-            lexical = snapshot.lexical.search([query], fetch, allowed)[0] if mode != "dense" else {}
+            dense = self._dense(snapshot, vector, fetch, allowed) if vector is not None else {}
+            lexical = bm25.search([query], fetch, allowed)[0] if bm25 is not None else {}
             ranking = (
                 dense if mode == "dense" else lexical if mode == "bm25" else setting.fuse(dense, lexical)
             )

@@ -14,6 +14,7 @@ from ragkit.index.fusion import (
     DEFAULT_METHOD,
     DEFAULT_WEIGHT,
     SEARCH_MODES,
+    DocId,
     FusionMethod,
     Ranking,
     SearchMode,
@@ -40,7 +41,7 @@ class SearchSetting:
                 raise RagkitError("a hybrid setting needs a fusion `method` and a dense `weight`")
             check_fusion(self.method, self.weight)
 
-    def fuse(self, dense: Ranking, lexical: Ranking) -> dict[str, float]:
+    def fuse(self, dense: Ranking[DocId], lexical: Ranking[DocId]) -> dict[DocId, float]:
         """One query's dense and lexical rankings fused as this hybrid setting says (checked once,
         when the setting was made)."""
         return fuse_checked(dense, lexical, str(self.method), float(self.weight or 0.0))
@@ -57,9 +58,9 @@ class SearchSetting:
     def from_label(cls, label: str) -> SearchSetting:
         """Read back a setting's label ("dense", "bm25", "weighted 0.3", "rrf 0.2")."""
         if label in ("dense", "bm25"):
-            return cls(label)  # type: ignore[arg-type]
+            return cls(label)  # type: ignore[arg-type]  # a str; the `in` above has checked it
         method, weight = label.split()
-        return cls("hybrid", method, float(weight))  # type: ignore[arg-type]
+        return cls("hybrid", method, float(weight))  # type: ignore[arg-type]  # __post_init__ checks it
 
 
 HYBRID_DEFAULT = SearchSetting("hybrid", DEFAULT_METHOD, DEFAULT_WEIGHT)

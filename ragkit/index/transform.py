@@ -49,7 +49,7 @@ class Transform:
     dim_in: int = 0
     dim_out: int = 0
     whiten: bool = False
-    pca: faiss.LinearTransform | None = None
+    pca: faiss.VectorTransform | None = None
 
     @staticmethod
     def check_options(d: int | None, *, pca: int | None, dim: int | None, whiten: bool) -> None:
@@ -95,7 +95,7 @@ class Transform:
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.kind == "none":
             return x
-        x = self.pca.apply(x) if self.kind == "pca" else np.ascontiguousarray(x[:, : self.dim_out])
+        x = self.pca.apply(x) if self.pca is not None else np.ascontiguousarray(x[:, : self.dim_out])
         faiss.normalize_L2(x)
         return x
 

@@ -74,7 +74,9 @@ class RagkitRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        hits = self.retriever.search(query, k=self.k, filter=self.filter, mode=self.mode)
+        hits = self.retriever.search(
+            query, k=self.k, filter=self.filter, setting=self.retriever.resolve(self.mode)
+        )
         return [Document(page_content=h.text, metadata=hit_metadata(h), id=hit_id(h)) for h in hits]
 
 
@@ -120,26 +122,29 @@ class RagkitVectorStore(VectorStore):
         texts: Iterable[str],
         metadatas: list[dict] | None = None,
         *,
-        ids: list[str | None] | None = None,
+        ids: Sequence[str | None] | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Upsert texts as documents (ids made up where not given); returns their ids."""
         texts = list(texts)
         metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
-        ids = list(ids) if ids is not None else [None] * len(texts)
-        if not len(metadatas) == len(ids) == len(texts):
+        given = list(ids) if ids is not None else [None] * len(texts)
+        if not len(metadatas) == len(given) == len(texts):
             raise RagkitError(
-                f"{len(texts)} texts, {len(metadatas)} `metadatas` and {len(ids)} `ids`: give one of "
+                f"{len(texts)} texts, {len(metadatas)} `metadatas` and {len(given)} `ids`: give one of "
                 "each per text"
             )
         for n, metadata in enumerate(metadatas):
             if metadata is not None and not isinstance(metadata, dict):
                 raise RagkitError(f"`metadatas`[{n}] is {type(metadata).__name__}; each must be a dict")
-        ids = [str(i) if i is not None else str(uuid.uuid4()) for i in ids]
+        doc_ids = [str(i) if i is not None else str(uuid.uuid4()) for i in given]
         self.store.upsert(
-            [RagkitDocument(i, t, "", dict(m or {})) for i, t, m in zip(ids, texts, metadatas, strict=True)]
+            [
+                RagkitDocument(i, t, "", dict(m or {}))
+                for i, t, m in zip(doc_ids, texts, metadatas, strict=True)
+            ]
         )
-        return ids
+        return doc_ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Upsert LangChain documents by id; returns their ids."""

@@ -97,7 +97,9 @@ class RagkitRetriever(BaseRetriever):
         return cls(as_retriever(index_dir), **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.retriever.search(query_bundle.query_str, k=self.k, filter=self.filter, mode=self.mode)
+        hits = self.retriever.search(
+            query_bundle.query_str, k=self.k, filter=self.filter, setting=self.retriever.resolve(self.mode)
+        )
         return [
             NodeWithScore(node=TextNode(text=h.text, id_=hit_id(h), metadata=hit_metadata(h)), score=h.score)
             for h in hits
@@ -140,7 +142,7 @@ class RagkitVectorStore(BasePydanticVectorStore):
         *,
         mode: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[call-arg]  # stores_text: this class gives its default
         self._store = IndexStore(index_dir, as_encoder(encoder) if encoder is not None else None, mode)
 
     @classmethod

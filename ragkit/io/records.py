@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def from_known_fields(cls: type[T], data: dict[str, Any]) -> T:
     """`cls(**data)` with the keys `cls` has no field for left out: a file written by an older or
     newer ragkit (a field since added or dropped) still reads. A required field missing is a TypeError."""
-    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[call-arg]
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})

@@ -64,7 +64,7 @@ def generate_queries(
         with quiet_transformers():
             # use_kernels=False: no Hub kernels swapped in (see ragkit.encoders.loading.load_model)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_kernels=False)
-            model = model.to(device).eval()
+            model = model.to(device).eval()  # type: ignore[arg-type]  # transformers' decorated to() hides its self
         stop = line_end_ids(tokenizer)
         cache.parent.mkdir(parents=True, exist_ok=True)
         if cache.is_file() and not cache.read_bytes().endswith(b"\n"):

@@ -39,9 +39,10 @@ def create_app(
     """The app for `ragkit serve`: embeddings with `encoder` (or the index's), search with `retriever`."""
     if config is not None and config.rerank is not None:
         load_reranker(config.rerank)  # a missing or broken model fails at start, not per request
-    if encoder is None and retriever is None:
+    if retriever is not None:
+        encoder = retriever.encoder
+    if encoder is None:
         raise RagkitError("pass an `encoder` or a `retriever` to serve")
-    encoder = retriever.encoder if retriever is not None else encoder
     state = ServerState(encoder, retriever, config or ServeConfig(model_name=served_name(encoder)))
 
     @asynccontextmanager

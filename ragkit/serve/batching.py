@@ -19,19 +19,19 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
 # kind -> texts -> (vectors, token count of each text); the server encodes "query" and "document".
-EncodeFunction = Callable[[Hashable, list[str]], tuple[np.ndarray, list[int]]]
+EncodeFunction = Callable[[str, list[str]], tuple[np.ndarray, list[int]]]
 
 
 @dataclass
 class _Request:
-    kind: Hashable
+    kind: str
     texts: list[str]
     future: Future = field(default_factory=Future)
     abandoned: bool = False  # its client left: encode no more of it
@@ -79,17 +79,17 @@ class DynamicBatcher:
         self._worker = threading.Thread(target=self._run, name="ragkit-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, kind: Hashable, texts: Sequence[str]) -> Future:
+    def submit(self, kind: str, texts: Sequence[str]) -> Future:
         """A future of (vectors, token counts) for `texts`."""
         return self._submit(kind, texts).future
 
-    def _submit(self, kind: Hashable, texts: Sequence[str]) -> _Request:
+    def _submit(self, kind: str, texts: Sequence[str]) -> _Request:
         request = _Request(kind, list(texts))
         self._count(len(request.texts))
         self._queue.put(request)
         return request
 
-    async def encode(self, kind: Hashable, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    async def encode(self, kind: str, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """`submit`, awaited: the event loop serves other requests meanwhile. Cancelling the awaiting
         task (a client that left) drops the request's texts not yet encoded."""
         request = self._submit(kind, texts)
@@ -180,7 +180,7 @@ class DynamicBatcher:
         if not request.future.done():
             request.future.set_exception(error)
 
-    def _encode_group(self, kind: Hashable, parts: list[tuple[_Request, int]]) -> None:
+    def _encode_group(self, kind: str, parts: list[tuple[_Request, int]]) -> None:
         texts = [t for r, n in parts for t in r.texts[r.done : r.done + n]]
         vectors, counts = self.encode_function(kind, texts)
         self.batches += 1

@@ -22,7 +22,7 @@ class Histogram:
     def __init__(self, buckets: Sequence[float]) -> None:
         self.buckets = tuple(buckets)
         self.counts: dict[tuple, list[int]] = {}
-        self.sums: Counter[tuple] = Counter()
+        self.sums: dict[tuple, float] = {}
 
     def observe(self, labels: tuple, value: float) -> None:
         """Count `value` in every bucket it falls under, for the series `labels`."""
@@ -31,7 +31,7 @@ class Histogram:
             if value <= bound:
                 counts[i] += 1
         counts[-1] += 1  # +Inf
-        self.sums[labels] += value
+        self.sums[labels] = self.sums.get(labels, 0.0) + value
 
     def lines(self, name: str, label_names: tuple[str, ...]) -> list[str]:
         """The histogram in Prometheus' text format: cumulative buckets, sum and count per series."""

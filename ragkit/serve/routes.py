@@ -20,6 +20,7 @@ from ragkit.serve.schemas import (
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,
+    SearchHit,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -79,10 +80,11 @@ async def embeddings(
         raise ApiError(
             404, f"model {body.model!r} is not served here; use {config.model_name!r}", code="model_not_found"
         )
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    if not texts:
+    given = [body.input] if isinstance(body.input, str) else body.input
+    if not given:
         raise ApiError(400, "input is empty; send a string or a list of strings")
-    if not all(isinstance(t, str) for t in texts):
+    texts = [t for t in given if isinstance(t, str)]
+    if len(texts) != len(given):
         raise ApiError(
             400,
             "input as token ids is not supported (they would be another tokenizer's); send strings "
@@ -113,7 +115,7 @@ async def search(
         raise ApiError(404, "no index is served; start the server with --index DIR", code="no_index")
     if (body.query is None) == (body.queries is None):
         raise ApiError(400, "send one of `query` (a string) and `queries` (a list of strings)")
-    queries = [body.query] if body.query is not None else body.queries
+    queries = [body.query] if body.query is not None else body.queries or []
     if not queries or len(queries) > config.max_queries:
         raise ApiError(400, f"send 1 to {config.max_queries} queries, got {len(queries)}")
     if body.k > config.max_k:
@@ -134,7 +136,8 @@ async def search(
         rerank_top=max(body.rerank_top or RERANK_TOP, body.k),
     )
     results = [
-        SearchResult(query=q, hits=[asdict(h) for h in found]) for q, found in zip(queries, hits, strict=True)
+        SearchResult(query=q, hits=[SearchHit(**asdict(h)) for h in found])
+        for q, found in zip(queries, hits, strict=True)
     ]
     return SearchResponse(model=config.model_name, mode=setting.mode, setting=setting.label, results=results)
 
@@ -175,10 +178,11 @@ def _reduce(vectors: np.ndarray, dimensions: int | None, state: ServerState) -> 
         return vectors
     retriever = state.retriever
     transform = retriever.transform if retriever is not None else None
-    reduced = transform is not None and transform.kind != "none"
-    if reduced and dimensions == transform.dim_out:
-        return transform.apply(vectors)
-    sizes = [dim] + ([transform.dim_out] if reduced else [])
+    sizes = [dim]
+    if transform is not None and transform.kind != "none":
+        if dimensions == transform.dim_out:
+            return transform.apply(vectors)
+        sizes.append(transform.dim_out)
     raise ApiError(
         400,
         f"dimensions {dimensions} is not served; use {' or '.join(map(str, sizes))} "

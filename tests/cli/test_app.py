@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -56,40 +57,64 @@ def test_user_errors_surface_as_ragkit_errors(model_dir):
     assert isinstance(result.exception, RagkitError)
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["embed", "--model", "no-such-model", "hello"], "error: unknown model 'no-such-model'"),
-        (["embed", "--file", "/no/such/file.txt"], "error: --file /no/such/file.txt does not exist"),
-        (["index", "/no/such/folder"], "error: corpus path /no/such/folder does not exist"),
-        (["query", "x", "--index", "/no/such/index"], "error: no index at /no/such/index"),
-        (["adapt", "--out", "/no/such/out", "--stages", "simcse,mntp"], "error: stages out of order"),
-        (["adapt", "--out", "/no/such/out", "--preset", "huge"], "error: unknown preset 'huge'"),
-        (["adapt", "--out", "/no/such/out", "--config", "/no/such.toml"], "error: config file not found"),
-        (
-            ["adapt", "--out", "/no/such/out", "--corpus", "/no/such/dir"],
-            "error: --corpus /no/such/dir does not",
-        ),
-        (["eval", "--bm25", "--task", "SciFakt"], "error: unknown task 'SciFakt': did you mean SciFact"),
-        (["eval", "--bm25", "--task", "/no/such/beir"], "error: task folder /no/such/beir does not exist"),
-        (["eval", "--index", "/no/such/index", "--task", "SciFact"], "error: no index at /no/such/index"),
-        (["embed", "--file", sys.executable], f"error: {sys.executable} is a binary file"),
-        # Library errors name Python parameters; the CLI shows the flags.
-        (
-            ["index", "README.md", "--pca", "8", "--dim", "8"],
-            "error: choose one of --pca and --dim, not both",
-        ),
-        (["index", "README.md", "--whiten"], "error: --whiten applies to --pca only"),
-        (["embed", "--template", "chatml", "x"], "error: unknown --template 'chatml'"),
-        (["embed", "--template", "User: {query}", "x"], "error: unknown --template 'User: {query}'"),
-        (["embed", "--input-format", "reference", "x"], "error: unknown --input-format 'reference'"),
-    ],
-)
-def test_errors_are_one_line_without_traceback(args, message):
-    result = run_ragkit(*args)
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith(message)
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+ERROR_CASES = [
+    (["embed", "--model", "no-such-model", "hello"], "error: unknown model 'no-such-model'"),
+    (["embed", "--file", "/no/such/file.txt"], "error: --file /no/such/file.txt does not exist"),
+    (["index", "/no/such/folder"], "error: corpus path /no/such/folder does not exist"),
+    (["query", "x", "--index", "/no/such/index"], "error: no index at /no/such/index"),
+    (["adapt", "--out", "/no/such/out", "--stages", "simcse,mntp"], "error: stages out of order"),
+    (["adapt", "--out", "/no/such/out", "--preset", "huge"], "error: unknown preset 'huge'"),
+    (["adapt", "--out", "/no/such/out", "--config", "/no/such.toml"], "error: config file not found"),
+    (
+        ["adapt", "--out", "/no/such/out", "--corpus", "/no/such/dir"],
+        "error: --corpus /no/such/dir does not",
+    ),
+    (["eval", "--bm25", "--task", "SciFakt"], "error: unknown task 'SciFakt': did you mean SciFact"),
+    (["eval", "--bm25", "--task", "/no/such/beir"], "error: task folder /no/such/beir does not exist"),
+    (["eval", "--index", "/no/such/index", "--task", "SciFact"], "error: no index at /no/such/index"),
+    (["embed", "--file", sys.executable], f"error: {sys.executable} is a binary file"),
+    # Library errors name Python parameters; the CLI shows the flags.
+    (
+        ["index", "README.md", "--pca", "8", "--dim", "8"],
+        "error: choose one of --pca and --dim, not both",
+    ),
+    (["index", "README.md", "--whiten"], "error: --whiten applies to --pca only"),
+    (["embed", "--template", "chatml", "x"], "error: unknown --template 'chatml'"),
+    (["embed", "--template", "User: {query}", "x"], "error: unknown --template 'User: {query}'"),
+    (["embed", "--input-format", "reference", "x"], "error: unknown --input-format 'reference'"),
+]
+
+# One fresh process runs `main()` once per case, as `ragkit` would in a process of its own (seventeen
+# processes took two and a half minutes of CI, loading torch each time).
+EACH_MAIN = """
+import contextlib, io, json, sys
+from ragkit.cli.app import main
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv, stderr, code = ["ragkit", *args], io.StringIO(), 0
+    with contextlib.redirect_stderr(stderr):
+        try:
+            main()
+        except SystemExit as exit:
+            code = exit.code
+    results.append([code, stderr.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def error_runs() -> list[tuple[int, str]]:
+    args = json.dumps([case for case, _ in ERROR_CASES])
+    done = subprocess.run([sys.executable, "-c", EACH_MAIN, args], capture_output=True, text=True, check=True)
+    return [tuple(result) for result in json.loads(done.stdout.splitlines()[-1])]
+
+
+@pytest.mark.parametrize("case", range(len(ERROR_CASES)), ids=[" ".join(a)[:40] for a, _ in ERROR_CASES])
+def test_errors_are_one_line_without_traceback(error_runs, case):
+    code, stderr = error_runs[case]
+    assert code == 1
+    assert stderr.strip().startswith(ERROR_CASES[case][1])
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
 
 
 def test_info_reports_the_faiss_build():

@@ -53,7 +53,7 @@ def test_ranks_sentence_similarity_better_than_its_base(smollm2):
     if not path.is_file():
         pytest.skip(f"real data file {path} is absent (it is present in CI)")
     first, second, gold, _ = read_sts(path)
-    first, second, gold = first[:300], second[:300], gold[:300]
+    first, second, gold = first[:150], second[:150], gold[:150]
     prompt = query_prompt(STS_INSTRUCTION)  # how LLM2Vec scores STS, on both sentences
 
     def spearman(encoder: Encoder) -> float:
@@ -61,7 +61,7 @@ def test_ranks_sentence_similarity_better_than_its_base(smollm2):
         return spearmanr(np.sum(a * b, axis=1), gold).statistic
 
     base, adapted = spearman(smollm2), spearman(Encoder.load(NAME))
-    assert adapted > base + 0.05, (base, adapted)  # release 0.5: 0.72 -> 0.84 (release 0.3: 0.82)
+    assert adapted > base + 0.05, (base, adapted)  # release 0.5 on these 150 pairs: 0.67 -> 0.85
 
 
 def test_missing_files_say_how_to_fix_it(tmp_path):

@@ -72,8 +72,8 @@ def test_the_built_in_encoder_exported_gives_its_vectors_on_real_text(tmp_path):
 
     folder = shared_folder("scifact")
     with gzip.open(folder / "corpus.jsonl.gz", "rt") as f:
-        documents = [row["title"] + "\n" + row["text"] for row in map(json.loads, itertools.islice(f, 32))]
-    queries = [json.loads(line)["text"] for line in (folder / "queries.jsonl").read_text().splitlines()[:32]]
+        documents = [row["title"] + "\n" + row["text"] for row in map(json.loads, itertools.islice(f, 8))]
+    queries = [json.loads(line)["text"] for line in (folder / "queries.jsonl").read_text().splitlines()[:8]]
     result = run_ragkit("export", str(tmp_path / "st"))
     assert result.returncode == 0, result.stderr
     encoder = Encoder.load()

@@ -4,10 +4,9 @@ updates it, and `refresh()` moves them to the new version once it is swapped in.
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 
-from helpers import TRAIN_SENTENCES, tiny_encoder
+from helpers import TRAIN_SENTENCES, ragkit_command, tiny_encoder
 
 from ragkit import Encoder
 from ragkit.index import Index, Retriever
@@ -31,7 +30,7 @@ def test_readers_answer_from_a_complete_index_while_another_process_updates_it(t
         (corpus / name).write_text(text)
     command = ["index", str(corpus), "--index", str(index_dir), "--model", str(tmp_path / "encoder")]
     writer = subprocess.Popen(
-        [sys.executable, "-c", "from ragkit.cli.app import main; main()", *command],
+        ragkit_command(*command),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

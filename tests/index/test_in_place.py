@@ -8,10 +8,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import faiss
+from helpers import ragkit_command
 
 from ragkit import Encoder
 from ragkit.index import ChunkingConfig, Index, Retriever
@@ -107,10 +107,7 @@ def test_a_killed_update_leaves_the_previous_generation_and_resumes(corpus, enco
     before = answers(reader)
     for i in range(60):  # enough new text that the update takes a while
         (corpus / f"new{i}.txt").write_text((corpus / "1.txt").read_text() * 4 + f" variant {i}")
-    command = [
-        sys.executable,
-        "-c",
-        "from ragkit.cli.app import main; main()",
+    command = ragkit_command(
         "index",
         str(corpus),
         "--index",
@@ -121,7 +118,7 @@ def test_a_killed_update_leaves_the_previous_generation_and_resumes(corpus, enco
         "48",
         "--overlap",
         "8",
-    ]
+    )
     writer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # kill it once some of the new generation is in the docstore

@@ -24,7 +24,7 @@ def set_attention_dropout(model: nn.Module, p: float) -> None:
     touched = 0
     for module in model.modules():
         if isinstance(getattr(module, "attention_dropout", None), float):
-            module.attention_dropout = p
+            module.attention_dropout = p  # type: ignore[assignment]  # nn.Module types attributes as tensors
             touched += 1
     if touched == 0 and p > 0:
         raise RagkitError(f"{type(model).__name__} has no attention dropout to set; SimCSE needs one")
