@@ -10,7 +10,9 @@ from helpers import mock_questions, smollm2_installed
 from ragkit import Encoder
 
 # The suite compares vectors with fp32 references: encoders load in fp32 unless a run asks for
-# another precision. tests/encoders/test_precision.py tests the machine-dependent default itself.
+# another precision. tests/encoders/test_precision.py tests the machine-dependent default itself, and
+# tests/test_bf16_device.py runs what users of a bf16 device run (build, update, query, calibration,
+# serve, eval, export) in that default, within bf16 rounding of these fp32 results.
 os.environ.setdefault("RAGKIT_PRECISION", "fp32")
 
 

@@ -154,7 +154,9 @@ class RagkitModel(_TextModel):
         """What identifies this model's vectors: settings and (through a probe) weights."""
         if self._fingerprint is None:
             probe = self.model.encode([PROBE], show_progress=False)[0]
-            settings = json.dumps(asdict(self.model.fingerprint()), sort_keys=True)
+            # The precision too: bf16 and fp32 vectors differ by more than the probe's rounding may show.
+            described = {**asdict(self.model.fingerprint()), "precision": self.model.precision}
+            settings = json.dumps(described, sort_keys=True)
             self._fingerprint = f"{hashlib.sha256(settings.encode()).hexdigest()[:16]}-{_probe_digest(probe)}"
         return self._fingerprint
 
