@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,17 +57,7 @@ def _meta(name: str, revision: str, dim: int, max_tokens: int | None, frameworks
 class _TextModel(AbsEncoder):
     """mteb's `encode` (batches from a DataLoader) in terms of the subclass's `embed` (a list of texts)."""
 
-    def embed(
-        self,
-        texts: Sequence[str],
-        *,
-        task_metadata: TaskMetadata | None,
-        prompt_type: PromptType | None,
-        max_tokens: int | None = None,
-        show_progress: bool | None = None,
-    ) -> np.ndarray:
-        """Vectors of whole lists of texts (ragkit's evaluation calls this directly)."""
-        raise NotImplementedError
+    embed: Callable[..., np.ndarray]  # the subclass's: vectors of a whole list of texts
 
     def encode(
         self,
