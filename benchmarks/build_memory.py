@@ -109,7 +109,7 @@ def run_variant(chunks: int, index_dir: Path, on_disk: bool) -> dict:
     time.sleep(0.1)  # one more sample
     phases["index built (FAISS + BM25 + manifest)"] = (peak_gib(), anonymous.peak)
     counts = report.counts
-    return {"phases": phases, "seconds": seconds, "factory": report.factory, "chunks": counts["chunks"]}
+    return {"phases": phases, "seconds": seconds, "factory": report.factory, "chunks": counts.chunks}
 
 
 def main() -> None:

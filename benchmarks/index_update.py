@@ -94,7 +94,7 @@ def main() -> None:
         "# Index update vs full build",
         "",
         f"`python benchmarks/index_update.py --files {args.files} --per-file {args.per_file}` "
-        f"({args.model}, {c['chunks']:,} chunks of real Wikipedia text in {c['files']:,} files, "
+        f"({args.model}, {c.chunks:,} chunks of real Wikipedia text in {c.files:,} files, "
         f"{base.factory}, {base.transform.dim_out} dims). The update changes every passage of one file.",
         "",
         "| | chunks embedded | reading, chunking, embedding, storing s | index files s | total s |",

@@ -35,7 +35,7 @@ def test_smollm2_with_a_query_instruction_answers_the_example_questions(smollm2,
         found = [hits[0].path for hits in retriever.search(list(QUESTIONS), k=1, mode="dense")]
     finally:
         smollm2.config.query_instruction = None
-    assert report.counts["files"] == 8
+    assert report.counts.files == 8
     # Measured: 8 of 8 with the instruction (4 of 8 without it, untrained bidirectional SmolLM2).
     assert sum(f == p for f, p in zip(found, QUESTIONS.values(), strict=True)) >= 7
 

@@ -167,7 +167,7 @@ class Index:
             todo = [d for d in documents if done.get(DOCUMENT_KEY + d.doc_id) != document_hash(d)]
             self._embed(todo, store, report)
             store.remove_files(DOCUMENT_KEY + i for i in deletes)
-            if store.counts()["chunks"] == 0:
+            if store.counts().chunks == 0:
                 raise RagkitError(
                     f"this would leave {self.index_dir} without documents; remove the directory instead"
                 )
@@ -240,9 +240,11 @@ class Index:
             whole = base is not None and lexical_whole and faiss_file_whole(index_dir / base.index_path)
             if base is not None and not store.has_changes() and whole:  # nothing to do, nothing to repair
                 store.abandon()
-                report.generation, report.counts = base.generation, store.counts()
+                report.generation, report.counts = (
+                    base.generation,
+                    store.counts().with_vectors(base.counts.vectors),
+                )
                 report.factory, report.transform = base.index.factory, base.transform
-                report.counts["vectors"] = base.counts.get("vectors", report.counts["chunks"])
                 report.seconds = time.perf_counter() - start
                 return report
             trained = write_generation(
@@ -293,7 +295,7 @@ class Index:
             report.default_search = f"{fallback}; not calibrated)"
             return None
         method = self.calibration_queries or (kept.method if kept else DEFAULT_QUERY_METHOD)
-        n, since = report.counts["chunks"], kept.chunks if kept else 0
+        n, since = report.counts.chunks, kept.chunks if kept else 0
         if (
             kept
             and kept.method == method
@@ -414,7 +416,7 @@ class Index:
             # Files gone from the folder leave; documents added through `Index.open` stay.
             current = {f.relpath for f in files}
             store.remove_files({p for p in done if not p.startswith(DOCUMENT_KEY)} - current)
-            if store.counts()["chunks"] == 0:
+            if store.counts().chunks == 0:
                 raise RagkitError(
                     f"no text found in {corpus} ({sum(report.reading.skipped.values())} files skipped)"
                 )

@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ragkit.corpus import document_text
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import Chunk
 from ragkit.io import write_error
+from ragkit.io.records import from_known_fields
 
 DOCSTORE_FILE = "docstore.sqlite"
 
@@ -57,6 +59,27 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _PART = "part:"  # meta key of a file stored in parts so far: {"hash", "chunks"}
 VISIBLE = "added <= :g AND (removed IS NULL OR removed > :g)"  # the rows of generation :g
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What one generation of an index holds (manifest.json's "counts")."""
+
+    files: int = 0
+    documents: int = 0
+    chunks: int = 0
+    vectors: int = 0  # in the FAISS index; the docstore's own counts leave it 0
+
+    @classmethod
+    def from_json(cls, data: dict) -> Counts:
+        """The record of a manifest's "counts" object; an index from before ragkit recorded its vectors
+        had one per chunk."""
+        counts = from_known_fields(cls, data)
+        return counts if "vectors" in data else replace(counts, vectors=counts.chunks)
+
+    def with_vectors(self, vectors: int) -> Counts:
+        """These counts, with the FAISS index's number of vectors."""
+        return replace(self, vectors=vectors)
 
 
 class Docstore:
@@ -348,13 +371,13 @@ class Docstore:
         rows = self._rows(f"SELECT id, title, text FROM chunks WHERE {VISIBLE} ORDER BY id", {})
         return _ids(rows), [document_text(title, text) for _, title, text in rows]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> Counts:
         """Files, documents and chunks in this generation."""
         ((files, documents),) = self._rows(
             f"SELECT COUNT(*), COALESCE(SUM(documents), 0) FROM files WHERE {VISIBLE}", {}
         )
         ((chunks,),) = self._rows(f"SELECT COUNT(*) FROM chunks WHERE {VISIBLE}", {})
-        return {"files": files, "documents": documents, "chunks": chunks}
+        return Counts(files=files, documents=documents, chunks=chunks)
 
 
 def _ids(rows: list[tuple]) -> np.ndarray:

@@ -41,7 +41,7 @@ def write_generation(
 ) -> TrainedState:
     """The FAISS index and BM25 part of the store's generation, beside the previous ones; returns
     when the FAISS index / PCA were trained."""
-    g, n = report.generation, store.counts()["chunks"]
+    g, n = report.generation, store.counts().chunks
     lists_file = directory / ivfdata_file(g) if settings.on_disk else None
     added, vectors, removed = store.changes(encoder.dim) if previous else (None, None, None)
     removing = removed is not None and len(removed) > 0
@@ -77,8 +77,7 @@ def write_generation(
     faiss.write_index(index, str(directory / index_file(g)))
     ids, texts = store.texts()
     LexicalIndex.build(texts, ids=ids).save(directory / lexical_dir(g))
-    report.counts = store.counts()
-    report.counts["vectors"] = int(index.ntotal)
+    report.counts = store.counts().with_vectors(int(index.ntotal))
     size = (directory / index_file(g)).stat().st_size + (disk_bytes(lists_file) if lists_file else 0)
     report.bytes_per_vector = round(size / max(index.ntotal, 1), 1)
     return trained
@@ -138,7 +137,7 @@ def generation_manifest(
         transform=report.transform,
         index=IndexLayout(factory=report.factory, spec=settings.spec, on_disk=settings.on_disk),
         search_params=default_search_params(report.factory),
-        counts=dict(report.counts),
+        counts=report.counts,
         bytes_per_vector=report.bytes_per_vector,
         faiss=report.faiss,
         generation=report.generation,

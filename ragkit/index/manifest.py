@@ -14,6 +14,7 @@ from ragkit.encoders.precision import Precision, matching_precision
 from ragkit.encoders.record import EncoderRecord
 from ragkit.errors import RagkitError
 from ragkit.index.chunking import ChunkingConfig
+from ragkit.index.docstore import Counts
 from ragkit.index.faiss_index import IndexLayout
 from ragkit.index.search_setting import Calibration
 from ragkit.index.transform import TransformRecord
@@ -52,7 +53,7 @@ class IndexManifest:
     """Everything `Retriever.load` and an incremental `ragkit index` need to know about an index.
 
     The parts are typed records (`EncoderRecord`, `ChunkingConfig`, `Fields`, `TransformRecord`,
-    `IndexLayout`, `TrainedState`, `Calibration`);
+    `IndexLayout`, `TrainedState`, `Counts`, `Calibration`);
     they are written as JSON objects, and read from them (`read` or the constructor).
     """
 
@@ -65,7 +66,7 @@ class IndexManifest:
     transform: TransformRecord = field(default_factory=TransformRecord)
     index: IndexLayout = field(default_factory=IndexLayout)
     search_params: dict[str, Any] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: Counts = field(default_factory=Counts)
     bytes_per_vector: float = 0.0
     faiss: str = ""  # which faiss build wrote it
     # Updates write generation + 1 beside this one; the manifest naming it is the commit.
@@ -89,6 +90,7 @@ class IndexManifest:
             ("transform", TransformRecord),
             ("index", IndexLayout),
             ("trained", TrainedState),
+            ("counts", Counts),
         ):
             if isinstance(value := getattr(self, name), dict):
                 setattr(self, name, record.from_json(value))

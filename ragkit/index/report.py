@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragkit.corpus import ReadStats
+from ragkit.index.docstore import Counts
 from ragkit.index.embedding import EmbedTotals
 from ragkit.index.search_setting import Calibration
 from ragkit.index.transform import TransformRecord
@@ -26,7 +27,7 @@ class BuildReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0  # the whole build
     reading: ReadStats = field(default_factory=ReadStats)  # files skipped, badly encoded, empty documents
-    counts: dict = field(default_factory=dict)
+    counts: Counts = field(default_factory=Counts)
     factory: str = ""
     transform: TransformRecord = field(default_factory=TransformRecord)
     faiss: str = ""  # which faiss build made the index
@@ -50,7 +51,7 @@ class BuildReport:
         """A few lines for people: what is in the index, what changed, what was skipped and why."""
         c = self.counts
         lines = [
-            f"index {self.index_dir}: {c['files']} files, {c['documents']} documents, {c['chunks']} chunks "
+            f"index {self.index_dir}: {c.files} files, {c.documents} documents, {c.chunks} chunks "
             f"({self.factory}, {self.transform.dim_out} dims"
             + (
                 f", {self.transform.kind} from {self.transform.dim_in}"

@@ -57,13 +57,13 @@ def search_all(index_dir, encoder, queries, k=5):
 
 def test_a_document_finds_itself_first(corpus, encoder, tmp_path):
     report = build(corpus, encoder, tmp_path / "idx")
-    assert report.added == 25 and report.counts["documents"] == 30 and report.counts["chunks"] > 30
+    assert report.added == 25 and report.counts.documents == 30 and report.counts.chunks > 30
     retriever = Retriever.load(tmp_path / "idx", encoder=encoder)
     for chunk in retriever.search(["wing", "flow", "heat"], k=3)[0]:
         hits = retriever.search(as_embedded(chunk), k=1, mode="dense")  # its own vector: cosine 1
         assert (hits[0].chunk_id, hits[0].score) == (chunk.chunk_id, pytest.approx(1.0, abs=1e-4))
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert manifest["counts"]["vectors"] == report.counts["chunks"]
+    assert manifest["counts"]["vectors"] == report.counts.chunks
     assert manifest["bytes_per_vector"] >= 4 * encoder.dim and manifest["index"]["factory"] == "Flat"
 
 

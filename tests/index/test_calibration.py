@@ -148,7 +148,7 @@ def test_an_index_records_its_calibration_and_searches_with_it_by_default(scifac
     manifest = IndexManifest.read(root / "idx")
     calibration = manifest.calibration  # a typed record, read once with the manifest
     assert calibration is not None and calibration == report.calibration
-    assert calibration.queries >= MIN_QUERIES and calibration.chunks == manifest.counts["chunks"]
+    assert calibration.queries >= MIN_QUERIES and calibration.chunks == manifest.counts.chunks
     assert calibration.scores[calibration.setting.label] == max(calibration.scores.values())
     assert "default search:" in report.summary()
     retriever = Retriever.load(root / "idx", encoder=encoder)
@@ -188,7 +188,7 @@ def test_an_update_keeps_the_calibration_until_the_corpus_doubles(scifact_index,
     report = index.add([{"id": r["_id"], "text": r["text"], "title": r["title"]} for r in rows[130:]])
     after = IndexManifest.read(index_dir).calibration
     assert report.calibration is not None  # 300 documents, 2.5x the 120 it was calibrated on
-    assert after.chunks == IndexManifest.read(index_dir).counts["chunks"] and after != before
+    assert after.chunks == IndexManifest.read(index_dir).counts.chunks and after != before
 
 
 def test_an_update_without_calibration_keeps_the_stored_one(scifact_index, tmp_path):

@@ -62,4 +62,4 @@ def test_readers_answer_from_a_complete_index_while_another_process_updates_it(t
     assert retriever.refresh() is False  # nothing new since
     hits = retriever.search("a cat reads about old maps", k=36, mode="bm25")
     assert {h.path for h in hits} <= set(updated) and all(h.text == updated[h.path] for h in hits)
-    assert retriever.store.counts()["chunks"] == 36
+    assert retriever.store.counts().chunks == 36

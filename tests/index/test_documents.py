@@ -51,12 +51,12 @@ def test_upsert_and_delete_give_the_index_a_rebuild_from_the_result_gives(rows, 
     chunking = ChunkingConfig(128, 16)
     index = Index.open(tmp_path / "a", encoder, chunking=chunking)
     first = index.add(rows[:30])
-    assert first.added == 30 and first.counts["documents"] == 30
+    assert first.added == 30 and first.counts.documents == 30
     changed = [{**r, "text": r["text"] + " Revised."} for r in rows[10:15]]
     report = index.upsert(changed + rows[30:] + rows[:5])  # 5 changed, 10 new, 5 unchanged
     assert (report.added, report.updated, report.unchanged) == (10, 5, 25)
     report = index.delete([r["id"] for r in rows[:3]] + ["no-such-id"])
-    assert report.removed == 3 and report.counts["documents"] == 37
+    assert report.removed == 3 and report.counts.documents == 37
 
     result = {r["id"]: r for r in rows[3:]} | {r["id"]: r for r in changed}
     Index.open(tmp_path / "b", encoder, chunking=chunking).add(list(result.values()))
@@ -150,7 +150,7 @@ def test_ragkit_index_jsonl_upserts_a_stream_of_records(rows, tmp_path):
     result = run_ragkit("index", "--jsonl", str(stream), "--index", index, "--model", str(model))
     assert result.returncode == 0, result.stderr
     retriever = Retriever.load(index)
-    assert retriever.store.counts()["documents"] == 6
+    assert retriever.store.counts().documents == 6
     (hit,) = retriever.search("zebras", k=1, mode="bm25", filter={"year": {"$lt": 2000}})
     assert (hit.doc_id, hit.text, hit.metadata) == (rows[0]["id"], "Zebras graze.", {"year": 1999})
     both = run_ragkit("index", str(tmp_path), "--jsonl", str(stream), "--index", index)

@@ -44,7 +44,7 @@ def test_progress_moves_with_every_batch_and_each_file_commits_whole(store, monk
             files, encoder, store, ChunkingConfig(chunk_size=16, overlap=0), progress, batch_size=2
         )
     assert store.file_hashes() == {f"f{i}.txt": f"h{i}" for i in range(5)}
-    assert totals.chunks == store.counts()["chunks"] > 8  # several groups of 8
+    assert totals.chunks == store.counts().chunks > 8  # several groups of 8
     chunk_updates = [chunks for _, chunks, _ in progress.seen]
     assert (
         chunk_updates == sorted(chunk_updates) and len(set(chunk_updates)) >= totals.chunks // 2
@@ -67,7 +67,7 @@ def test_a_single_large_file_counts_its_documents(store, monkeypatch):
     done = [d for d, _, _ in progress.seen]
     assert progress.unit == "documents" and progress.total == 20 and done[-1] == 20
     assert len(set(done)) >= 5  # the bar moved document by document, not 0/1 until the end
-    assert store.file_hashes() == {"big.jsonl": "h"} and store.counts()["chunks"] == 20
+    assert store.file_hashes() == {"big.jsonl": "h"} and store.counts().chunks == 20
 
 
 def test_the_time_left_comes_from_the_tokens_per_unit_so_far(monkeypatch):
@@ -154,8 +154,8 @@ def test_a_whole_file_written_over_its_parts_replaces_them(store):
     store.add_part("big.txt", "h1", chunks[:2], vectors[:2])
     assert store.stored_part("big.txt", "h1") == 2 and store.stored_part("big.txt", "other") == 0
     store.replace_file("big.txt", "h1", 1, chunks, vectors)
-    assert store.counts()["chunks"] == 5 and store.stored_part("big.txt", "h1") == 0
+    assert store.counts().chunks == 5 and store.stored_part("big.txt", "h1") == 0
     store.add_part("big.txt", "h2", chunks[:3], vectors[:3])  # a new version in parts, then its rest
     store.finish_parts("big.txt", "h2", 1, chunks[3:], vectors[3:])
-    assert store.counts()["chunks"] == 5 and store.file_hashes() == {"big.txt": "h2"}
+    assert store.counts().chunks == 5 and store.file_hashes() == {"big.txt": "h2"}
     assert [c["text"] for c in store.chunks_at(store.ids())] == [c.text for c in chunks]

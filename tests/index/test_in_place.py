@@ -39,10 +39,10 @@ def test_an_update_writes_only_the_change_into_the_same_docstore(corpus, encoder
     report = build(corpus, encoder, tmp_path / "idx")
     assert report.in_place and report.generation == 2 and not report.retrained
     assert report.chunks_embedded == 1 and report.vectors_added == 1
-    assert report.vectors_removed == first.counts["chunks"] - report.counts["chunks"] + 1
+    assert report.vectors_removed == first.counts.chunks - report.counts.chunks + 1
     assert docstore.stat().st_ino == inode  # the docstore was written in place, not copied
     index = faiss.read_index(str(tmp_path / "idx" / "index-2.faiss"))
-    assert index.ntotal == report.counts["chunks"] == report.counts["vectors"]
+    assert index.ntotal == report.counts.chunks == report.counts.vectors
     hit = Retriever.load(tmp_path / "idx", encoder=encoder).search(
         "supersonic flow flat plate", k=1, mode="bm25"
     )
@@ -75,12 +75,12 @@ def test_the_retrain_policy_keeps_pca_until_the_corpus_doubles(corpus, encoder, 
     for path in files[20:]:
         path.rename(tmp_path / path.name)  # held back: 20 files first
     first = build(corpus, encoder, tmp_path / "idx", pca=8)
-    trained_on = first.counts["chunks"]
+    trained_on = first.counts.chunks
     pca_file = tmp_path / "idx" / "transform-1.pca"
     for path in files[20:25]:
         (tmp_path / path.name).rename(path)
     grown = build(corpus, encoder, tmp_path / "idx")
-    assert grown.counts["chunks"] < RETRAIN_FACTOR * trained_on
+    assert grown.counts.chunks < RETRAIN_FACTOR * trained_on
     assert not grown.retrained and grown.vectors_added > 0 and pca_file.is_file()
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["trained"] == {"generation": 1, "vectors": trained_on}
@@ -88,10 +88,10 @@ def test_the_retrain_policy_keeps_pca_until_the_corpus_doubles(corpus, encoder, 
     for path in files[25:]:
         (tmp_path / path.name).rename(path)
     doubled = build(corpus, encoder, tmp_path / "idx")
-    assert doubled.counts["chunks"] >= RETRAIN_FACTOR * trained_on
+    assert doubled.counts.chunks >= RETRAIN_FACTOR * trained_on
     assert "x the" in doubled.retrained and "retrained" in doubled.summary()
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert manifest["trained"] == {"generation": 3, "vectors": doubled.counts["chunks"]}
+    assert manifest["trained"] == {"generation": 3, "vectors": doubled.counts.chunks}
     assert manifest["transform"]["file"] == "transform-3.pca"
     # Every chunk searchable under the new PCA: a chunk's own text finds it first.
     retriever = Retriever.load(tmp_path / "idx", encoder=encoder)

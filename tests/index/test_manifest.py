@@ -6,6 +6,7 @@ import json
 
 from ragkit.corpus import Fields
 from ragkit.index.chunking import ChunkingConfig
+from ragkit.index.docstore import Counts
 from ragkit.index.manifest import EncoderRecord, IndexLayout, IndexManifest, TrainedState
 from ragkit.index.transform import TransformRecord
 
@@ -49,6 +50,7 @@ def test_a_manifest_written_before_reads_into_records_and_writes_back_the_same(t
     assert manifest.encoder_config().query_instruction.startswith("Given a query")
     assert manifest.transform == TransformRecord("pca", 576, 64, whiten=False, file="transform-3.pca")
     assert manifest.trained == TrainedState(generation=3, vectors=100000)
+    assert manifest.counts == Counts(files=100, documents=100000, chunks=100000, vectors=100000)
     assert manifest.chunking == ChunkingConfig(256, 32) and manifest.fields == Fields()
     assert manifest.calibration is None  # {}: no calibration, the fallback searches
     layout = manifest.index
@@ -72,5 +74,8 @@ def test_an_index_without_a_trained_record_or_pca_file_reads_with_defaults(tmp_p
     (tmp_path / "manifest.json").write_text(json.dumps(older))
     manifest = IndexManifest.read(tmp_path)
     assert manifest.trained == TrainedState() and manifest.transform.file is None
+    older["counts"] = {"files": 2, "documents": 5, "chunks": 7}  # before ragkit recorded its vectors
+    (tmp_path / "manifest.json").write_text(json.dumps(older))
+    assert IndexManifest.read(tmp_path).counts == Counts(files=2, documents=5, chunks=7, vectors=7)
     assert manifest.transform.whiten is False
     assert "file" not in manifest.to_json()["transform"]

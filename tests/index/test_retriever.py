@@ -146,7 +146,7 @@ def test_chunk_lookup_binds_one_sql_variable_however_many_candidates(built):
     store = Docstore(index_dir / "docstore.sqlite", readonly=True)
     positions = list(range(300_000))  # a selective filter widening to a large index asks for this many
     found = list(store.chunks_at(positions))  # before: "too many SQL variables"
-    assert [c["chunk_id"] for c in found] and len(found) == store.counts()["chunks"]
+    assert [c["chunk_id"] for c in found] and len(found) == store.counts().chunks
     store.close()
 
 

@@ -113,4 +113,4 @@ def test_an_interrupted_rebuild_resumes_from_what_it_embedded(built, monkeypatch
         Index.build(EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, show_progress=False, batch_size=1)
     monkeypatch.undo()
     report = Index.build(EXAMPLE_CORPUS, encoder, index_dir, rebuild=True, show_progress=False)
-    assert report.resumed == 3 and report.counts["files"] == 8
+    assert report.resumed == 3 and report.counts.files == 8
