@@ -130,7 +130,6 @@ def training_settings(decoder: PreTrainedModel, config: StageConfig) -> Iterator
     """Activation checkpointing and SimCSE's attention dropout on `decoder` while a stage trains; the
     model's own settings come back afterwards (a saved encoder keeps its config's dropout)."""
     dropout = getattr(decoder.config, "attention_dropout", None)
-    simcse = isinstance(config, SimCSEConfig)
     if config.gradient_checkpointing:
         set_activation_checkpointing(decoder, True)
     if isinstance(config, SimCSEConfig):
@@ -138,7 +137,7 @@ def training_settings(decoder: PreTrainedModel, config: StageConfig) -> Iterator
     try:
         yield
     finally:
-        if simcse:
+        if isinstance(config, SimCSEConfig):
             set_attention_dropout(decoder, dropout or 0.0)
         if config.gradient_checkpointing:
             set_activation_checkpointing(decoder, False)

@@ -152,8 +152,7 @@ class MNTPStage:
         ids = self.blocks[rows]
         generator = torch.Generator().manual_seed(step_seed(self.config.seed, step, self.world))
         mask = torch.ones_like(ids)
-        reference = self.special is not None  # llm2vec's inputs: its special-tokens mask decides
-        if self.special is not None:
+        if self.special is not None:  # llm2vec's inputs: its special-tokens mask decides
             maskable = ~self.special[rows]
         else:
             maskable = maskable_positions(ids, mask, self.special_ids)
@@ -165,7 +164,7 @@ class MNTPStage:
             ratio=self.config.mask_ratio,
             replacement=cast(MaskReplacement, self.config.replacement),  # MNTPConfig.check checked it
             generator=generator,
-            at_least_one=not reference,
+            at_least_one=self.special is None,
         )
         predicted = labels[:, 1:] != IGNORE  # a label at position 0 has no state before it to predict it
         total = int(predicted.sum())

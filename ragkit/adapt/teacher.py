@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -26,9 +26,6 @@ from ragkit.errors import RagkitError
 from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
-
-if TYPE_CHECKING:
-    pass
 
 BM25 = "bm25"
 

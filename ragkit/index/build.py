@@ -240,10 +240,8 @@ class Index:
             whole = base is not None and lexical_whole and faiss_file_whole(index_dir / base.index_path)
             if base is not None and not store.has_changes() and whole:  # nothing to do, nothing to repair
                 store.abandon()
-                report.generation, report.counts = (
-                    base.generation,
-                    store.counts().with_vectors(base.counts.vectors),
-                )
+                report.generation = base.generation
+                report.counts = store.counts().with_vectors(base.counts.vectors)
                 report.factory, report.transform = base.index.factory, base.transform
                 report.seconds = time.perf_counter() - start
                 return report
