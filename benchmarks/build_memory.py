@@ -32,8 +32,8 @@ import transformers
 
 from ragkit import Encoder, EncoderConfig
 from ragkit.index import Index
-from ragkit.index.chunking import Chunk
 from ragkit.io import read_json_lines
+from ragkit.retrieval.chunking import Chunk
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

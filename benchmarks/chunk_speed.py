@@ -34,7 +34,7 @@ def text_of(megabytes: float) -> str:
 def run_one(megabytes: float, blocks: bool) -> dict:
     from ragkit.corpus import Document
     from ragkit.encoders.loading import load_tokenizer, resolve
-    from ragkit.index import chunking
+    from ragkit.retrieval import chunking
 
     tokenizer = load_tokenizer(resolve("smollm2-135m"), resolve("smollm2-135m"))
     text = text_of(megabytes)

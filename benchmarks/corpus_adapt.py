@@ -35,7 +35,7 @@ from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
 from ragkit.eval.report import plot_comparison
 from ragkit.eval.search import FusionSearch
-from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
+from ragkit.retrieval.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

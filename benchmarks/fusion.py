@@ -182,7 +182,7 @@ def main() -> None:
     dev = {label: sum(d[label] for d in devs.values()) / len(devs) for label in next(iter(devs.values()))}
     fixed = [k for k in dev if k != "calibrated"]
     fused = [k for k in fixed if k not in ("dense", "bm25")]
-    # The global fallback (ragkit/index/fusion.py DEFAULT_SETTING: indexes too small to calibrate)
+    # The global fallback (ragkit/retrieval/fusion.py DEFAULT_SETTING: indexes too small to calibrate)
     # and hybrid's own setting (`mode="hybrid"` alone) are chosen on the dev splits only.
     fallback, chosen = max(fixed, key=dev.get), max(fused, key=dev.get)
     folders = [f for f in FOLDERS if f in test] + [f for f in test if f not in FOLDERS]

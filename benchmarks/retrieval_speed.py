@@ -23,10 +23,10 @@ import numpy as np
 
 from ragkit import Encoder
 from ragkit.index import Index, Retriever
-from ragkit.index.chunking import Chunk
 from ragkit.index.docstore import Docstore
 from ragkit.index.faiss_build import faiss_build
 from ragkit.io import read_json_lines
+from ragkit.retrieval.chunking import Chunk
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

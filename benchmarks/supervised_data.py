@@ -31,7 +31,7 @@ import Stemmer
 from ragkit.eval.beir import read_beir
 from ragkit.eval.sts import STS_INSTRUCTION, read_sts
 from ragkit.eval.tasks import mteb_instruction
-from ragkit.index.lexical import import_bm25s
+from ragkit.retrieval.lexical import import_bm25s
 
 bm25s = import_bm25s()  # with JAX hidden: on a GPU machine it would take most of the GPU
 

@@ -19,6 +19,7 @@ from ragkit.corpus import Fields, ReadStats, list_files, read_documents
 from ragkit.encoders.supervised import DEFAULT_INSTRUCTION, Example, e5_instruction
 from ragkit.errors import RagkitError, first_line
 from ragkit.io import TEXT_SUFFIXES, inner_suffix, is_hub_id, open_text, read_json_lines
+from ragkit.retrieval.sentences import split_sentences
 
 HUB_TEXTS: dict[str, tuple[str, str | None, dict]] = {
     "wikitext-103": ("Salesforce/wikitext", "wikitext-103-raw-v1", {}),
@@ -29,11 +30,6 @@ HUB_TEXTS: dict[str, tuple[str, str | None, dict]] = {
     ),
 }
 JSON_SUFFIXES = {".jsonl", ".json"}
-# A sentence ends at . ! ? before a capital or digit, except after common abbreviations.
-_SENTENCE_END = re.compile(
-    r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bMrs\.)(?<!\bvs\.)(?<!\bNo\.)"
-    r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])"
-)
 
 
 def read_texts(source: str, raw: bool = False) -> Iterator[str]:
@@ -61,10 +57,10 @@ def read_texts(source: str, raw: bool = False) -> Iterator[str]:
         )
 
 
-def split_sentences(text: str, min_words: int = 3) -> list[str]:
-    """Sentences of a passage (SimCSE trains on sentences); fragments under `min_words` are dropped."""
-    sentences = (s.strip() for s in _SENTENCE_END.split(" ".join(text.split())))
-    return [s for s in sentences if len(s.split()) >= min_words]
+def training_sentences(text: str, min_words: int = 3) -> list[str]:
+    """Sentences of a passage (SimCSE trains on sentences): its lines joined, for a line break inside a
+    paragraph is not a sentence's end; fragments under `min_words` are dropped."""
+    return [s for s in split_sentences(" ".join(text.split())) if len(s.split()) >= min_words]
 
 
 def read_examples(source: str, instruction: str | None = None, negatives: int = 1) -> list[Example]:

@@ -47,8 +47,8 @@ from ragkit.adapt.teacher import (
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
-from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_path, atomic_write_text, read_json_lines
+from ragkit.retrieval.lexical import LexicalIndex
 
 QUERIES_NAME, POOL_NAME, TEXTS_NAME = "distill.jsonl", "pool.jsonl", "texts.jsonl"
 

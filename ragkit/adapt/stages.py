@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ragkit.adapt.config import MNTPConfig, SimCSEConfig, StageConfig, SupervisedConfig
-from ragkit.adapt.data import read_examples, read_texts, split_sentences
+from ragkit.adapt.data import read_examples, read_texts, training_sentences
 from ragkit.adapt.distributed import World, gather, step_seed
 from ragkit.adapt.gradcache import Side, contrastive_backward
 from ragkit.adapt.losses.contrastive import InfoNCELoss
@@ -280,7 +280,7 @@ class SimCSEStage:
             self.prompt_lengths = [0] * len(prompts)
         else:
             sentences = list(
-                dict.fromkeys(s for text in read_texts(config.source) for s in split_sentences(text))
+                dict.fromkeys(s for text in read_texts(config.source) for s in training_sentences(text))
             )
             self.ids, self.prompt_lengths = encoder.token_ids(sentences)
         self.sampler = Sampler(len(self.ids), config, world, self.name, distinct=True)

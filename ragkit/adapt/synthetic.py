@@ -23,10 +23,10 @@ from ragkit.corpus import Fields, ReadStats, list_files, read_documents
 from ragkit.encoders.encoder import Encoder
 from ragkit.encoders.supervised import query_prompt
 from ragkit.errors import RagkitError
-from ragkit.index.chunking import ChunkingConfig, chunk_document
-from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_write_text
 from ragkit.querygen import GenerationSettings, generate_queries, usable_query
+from ragkit.retrieval.chunking import ChunkingConfig, chunk_document
+from ragkit.retrieval.lexical import LexicalIndex
 
 
 def corpus_passages(source: str, tokenizer, chunking: ChunkingConfig | None = None) -> list[str]:
@@ -48,7 +48,7 @@ def corpus_passages(source: str, tokenizer, chunking: ChunkingConfig | None = No
 
 def round_trip(queries: Sequence[str], sources: Sequence[int], passages: Sequence[str], k: int) -> list[bool]:
     """For each query, whether BM25 over all `passages` ranks its source passage in the top k (the
-    same BM25 as an index's and `ragkit eval`'s, ragkit/index/lexical.py)."""
+    same BM25 as an index's and `ragkit eval`'s, ragkit/retrieval/lexical.py)."""
     found = LexicalIndex.build(passages).search(queries, k)
     return [source in hits for hits, source in zip(found, sources, strict=True)]
 

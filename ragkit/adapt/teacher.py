@@ -23,9 +23,9 @@ import numpy as np
 
 from ragkit.embedding_cache import cached_embeddings
 from ragkit.errors import RagkitError
-from ragkit.index.lexical import LexicalIndex
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
+from ragkit.retrieval.lexical import LexicalIndex
 
 BM25 = "bm25"
 

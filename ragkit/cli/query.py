@@ -21,8 +21,8 @@ from ragkit.cli.options import (
     runtime,
 )
 from ragkit.errors import RagkitError
-from ragkit.index.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
 from ragkit.index.rerank import RERANK_TOP
+from ragkit.retrieval.fusion import DEFAULT_METHOD, DEFAULT_WEIGHT
 
 
 def query(

@@ -113,6 +113,12 @@ class EncoderConfig:
         data = json.loads(path.read_text())
         if data.get("format_version", 0) > FORMAT_VERSION:
             raise RagkitError(f"{path} was written by a newer ragkit; upgrade ragkit to load it")
+        return cls.from_json(data)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EncoderConfig:
+        """The config of an `as_dict()` object (a ragkit_config.json, a manifest's encoder record):
+        settings it omits keep their defaults, keys no setting has are ignored."""
         return from_known_fields(cls, data)
 
     def write(self, directory: Path) -> None:

@@ -18,6 +18,8 @@ class EncoderRecord:
     model_type: str = ""
     dim: int = 0
     num_hidden_layers: int = 0
+    # `EncoderConfig.as_dict()` less the source, as hashed (`EncoderConfig.from_json` reads it back),
+    # with "adapter_digests" where adapters are merged.
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
 

@@ -1,6 +1,6 @@
 """BM25 (bm25s) as an mteb `SearchProtocol`: the lexical reference every encoder should beat.
 
-The BM25 is an index's (ragkit/index/lexical.py), with the settings of mteb's `baseline/bm25s` for
+The BM25 is an index's (ragkit/retrieval/lexical.py), with the settings of mteb's `baseline/bm25s` for
 English, on the texts every ragkit encoder sees (title and text on separate lines), so scores match
 that baseline; it runs quietly under ragkit's own progress output.
 """
@@ -12,7 +12,7 @@ from typing import Any
 from mteb.models.model_meta import ModelMeta
 
 from ragkit.eval.search import document_texts, query_texts
-from ragkit.index.lexical import SETTINGS, LexicalIndex
+from ragkit.retrieval.lexical import SETTINGS, LexicalIndex
 
 
 class BM25Search:

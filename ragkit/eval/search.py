@@ -18,10 +18,10 @@ from ragkit.embedding_cache import cached_embeddings
 from ragkit.errors import RagkitError
 from ragkit.eval.models import RagkitModel
 from ragkit.index.faiss_index import build_index, default_search_params, prepare_for_search, resolve_spec
-from ragkit.index.fusion import FusionMethod, check_fusion, fuse
 from ragkit.index.retriever import Retriever
 from ragkit.index.transform import Transform
 from ragkit.progress import progress_bar
+from ragkit.retrieval.fusion import FusionMethod, check_fusion, fuse
 
 
 def document_texts(corpus) -> list[str]:

@@ -1,7 +1,8 @@
 """Corpora into FAISS indexes, and search over them.
 
-The names below load on first use: importing a part (`ragkit.index.lexical`, `.chunking`, `.retriever`)
-loads that part alone, not the build side (FAISS building, calibration, the query generator, Ray).
+The names below load on first use: importing a part (`ragkit.index.retriever`, `.faiss_index`) loads that
+part alone, not the build side (FAISS building, calibration, the query generator, Ray). Chunking, BM25 and
+fusion, which adapt and eval use too, live below this package in `ragkit.retrieval`.
 `faiss_build` is the exception, imported now: its module has the same name, and importing the module
 would otherwise shadow the function.
 """
@@ -16,12 +17,12 @@ from ragkit.index.faiss_build import FaissBuild, faiss_build
 if TYPE_CHECKING:
     from ragkit.corpus import Fields
     from ragkit.index.build import BuildReport, Index
-    from ragkit.index.chunking import ChunkingConfig
     from ragkit.index.retriever import Hit, Retriever
+    from ragkit.retrieval.chunking import ChunkingConfig
 
 _WHERE = {
     "BuildReport": "ragkit.index.build",
-    "ChunkingConfig": "ragkit.index.chunking",
+    "ChunkingConfig": "ragkit.retrieval.chunking",
     "Fields": "ragkit.corpus",
     "Hit": "ragkit.index.retriever",
     "Index": "ragkit.index.build",

@@ -24,7 +24,6 @@ from ragkit.corpus import CorpusFile, Document, Fields, list_files, read_documen
 from ragkit.encoders import Encoder
 from ragkit.errors import RagkitError
 from ragkit.index.calibration import DEFAULT_QUERY_METHOD, calibrate_store, check_query_method
-from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.documents import DOCUMENT_KEY, as_documents, document_hash, document_ids
 from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
@@ -54,6 +53,7 @@ from ragkit.index.workdir import (
     previous_manifest,
 )
 from ragkit.io import swap_into_place, write_error
+from ragkit.retrieval.chunking import ChunkingConfig
 
 
 class Index:

@@ -22,7 +22,6 @@ generation per question at build time (cached per passage, so an update pays onl
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,11 +33,12 @@ from ragkit.encoders import Encoder
 from ragkit.encoders.precision import native_bf16
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import Docstore
-from ragkit.index.fusion import FUSION_METHODS, HYBRID_CANDIDATES
-from ragkit.index.lexical import LexicalIndex
 from ragkit.index.search_setting import GENERATED, INVERSE_CLOZE, Calibration, SearchSetting
 from ragkit.index.transform import Transform
 from ragkit.querygen import GenerationSettings, generate_queries, usable_query
+from ragkit.retrieval.fusion import FUSION_METHODS, HYBRID_CANDIDATES
+from ragkit.retrieval.lexical import LexicalIndex
+from ragkit.retrieval.sentences import split_sentences
 
 N_QUERIES = 200  # pseudo-queries per calibration
 POOL = 5000  # chunks they are ranked among (the sources and a seeded sample of the rest)
@@ -52,9 +52,6 @@ DEFAULT_QUERY_METHOD = GENERATED  # benchmarks/results/calibration_queries.md
 # that by more than MIN_Z standard errors of the paired difference (one-sided 95%): where the two are
 # within noise of each other the simpler setting is the safer one.
 MIN_Z = 1.645
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-
 
 CANDIDATES: tuple[SearchSetting, ...] = (
     SearchSetting("dense"),
@@ -96,7 +93,7 @@ def pseudo_queries(texts: Sequence[str], n: int = N_QUERIES, seed: int = 0) -> l
 def _sentences(text: str) -> list[str]:
     """A text's sentences; a text without sentence punctuation (lowercased, stop-worded, a list)
     is cut into runs of `WINDOW` words instead, so that it still yields pseudo-queries."""
-    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
+    sentences = split_sentences(text)
     words = text.split()
     if len(sentences) < 2 and len(words) >= 2 * WINDOW:
         sentences = [" ".join(words[i : i + WINDOW]) for i in range(0, len(words), WINDOW)]

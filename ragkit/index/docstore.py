@@ -21,9 +21,9 @@ import numpy as np
 
 from ragkit.corpus import document_text
 from ragkit.errors import RagkitError
-from ragkit.index.chunking import Chunk
 from ragkit.io import write_error
 from ragkit.io.records import from_known_fields
+from ragkit.retrieval.chunking import Chunk
 
 DOCSTORE_FILE = "docstore.sqlite"
 

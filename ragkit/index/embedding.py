@@ -22,8 +22,8 @@ from rich.progress import TaskID
 
 from ragkit.corpus import Document
 from ragkit.encoders import Encoder
-from ragkit.index.chunking import Chunk, ChunkingConfig, chunk_document
 from ragkit.progress import progress_bar
+from ragkit.retrieval.chunking import Chunk, ChunkingConfig, chunk_document
 
 EMBED_GROUP = 256  # chunks per encode call (sorted by length within it)
 PART_CHUNKS = 1024  # a unit larger than this is stored in parts as it goes (a 50 MB file: hours)

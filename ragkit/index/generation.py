@@ -19,13 +19,13 @@ from ragkit.index.faiss_index import (
     training_sample_size,
     with_ids,
 )
-from ragkit.index.lexical import LexicalIndex
 from ragkit.index.manifest import IndexLayout, IndexManifest, TrainedState, index_file, lexical_dir
 from ragkit.index.ondisk import add, disk_bytes, fill, ivfdata_file, lists_to_file, read_index
 from ragkit.index.report import BuildReport
 from ragkit.index.search_setting import Calibration
 from ragkit.index.settings import IndexSettings
 from ragkit.index.transform import PCA_TRAINING_SAMPLE, Transform
+from ragkit.retrieval.lexical import LexicalIndex
 
 RETRAIN_FACTOR = 2.0  # retrain the FAISS index / PCA once the corpus has grown or shrunk this much
 ADD_BLOCK = 65_536  # vectors added to FAISS at a time

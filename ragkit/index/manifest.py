@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,13 @@ from ragkit.encoders import Encoder, EncoderConfig
 from ragkit.encoders.precision import Precision, matching_precision
 from ragkit.encoders.record import EncoderRecord
 from ragkit.errors import RagkitError
-from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import Counts
 from ragkit.index.faiss_index import IndexLayout
 from ragkit.index.search_setting import Calibration
 from ragkit.index.transform import TransformRecord
 from ragkit.io import atomic_write_text
 from ragkit.io.records import from_known_fields
+from ragkit.retrieval.chunking import ChunkingConfig
 
 FORMAT_VERSION = 2  # 2: versioned docstore rows, chunk ids as FAISS ids, files named by generation
 MANIFEST_FILE = "manifest.json"
@@ -140,9 +140,7 @@ class IndexManifest:
 
     def encoder_config(self) -> EncoderConfig:
         """The config to load the index's encoder with: `Encoder.load(manifest.encoder_config())`."""
-        recorded = self.encoder.config
-        known = {f.name for f in fields(EncoderConfig)}
-        return EncoderConfig(source=self.encoder.source, **{k: v for k, v in recorded.items() if k in known})
+        return EncoderConfig.from_json({**self.encoder.config, "source": self.encoder.source})
 
     def load_encoder(
         self, *, device: str | None = None, precision: Precision | None = None, **options: Any

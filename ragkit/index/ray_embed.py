@@ -25,9 +25,9 @@ from ragkit.corpus import CorpusFile, Document, Fields, ReadStats, read_document
 from ragkit.encoders import Encoder, EncoderConfig
 from ragkit.encoders.precision import matching_precision
 from ragkit.errors import RagkitError
-from ragkit.index.chunking import Chunk, ChunkingConfig
 from ragkit.index.docstore import Docstore
 from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
+from ragkit.retrieval.chunking import Chunk, ChunkingConfig
 
 DOCUMENTS_PER_PART = 64  # a file's documents are embedded in parts of this many, on any actor
 PARTS_PER_BATCH = 4  # parts per actor call

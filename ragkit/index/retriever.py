@@ -18,14 +18,14 @@ from ragkit.errors import RagkitError
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.faiss_index import prepare_for_search, selector_params
 from ragkit.index.filters import compile_filter
-from ragkit.index.fusion import HYBRID_CANDIDATES, FusionMethod, SearchMode
-from ragkit.index.lexical import LexicalIndex
 from ragkit.index.manifest import IndexManifest
 from ragkit.index.ondisk import read_index
 from ragkit.index.rerank import RERANK_TOP, CrossEncoderLike, load_reranker
 from ragkit.index.rerank import rerank as reranked
 from ragkit.index.search_setting import FALLBACK, SearchSetting, resolve_setting
 from ragkit.index.transform import Transform
+from ragkit.retrieval.fusion import HYBRID_CANDIDATES, FusionMethod, SearchMode
+from ragkit.retrieval.lexical import LexicalIndex
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ragkit.errors import RagkitError
-from ragkit.index.fusion import (
+from ragkit.retrieval.fusion import (
     DEFAULT_METHOD,
     DEFAULT_WEIGHT,
     SEARCH_MODES,

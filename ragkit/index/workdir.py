@@ -13,11 +13,11 @@ from ragkit.corpus import Fields
 from ragkit.encoders import Encoder
 from ragkit.encoders.record import EncoderRecord
 from ragkit.errors import RagkitError
-from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import DOCSTORE_FILE, Docstore
 from ragkit.index.manifest import MANIFEST_FILE, IndexManifest
 from ragkit.index.settings import IndexSettings
 from ragkit.io import leftovers, swap_into_place
+from ragkit.retrieval.chunking import ChunkingConfig
 
 PARAMS_FILE = "build-params.json"
 

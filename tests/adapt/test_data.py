@@ -10,7 +10,7 @@ from helpers import SHARED_DATA, requires_shared_data
 
 from ragkit import RagkitError
 from ragkit.adapt import stage_configs
-from ragkit.adapt.data import read_examples, read_texts, split_sentences
+from ragkit.adapt.data import read_examples, read_texts, training_sentences
 from ragkit.encoders.supervised import E5_INSTRUCTIONS
 
 
@@ -41,7 +41,7 @@ def test_pydoc_is_real_prose_available_offline():
 
 def test_sentences_are_split_and_fragments_dropped():
     text = "Dr. Smith arrived. He sat down! Was it 3 p.m.? Yes. The end of the story came at last."
-    assert split_sentences(text) == [
+    assert training_sentences(text) == [
         "Dr. Smith arrived.",
         "He sat down!",
         "Was it 3 p.m.?",

@@ -21,7 +21,7 @@ from ragkit.adapt.registry import training_stage
 from ragkit.adapt.teacher import TeacherScores, cached_vectors
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.loading import load_model, load_tokenizer
-from ragkit.index.lexical import LexicalIndex
+from ragkit.retrieval.lexical import LexicalIndex
 
 
 def test_a_student_that_copies_the_teacher_has_zero_kl_and_one_that_does_not_has_more():

@@ -34,7 +34,7 @@ def test_index_adapt_eval_and_bm25_all_call_it(tmp_path):
 
     from ragkit.adapt.data import read_texts
     from ragkit.eval.search import document_texts
-    from ragkit.index.chunking import ChunkingConfig, chunk_document
+    from ragkit.retrieval.chunking import ChunkingConfig, chunk_document
 
     docs = [Document("a", "# Cats\nThe cat sat.", "Cats"), Document("b", "The Nile is long.", "Rivers")]
     expected = [d.embedding_text() for d in docs]

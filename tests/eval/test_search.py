@@ -12,7 +12,7 @@ from ragkit.eval import DenseSearch, IndexSearch, RagkitModel, evaluate, load_ta
 from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.tasks import subsample
 from ragkit.index import Index, Retriever
-from ragkit.index.chunking import ChunkingConfig
+from ragkit.retrieval.chunking import ChunkingConfig
 
 
 @pytest.fixture(autouse=True)

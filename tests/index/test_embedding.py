@@ -8,9 +8,9 @@ from helpers import SENTENCES, tiny_encoder
 
 from ragkit.corpus import Document, list_files
 from ragkit.index import embedding
-from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import Docstore
 from ragkit.index.embedding import EmbedProgress, EmbedUnit, embed_units
+from ragkit.retrieval.chunking import ChunkingConfig
 
 
 class Recorder(EmbedProgress):
@@ -147,7 +147,7 @@ def test_a_large_file_is_stored_in_parts_and_an_interrupted_build_resumes_after_
 
 def test_a_whole_file_written_over_its_parts_replaces_them(store):
     """A file stored in parts by an interrupted local build, then embedded whole (on Ray): no chunk twice."""
-    from ragkit.index.chunking import Chunk
+    from ragkit.retrieval.chunking import Chunk
 
     chunks = [Chunk("d", "", f"chunk {i}", i, i + 1, {}, 1) for i in range(5)]
     vectors = np.eye(5, 4, dtype=np.float32)

@@ -185,7 +185,7 @@ def test_bm25s_is_imported_without_jax_so_jax_never_takes_the_gpu(tmp_path):
     (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('import\\n')\n")
     (fake / "lax.py").write_text("def top_k(x, k):\n    raise RuntimeError('JAX backend started')\n")
     script = (
-        "import sys; from ragkit.index.lexical import LexicalIndex; "
+        "import sys; from ragkit.retrieval.lexical import LexicalIndex; "
         "LexicalIndex.build(['the cat sat', 'a dog ran']).save(sys.argv[1]); "
         "index = LexicalIndex.load(sys.argv[1]); assert list(index.search(['cat'], 1)[0]) == [0]; "
         "assert 'jax' not in sys.modules; import jax; print('jax importable')"

@@ -19,7 +19,7 @@ BUILD_SIDE = (
 def test_the_search_side_loads_without_the_build_side():
     # One fresh interpreter imports all three (torch loads once): if none of the build side is loaded
     # after all of them, none of them loaded it.
-    search_side = "ragkit.serve.app, ragkit.eval.search, ragkit.index.lexical"
+    search_side = "ragkit.serve.app, ragkit.eval.search, ragkit.retrieval.lexical"
     code = f"import sys, {search_side}; print(','.join(m for m in {BUILD_SIDE!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from ragkit.corpus import Fields
-from ragkit.index.chunking import ChunkingConfig
 from ragkit.index.docstore import Counts
 from ragkit.index.manifest import EncoderRecord, IndexLayout, IndexManifest, TrainedState
 from ragkit.index.transform import TransformRecord
+from ragkit.retrieval.chunking import ChunkingConfig
 
 # A manifest as ragkit wrote it before its parts were records (session 8's speed index, shortened).
 WRITTEN_BEFORE = {

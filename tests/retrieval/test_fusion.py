@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragkit import RagkitError
-from ragkit.index.fusion import RRF_K, fuse, reciprocal_rank_fusion, weighted_fusion
+from ragkit.retrieval.fusion import RRF_K, fuse, reciprocal_rank_fusion, weighted_fusion
 
 DENSE = {"a": 0.9, "b": 0.8, "c": 0.1}
 LEXICAL = {"c": 12.0, "b": 7.0, "d": 1.0}

@@ -7,7 +7,7 @@ from helpers import SENTENCES, tiny_tokenizer
 
 from ragkit import RagkitError
 from ragkit.corpus import Document
-from ragkit.index.chunking import ChunkingConfig, chunk_document
+from ragkit.retrieval.chunking import ChunkingConfig, chunk_document
 
 TEXT = " ".join(SENTENCES * 3)
 
@@ -43,7 +43,7 @@ def test_bad_chunking_is_refused(size, overlap):
 
 @pytest.mark.parametrize("separator", ["\n", "\n\n  \n", " "])
 def test_a_long_text_tokenized_in_blocks_has_the_offsets_of_one_call(separator, monkeypatch):
-    from ragkit.index import chunking
+    from ragkit.retrieval import chunking
 
     tokenizer = tiny_tokenizer()
     text = separator.join(SENTENCES * 40)  # ~19,000 characters
