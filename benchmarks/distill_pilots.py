@@ -20,6 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
+from teachers import mpnet_folder
+
 from ragkit.adapt import adapt, stage_configs
 from ragkit.eval import DenseSearch, evaluate, load_task
 from ragkit.eval.models import load_eval_model
@@ -36,17 +38,22 @@ LEVERS: dict[str, dict] = {
     "embedding": {"loss": "embedding", "texts": TEXTS},
     "kl+embedding": {"loss": "kl+embedding", "texts": TEXTS},
     "kl+embedding, LoRA on all 30 layers": {"loss": "kl+embedding", "texts": TEXTS, "lora_layers": 30},
+    # The dev splits' best teacher (benchmarks/results/teachers.md): MiniLM and mpnet's mean, BM25 0.2.
+    "kl, mean teacher + bm25": {"teacher": "all-minilm-l6-v2+{mpnet}", "teacher_bm25_weight": 0.2},
 }
 
 
 def configs(lever: str, steps: int | None) -> dict:
     trial = {"warmup_steps": 0, "checkpoint_every": 1} if steps else {}  # a trial of a few steps
+    lever_settings = dict(LEVERS[lever])
+    if "{mpnet}" in lever_settings.get("teacher", ""):
+        lever_settings["teacher"] = lever_settings["teacher"].format(mpnet=mpnet_folder())
     return stage_configs(
         ["distill"],
         "cpu-small",
         file=CONFIG,
         data={"distill": "runs/distill-data/pairs"},
-        settings={"distill": {**LEVERS[lever], **trial}},
+        settings={"distill": {**lever_settings, **trial}},
         steps=steps,
     )
 

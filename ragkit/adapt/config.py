@@ -199,7 +199,9 @@ class DistillConfig(SupervisedConfig):
     scale: float = 20.0  # inverse temperature of the student's and the teacher's softmax
     negatives: int = 3  # mined candidates per query, beside its positive
     batching: str = "mixed"
-    teacher: str | None = None  # a sentence-transformers model, a ragkit encoder, or "bm25"
+    # A sentence-transformers model, a ragkit encoder, "bm25", or dense teachers joined by "+" (the mean
+    # of their cosines: "all-minilm-l6-v2+path/to/all-mpnet-base-v2").
+    teacher: str | None = None
     teacher_bm25_weight: float = 0.0  # > 0: the teacher is a fusion, this share from BM25
     teacher_batch_size: int = 64
     loss: str = "kl"  # or "margin-mse"

@@ -100,14 +100,42 @@ class EncoderTeacher:
         return self.encoder.encode_documents(texts, batch_size=self.batch_size, show_progress=False)
 
 
+class MeanTeacher:
+    """Dense teachers as one: each text's unit vectors side by side, over sqrt(n), so the cosine of two
+    texts is the mean of the teachers' cosines (and a cosine matrix, the embedding loss's target, the
+    mean of theirs). On the dev splits the mean of all-MiniLM-L6-v2 and all-mpnet-base-v2 ranks above
+    either alone (benchmarks/results/teachers.md)."""
+
+    def __init__(self, teachers: Sequence[DenseTeacher]) -> None:
+        self.teachers = list(teachers)
+
+    def embed_queries(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        """Each teacher's query vectors side by side, unit length."""
+        return self._joined([t.embed_queries(texts, instructions) for t in self.teachers])
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Each teacher's passage vectors side by side, unit length."""
+        return self._joined([t.embed_passages(texts) for t in self.teachers])
+
+    def fingerprint(self) -> str:
+        """The teachers' fingerprints, in order."""
+        return "mean|" + "|".join(t.fingerprint() for t in self.teachers)
+
+    def _joined(self, vectors: list[np.ndarray]) -> np.ndarray:
+        return (np.concatenate(vectors, axis=1) / np.sqrt(len(vectors))).astype(np.float32)
+
+
 def load_teacher(name: str, batch_size: int = 64) -> DenseTeacher:
     """A sentence-transformers model (built-in name, folder with modules.json, or Hub id), else a ragkit
-    encoder (a built-in name or a saved folder; a ragkit encoder on the Hub: download it first)."""
+    encoder (a built-in name or a saved folder; a ragkit encoder on the Hub: download it first).
+    Names joined by "+" ("all-minilm-l6-v2+path/to/all-mpnet-base-v2") are their `MeanTeacher`."""
     from ragkit.encoders.encoder import CONFIG_NAME
     from ragkit.encoders.loading import BUILTIN_ENCODERS, BUILTIN_MODELS
     from ragkit.eval.models import BUILTIN_SENTENCE_TRANSFORMERS
     from ragkit.io import is_hub_id
 
+    if "+" in name and not Path(name).expanduser().exists():
+        return MeanTeacher([load_teacher(part.strip(), batch_size) for part in name.split("+")])
     local = Path(name).expanduser()
     sentence_transformers_dir = (local / "modules.json").is_file() and not (local / CONFIG_NAME).is_file()
     hub_id = not local.exists() and is_hub_id(name) and name not in {*BUILTIN_ENCODERS, *BUILTIN_MODELS}

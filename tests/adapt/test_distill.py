@@ -419,3 +419,47 @@ def test_an_unreachable_hub_teacher_is_a_one_line_error(monkeypatch):
         RagkitError, match="could not load sentence-transformers model 'nobody/no-such-model'"
     ):
         teacher_module.load_teacher("nobody/no-such-model")
+
+
+class _FixedTeacher:
+    """A dense teacher whose vectors are seeded unit vectors, one per text."""
+
+    def __init__(self, seed: int, dim: int) -> None:
+        self.seed, self.dim = seed, dim
+
+    def _vectors(self, texts) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, *(len(t) for t in texts)])
+        v = rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def embed_queries(self, texts, instructions):
+        return self._vectors(texts)
+
+    def embed_passages(self, texts):
+        return self._vectors(texts)
+
+    def fingerprint(self) -> str:
+        return f"fixed-{self.seed}"
+
+
+def test_a_mean_teachers_cosines_are_the_mean_of_its_teachers_cosines():
+    first, second = _FixedTeacher(1, 384), _FixedTeacher(2, 768)  # MiniLM's and mpnet's widths
+    mean = teacher_module.MeanTeacher([first, second])
+    texts = ["a", "bb", "ccc", "dddd"]
+    queries, passages = mean.embed_queries(texts, [""] * 4), mean.embed_passages(texts)
+    assert queries.shape == (4, 384 + 768) and queries.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-6)
+    parts = [t.embed_queries(texts, [""] * 4) @ t.embed_passages(texts).T for t in (first, second)]
+    np.testing.assert_allclose(queries @ passages.T, (parts[0] + parts[1]) / 2, atol=1e-6)
+    assert mean.fingerprint() == "mean|fixed-1|fixed-2"
+
+
+def test_teacher_names_joined_by_plus_are_their_mean_unless_a_folder_has_that_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(teacher_module, "SentenceTransformerTeacher", lambda name, b: name)
+    mean = teacher_module.load_teacher("all-minilm-l6-v2+sentence-transformers/all-mpnet-base-v2")
+    assert isinstance(mean, teacher_module.MeanTeacher)
+    assert mean.teachers == ["all-minilm-l6-v2", "sentence-transformers/all-mpnet-base-v2"]
+    folder = tmp_path / "c++"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]")
+    assert teacher_module.load_teacher(str(folder)) == str(folder)
