@@ -459,6 +459,8 @@ def test_teacher_names_joined_by_plus_are_their_mean_unless_a_folder_has_that_na
     mean = teacher_module.load_teacher("all-minilm-l6-v2+sentence-transformers/all-mpnet-base-v2")
     assert isinstance(mean, teacher_module.MeanTeacher)
     assert mean.teachers == ["all-minilm-l6-v2", "sentence-transformers/all-mpnet-base-v2"]
+    with pytest.raises(RagkitError, match="fuse it by `teacher_bm25_weight`"):
+        teacher_module.load_teacher("all-minilm-l6-v2+bm25")
     folder = tmp_path / "c++"
     folder.mkdir()
     (folder / "modules.json").write_text("[]")
