@@ -201,6 +201,13 @@ def run_ragkit(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(ragkit_command(*args), capture_output=True, text=True)
 
 
+def modules_after_import(*modules: str) -> set[str]:
+    """The names in `sys.modules` of a fresh interpreter that imported `modules` (what they load)."""
+    code = f"import sys, {', '.join(modules)}; print('\\n'.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now."""
     with socket.socket() as probe:

@@ -134,14 +134,14 @@ def load_teacher(name: str, batch_size: int = 64) -> DenseTeacher:
     from ragkit.eval.models import BUILTIN_SENTENCE_TRANSFORMERS
     from ragkit.io import is_hub_id
 
-    if "+" in name and not Path(name).expanduser().exists():
+    local = Path(name).expanduser()
+    if "+" in name and not local.exists():
         parts = [part.strip() for part in name.split("+")]
         if "bm25" in parts:
             raise RagkitError(
                 f"teacher {name!r}: BM25 has no vectors to average; fuse it by `teacher_bm25_weight`"
             )
         return MeanTeacher([load_teacher(part, batch_size) for part in parts])
-    local = Path(name).expanduser()
     sentence_transformers_dir = (local / "modules.json").is_file() and not (local / CONFIG_NAME).is_file()
     hub_id = not local.exists() and is_hub_id(name) and name not in {*BUILTIN_ENCODERS, *BUILTIN_MODELS}
     if name in BUILTIN_SENTENCE_TRANSFORMERS or sentence_transformers_dir or hub_id:
