@@ -8,7 +8,8 @@
     python benchmarks/distill_pilots.py --steps 2 --no-score      # the two-step trial
 
 Every pilot starts from release 0.5 of llm2vec-smollm2-135m and trains the distill stage of
-benchmarks/configs/smollm2-distill-0.6.toml on benchmarks/distill_data.py's pairs, one change each (LEVERS).
+benchmarks/configs/smollm2-distill-0.6.toml on benchmarks/distill_data.py's pairs, one change each (LEVERS;
+full fine-tuning also takes its own learning rate).
 Runs go to runs/pilots/<lever> and resume when killed; each finished pilot's encoder is scored dense
 (nDCG@10) on squad-dev500, pubmedqa-dev and extra-dev, beside release 0.5 itself (the start), into
 benchmarks/results/distill_pilots.json and .md.
@@ -38,6 +39,14 @@ LEVERS: dict[str, dict] = {
     "embedding": {"loss": "embedding", "texts": TEXTS},
     "kl+embedding": {"loss": "kl+embedding", "texts": TEXTS},
     "kl+embedding, LoRA on all 30 layers": {"loss": "kl+embedding", "texts": TEXTS, "lora_layers": 30},
+    # Every weight of the 135M student (embeddings too), at full fine-tuning's usual rate, not LoRA's.
+    "kl+embedding, full fine-tuning": {
+        "loss": "kl+embedding",
+        "texts": TEXTS,
+        "tuning": "full",
+        "lora_layers": 30,
+        "lr": 2e-5,
+    },
     # The dev splits' best teacher (benchmarks/results/teachers.md): MiniLM and mpnet's mean, BM25 0.2.
     "kl, mean teacher + bm25": {"teacher": "all-minilm-l6-v2+{mpnet}", "teacher_bm25_weight": 0.2},
 }

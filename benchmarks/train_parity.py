@@ -233,6 +233,7 @@ def ragkit_side(spec: dict, workdir: Path) -> dict:
     from ragkit.adapt.registry import training_stage
     from ragkit.adapt.stages import DatasetSampler, Sampler, reference_blocks
     from ragkit.adapt.trainer import decay_steps, linear_schedule
+    from ragkit.adapt.tuning import finish
     from ragkit.encoders.loading import load_model, load_tokenizer
     from ragkit.encoders.supervised import E5_INSTRUCTIONS
 
@@ -274,7 +275,7 @@ def ragkit_side(spec: dict, workdir: Path) -> dict:
         with torch.no_grad():
             hidden = stage.encoder.hidden_states(inputs, torch.ones_like(inputs))
             out["mntp_loss"] = MNTPLoss(stage.lm_head)(hidden, labels).item()
-        model.merge_and_unload()  # LoRA B is zero: the weights stay SmolLM2's
+        finish(model)  # LoRA B is zero: the weights stay SmolLM2's
     decoder = lm.get_decoder()
 
     for key in ("simcse", "simcse_mixed"):
@@ -284,7 +285,7 @@ def ragkit_side(spec: dict, workdir: Path) -> dict:
         with training_stage("simcse", decoder, tokenizer, simcse, World()) as (stage, model):
             model.eval()
             out[f"{key}_loss"] = stage.step(0)[0]
-            model.merge_and_unload()
+            finish(model)
 
     folder = workdir / "e5"
     folder.mkdir()
@@ -298,7 +299,7 @@ def ragkit_side(spec: dict, workdir: Path) -> dict:
         with training_stage("supervised", decoder, tokenizer, supervised, World()) as (stage, model):
             model.eval()
             out[f"supervised_{case}_loss"] = stage.step(0)[0]
-            model.merge_and_unload()
+            finish(model)
     out["e5_prompts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in E5_INSTRUCTIONS.items()}
 
     out["lr"] = {}

@@ -25,6 +25,9 @@ AUTOCAST_CHOICES: tuple[str | None, ...] = (None, "fp32", "bf16", "auto")
 # SimCSE on every line as it is, supervised queries as `f"{instruction}; "` joined as text, chat bases'
 # texts in their user turn (docs/adapt.md, "The paper preset against the reference").
 TRAINING_INPUTS: tuple[str, ...] = ("ragkit", "llm2vec")
+# What a stage trains: "lora", LoRA adapters on every projection (LLM2Vec's choice), or "full", the
+# weights themselves (AdamW state of twice their size: ~1 GB for SmolLM2-135M's top 15 layers).
+TUNING_CHOICES: tuple[str, ...] = ("lora", "full")
 
 
 @dataclass
@@ -42,7 +45,9 @@ class StageConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    lora_layers: int | None = None  # LoRA on the top N layers only: backward stops below them (faster)
+    # Train only the top N layers (LoRA, or with tuning "full" their weights): backward stops below them.
+    lora_layers: int | None = None
+    tuning: str = "lora"  # or "full": every weight of those layers (TUNING_CHOICES)
     seed: int = 42
     checkpoint_every: int = 100
     snapshot_every: int | None = None  # also keep the LoRA adapter every N steps, to pick one on a dev split
@@ -78,6 +83,10 @@ class StageConfig:
         need(
             self.lora_layers is None or self.lora_layers >= 1,
             f"lora_layers must be at least 1, got {self.lora_layers}",
+        )
+        need(
+            self.tuning in TUNING_CHOICES,
+            f"tuning must be one of {', '.join(TUNING_CHOICES)}, got {self.tuning!r}",
         )
         need(self.checkpoint_every >= 1, f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
         need(

@@ -1,8 +1,8 @@
 """`adapt()`: run LLM2Vec stages in order on a decoder and save an encoder `Encoder.load` reads.
 
 Work happens in `<out>.training/`: a plan (the settings), then per stage a checkpoint while it runs
-and its LoRA adapter once it is done. A rerun with the same settings picks up where a killed one
-stopped; `out` itself is only ever replaced whole, at the end.
+and its LoRA adapter (or tuned weights) once it is done. A rerun with the same settings picks up
+where a killed one stopped; `out` itself is only ever replaced whole, at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import torch
 from ragkit.adapt.config import StageConfig, SyntheticConfig
 from ragkit.adapt.distributed import World, barrier, init_world
 from ragkit.adapt.registry import STAGE_TYPES, check_stages, decoder_of, stage_configs, training_stage
-from ragkit.adapt.trainer import SNAPSHOTS, StageResult, read_log, save_adapter, train, write_log
+from ragkit.adapt.trainer import SNAPSHOTS, StageResult, read_log, train, write_log
+from ragkit.adapt.tuning import finish, save_trained
 from ragkit.device import resolve_device, resolve_dtype
 from ragkit.encoders.encoder import Encoder, EncoderConfig, saved_config, set_input_format
 from ragkit.encoders.loading import adapter_digests, load_model, load_tokenizer, resolve
@@ -133,9 +134,9 @@ def _run(run: _Run, configs: dict[str, StageConfig]) -> AdaptReport:
         ) as (stage, peft_model):
             report.stages.append(train(stage, peft_model, config, stage_dir, run.world, run.show_progress))
             if run.world.main:
-                save_adapter(peft_model, stage_dir / "adapter")
+                save_trained(peft_model, stage_dir / "adapter")
             barrier(run.world)
-            peft_model.merge_and_unload()  # into the decoder, in place: the next stage starts from it
+            finish(peft_model)  # merged into the decoder, in place: the next stage starts from it
         (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
 
     if run.world.main:
@@ -176,6 +177,11 @@ def _check_resumable(workdir: Path, plan: dict) -> None:
     if path.is_file() and _has_progress(workdir):
         previous = json.loads(path.read_text())
         previous.setdefault("model_adapters", plan["model_adapters"])  # plans written before it was kept
+        for name, values in previous.get("stages", {}).items():  # settings added since, at their defaults
+            if name in STAGE_TYPES:
+                for f in dataclasses.fields(STAGE_TYPES[name].config):
+                    if f.default is not dataclasses.MISSING:
+                        values.setdefault(f.name, f.default)
         if previous["model"] == plan["model"] and previous["model_adapters"] != plan["model_adapters"]:
             raise RagkitError(
                 f"{workdir} holds an unfinished run that started from other weights under the name "

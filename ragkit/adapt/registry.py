@@ -26,16 +26,16 @@ from ragkit.adapt.config import (
 )
 from ragkit.adapt.distill import DistillStage, prepare_distill
 from ragkit.adapt.distributed import World
-from ragkit.adapt.lora import add_lora
 from ragkit.adapt.losses.simcse import set_attention_dropout
 from ragkit.adapt.stages import MNTPStage, SimCSEStage, SupervisedStage, SyntheticStage
 from ragkit.adapt.synthetic import prepare_synthetic
 from ragkit.adapt.trainer import Stage
+from ragkit.adapt.tuning import trainable
 from ragkit.encoders.encoder import Encoder, EncoderConfig, set_input_format
 from ragkit.errors import RagkitError
 
 if TYPE_CHECKING:
-    from peft import PeftModel
+    import torch
     from transformers import PreTrainedModel
 
 
@@ -87,14 +87,15 @@ def training_stage(
     world: World,
     *,
     allow_unvalidated: bool = False,
-) -> Iterator[tuple[Stage, PeftModel]]:
+) -> Iterator[tuple[Stage, torch.nn.Module]]:
     """Stage `name` ready to train on `lm` (a causal LM when the stage needs the LM head): yields the
-    stage and the LoRA-wrapped decoder whose trainable weights it trains.
+    stage and the model whose trainable weights it trains (the LoRA-wrapped decoder, or with tuning
+    "full" the decoder itself).
 
     The stage's encoder is a fresh one (bidirectional, the stage's max length), so nothing shared is
     mutated. While the block runs, the decoder has activation checkpointing if asked and SimCSE's
     attention dropout; on exit both are restored. The LoRA stays in place until the caller merges
-    it (`merge_and_unload`) or drops the model.
+    it (`tuning.finish`) or drops the model.
     """
     kind = STAGE_TYPES[name]
     decoder = decoder_of(lm)
@@ -105,10 +106,8 @@ def training_stage(
         encoder = Encoder(
             decoder, tokenizer, training_format(config, decoder.config), allow_unvalidated=allow_unvalidated
         )
-        peft_model = add_lora(
-            decoder, config.lora_r, config.lora_alpha, config.lora_dropout, config.seed, config.lora_layers
-        )
-        encoder.model = peft_model
+        peft_model = trainable(decoder, config)
+        encoder.model = peft_model  # type: ignore[assignment]  # a PeftModel passes calls to the decoder
         yield kind.stage(encoder, config, world, lm_head), peft_model
 
 

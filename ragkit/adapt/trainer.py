@@ -16,12 +16,12 @@ import torch
 
 from ragkit.adapt.config import StageConfig
 from ragkit.adapt.distributed import World, average_gradients, barrier, mean, step_seed
-from ragkit.adapt.lora import adapter_state, load_adapter_state
+from ragkit.adapt.tuning import load_trained_state, save_trained, trained_state
 from ragkit.encoders.precision import native_bf16
 from ragkit.io import atomic_path
 from ragkit.progress import progress_bar
 
-SNAPSHOTS = "snapshots"  # in a stage's folder: the adapters `snapshot_every` keeps
+SNAPSHOTS = "snapshots"  # in a stage's folder: the adapters (or tuned weights) `snapshot_every` keeps
 LOG_FIELDS = ("stage", "step", "loss", "lr", "tokens_per_s", "elapsed_s")
 
 
@@ -56,7 +56,8 @@ def train(
     world: World,
     show_progress: bool,
 ) -> StageResult:
-    """Run `config.steps` optimizer steps on the trainable (LoRA) weights of `model`, resuming from
+    """Run `config.steps` optimizer steps on the trainable weights of `model` (LoRA's, or the tuned
+    ones), resuming from
     `workdir/checkpoint.pt` if an earlier run of the same stage left one."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -130,7 +131,7 @@ def _keep(done: int, config: StageConfig, model, workdir: Path, optimizers: tupl
     """After step `done`: the adapter as a snapshot every `snapshot_every` steps, and a checkpoint
     (adapter, optimizer, schedule) every `checkpoint_every`."""
     if config.snapshot_every and done % config.snapshot_every == 0 and world.main:
-        save_adapter(model, workdir / SNAPSHOTS / f"step-{done:06d}")
+        save_trained(model, workdir / SNAPSHOTS / f"step-{done:06d}")
     if done % config.checkpoint_every == 0 and done < config.steps:
         if world.main:
             optimizer, schedule = optimizers
@@ -144,7 +145,7 @@ def _resume(checkpoint: Path, model: torch.nn.Module, optimizer, schedule) -> in
     if not checkpoint.is_file():
         return 0
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    load_adapter_state(model, state["adapter"])
+    load_trained_state(model, state["adapter"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
     return state["step"]
@@ -184,16 +185,10 @@ def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def save_adapter(model: torch.nn.Module, path: Path) -> None:
-    """The LoRA adapter as it is now, in PEFT's format (`Encoder.load(base, adapters=[path])` reads it)."""
-    with atomic_path(path) as tmp:
-        model.save_pretrained(tmp)  # type: ignore[operator]  # a PeftModel; nn.Module's typing knows no methods
-
-
 def _save_checkpoint(path: Path, model, optimizer, schedule, step: int) -> None:
     """One file, written to a temporary name and renamed: a kill mid-write keeps the previous one."""
     state = {
-        "adapter": adapter_state(model),
+        "adapter": trained_state(model),  # LoRA's weights, or the fully tuned ones
         "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(),
         "step": step,

@@ -20,6 +20,9 @@ from ragkit.errors import RagkitError, first_line
 from ragkit.io import atomic_path, is_hub_id
 from ragkit.paths import ragkit_home
 
+# In a stage's output folder, instead of a LoRA adapter: the weights a fully fine-tuned stage trained.
+TRAINED_WEIGHTS = "trained_weights.safetensors"
+
 
 @dataclass(frozen=True)
 class BuiltinModel:
@@ -182,15 +185,37 @@ def load_model(
 
 
 def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
-    """`model` with a PEFT adapter (local folder or Hub id) merged into its weights."""
+    """`model` with a PEFT adapter (local folder or Hub id) merged into its weights, or with the weights
+    a fully fine-tuned stage saved (a folder holding `TRAINED_WEIGHTS`) put in place."""
     from peft import PeftModel
 
+    if (weights := Path(adapter) / TRAINED_WEIGHTS).is_file():
+        return load_trained_weights(model, weights)
     try:
         with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
             warnings.simplefilter("ignore", FutureWarning)
             return PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError) as e:
         raise RagkitError(f"could not load LoRA adapter {adapter!r}: {first_line(e)}") from e
+
+
+def load_trained_weights(model: PreTrainedModel, path: Path) -> PreTrainedModel:
+    """`model` with the tensors of `path` (a fully fine-tuned stage's) copied over its own, in place."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    parameters = dict(model.named_parameters())
+    if missing := sorted(set(state) - set(parameters)):
+        raise RagkitError(f"{path} holds weights this model does not have ({missing[0]}, ...): another base?")
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if tensor.shape != parameters[name].shape:
+                raise RagkitError(
+                    f"{path}: {name} is {tuple(tensor.shape)}, the model's is "
+                    f"{tuple(parameters[name].shape)}: another base?"
+                )
+            parameters[name].copy_(tensor)
+    return model
 
 
 def load_tokenizer(*sources: str):
@@ -226,7 +251,7 @@ def adapter_digests(source: str, adapters: list[str]) -> list[str]:
     builtin = BUILTIN_ENCODERS.get(source)
     digests = []
     for adapter in [*(builtin.adapters if builtin else ()), source, *adapters]:
-        for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        for name in ("adapter_model.safetensors", "adapter_model.bin", TRAINED_WEIGHTS):
             if (path := Path(adapter) / name).is_file():
                 digests.append(hashlib.sha256(path.read_bytes()).hexdigest()[:16])
                 break

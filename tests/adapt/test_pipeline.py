@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import TRAIN_SENTENCES, tiny_decoder_dir
@@ -131,7 +132,11 @@ def test_a_killed_run_resumes_to_the_same_weights(base, data, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         adapt(str(base), out, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
     assert (out / "previous.txt").read_text() == "an earlier encoder"
-    assert (tmp_path / "resumed.training" / "plan.json").is_file()
+    plan_path = tmp_path / "resumed.training" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    for values in plan["stages"].values():  # as an older ragkit wrote it, before `tuning` existed
+        assert values.pop("tuning") == "lora"
+    plan_path.write_text(json.dumps(plan))
     monkeypatch.undo()
 
     report = adapt(str(base), out, _configs(data, steps=6, checkpoint_every=2), show_progress=False)
@@ -146,6 +151,32 @@ def test_a_killed_run_resumes_to_the_same_weights(base, data, tmp_path, monkeypa
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
     rows = (out / "training" / "log.csv").read_text().splitlines()[1:]
     assert [r.split(",")[:2] for r in rows] == [[s, str(i)] for s in ("mntp", "simcse") for i in range(1, 7)]
+
+
+def test_a_fully_fine_tuned_stage_trains_only_its_layers_and_resumes_to_the_same_weights(
+    base, data, tmp_path, monkeypatch
+):
+    configs = _configs(data, ("simcse",), steps=6, checkpoint_every=2, tuning="full", lora_layers=1)
+    adapt(str(base), tmp_path / "whole", configs, show_progress=False)
+    _dies_at(monkeypatch, SimCSEStage, 4)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(str(base), tmp_path / "resumed", configs, show_progress=False)
+    monkeypatch.undo()
+    report = adapt(str(base), tmp_path / "resumed", configs, show_progress=False)
+    assert report.stages[0].resumed_from == 4
+
+    start, whole = load_file(base / "model.safetensors"), load_file(tmp_path / "whole" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    for name, tensor in whole.items():
+        torch.testing.assert_close(tensor, resumed[name], rtol=1e-5, atol=1e-6, msg=name)
+        changed = not torch.equal(tensor, start[f"model.{name}"])
+        assert changed == (name.startswith("layers.1.") or name == "norm.weight"), name
+    # The stage's saved output (the tuned weights) rebuilds the encoder from the base, as adapters do.
+    stage_output = tmp_path / "whole" / "training" / "adapters" / "1-simcse"
+    rebuilt = Encoder.load(base, adapters=[str(stage_output)]).encode(TRAIN_SENTENCES[:3])
+    np.testing.assert_allclose(
+        rebuilt, Encoder.load(tmp_path / "whole").encode(TRAIN_SENTENCES[:3]), atol=1e-6
+    )
 
 
 def test_a_rerun_with_other_settings_is_refused_until_restart(base, data, tmp_path, monkeypatch):
