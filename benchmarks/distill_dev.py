@@ -2,12 +2,15 @@
 
     python benchmarks/distill_dev.py runs/smollm2-distill            # finished or still training
     python benchmarks/distill_dev.py runs/smollm2-distill --report    # redraw, score nothing new
+    python benchmarks/distill_dev.py runs/distill-0.6 --base llm2vec-smollm2-135m \
+        --dev runs/squad-dev500 runs/pubmedqa-dev runs/extra-dev --results distill_dev-0.6   # release 0.6
 
-Snapshots (`snapshot_every`) are LoRA adapters over the run's start model; each is scored dense on
-the dev splits only (SQuAD's held-out last 2,000 rows, cut to 500 queries, and PubMedQA's 500
-labelled questions; never a folder the ablation reports), step 0 being the start model itself.
+Snapshots (`snapshot_every`) are LoRA adapters (or tuned weights) over the run's start model; each is
+scored dense on the dev splits only (SQuAD's held-out last 2,000 rows, cut to 500 queries, and
+PubMedQA's 500 labelled questions, and for release 0.6 extra-dev; never a folder the ablation reports),
+step 0 being the start model itself.
 The teacher and BM25 are scored on the same splits once: the lines the student is measured
-against. Scores accumulate in benchmarks/results/distill_dev.json; the chart is distill_dev.png.
+against. Scores accumulate in benchmarks/results/<--results>.json; the chart is <--results>.png.
 A run restarted from a kept snapshot (resume_from_snapshot.py) keeps the lost run's later scores
 under "first_run", drawn hollow beside the scores of the run that goes on.
 Run it beside training under `nice` (nDCG does not depend on load; the run's tokens/s does), or
@@ -21,6 +24,7 @@ import csv
 import json
 from pathlib import Path
 
+from ragkit.encoders.loading import TRAINED_WEIGHTS
 from ragkit.eval import DenseSearch, evaluate, load_task
 from ragkit.eval.bm25 import BM25Search
 from ragkit.eval.models import load_eval_model
@@ -50,7 +54,8 @@ def stage_folder(run: Path) -> Path:
 
 def snapshots(folder: Path) -> dict[int, Path]:
     found = list(folder.glob("snapshots/step-*")) + list(folder.glob("snapshots/*-distill/step-*"))
-    return {int(p.name.split("-")[1]): p for p in found if (p / "adapter_config.json").is_file()}
+    kept = [p for p in found if (p / "adapter_config.json").is_file() or (p / TRAINED_WEIGHTS).is_file()]
+    return {int(p.name.split("-")[1]): p for p in kept}
 
 
 def losses(folder: Path) -> list[tuple[int, float]]:
@@ -85,7 +90,7 @@ def plot(
         left.plot(steps, values, color="#bbb", linewidth=0.8, label="per step")
         left.plot(steps, smooth, color="#1f77b4", label=f"mean of {window}")
         left.set_xlabel("step")
-        left.set_ylabel("KL(teacher || student)")
+        left.set_ylabel("loss (the stage's: KL, embedding or their sum)")
         left.set_title("distillation loss")
         left.legend()
     for index, folder in enumerate(sorted({f for cells in scores.values() for f in cells})):
@@ -127,8 +132,11 @@ def main() -> None:
     )
     parser.add_argument("--dev", type=Path, nargs="+", default=DEV)
     parser.add_argument("--report", action="store_true", help="only redraw from the stored scores")
+    parser.add_argument(
+        "--results", default="distill_dev", help="the name of the .json and .png under benchmarks/results"
+    )
     args = parser.parse_args()
-    store = RESULTS / "distill_dev.json"
+    store = RESULTS / f"{args.results}.json"
     stored = json.loads(store.read_text()) if store.is_file() else {}
     scores: dict[str, dict[str, float]] = stored.get("steps", {})
     references: dict[str, dict[str, float]] = stored.get("references", {})
@@ -170,7 +178,7 @@ def main() -> None:
         losses(folder),
         scores,
         references,
-        RESULTS / "distill_dev.png",
+        RESULTS / f"{args.results}.png",
         f"{args.run.name}: distillation from its teacher",
         first_run,
     )
