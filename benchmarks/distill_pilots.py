@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from students import gemma3_gguf
 from teachers import mpnet_folder
 
 from ragkit.adapt import adapt, stage_configs
@@ -47,14 +48,34 @@ LEVERS: dict[str, dict] = {
         "lora_layers": 30,
         "lr": 2e-5,
     },
+    # Students: two base decoders that install offline, unadapted, on the same budget (LoRA on the
+    # top half of their layers: 15 of SmolLM2's 30, 9 of Gemma 3's 18).
+    "student smollm2-135m (base), kl+embedding": {
+        "start": "smollm2-135m",
+        "loss": "kl+embedding",
+        "texts": TEXTS,
+    },
+    "student gemma-3-270m (base), kl+embedding": {
+        "start": "{gemma3}",
+        "loss": "kl+embedding",
+        "texts": TEXTS,
+        "lora_layers": 9,
+    },
     # The dev splits' best teacher (benchmarks/results/teachers.md): MiniLM and mpnet's mean, BM25 0.2.
+    # Last, since mpnet first embeds the 41k candidate passages (hours on 2 cores).
     "kl, mean teacher + bm25": {"teacher": "all-minilm-l6-v2+{mpnet}", "teacher_bm25_weight": 0.2},
 }
 
 
+def start(lever: str) -> str:
+    """The model a pilot starts from: release 0.5, or a lever's own student."""
+    name = LEVERS[lever].get("start", START)
+    return str(gemma3_gguf()) if name == "{gemma3}" else name
+
+
 def configs(lever: str, steps: int | None) -> dict:
     trial = {"warmup_steps": 0, "checkpoint_every": 1} if steps else {}  # a trial of a few steps
-    lever_settings = dict(LEVERS[lever])
+    lever_settings = {k: v for k, v in LEVERS[lever].items() if k != "start"}
     if "{mpnet}" in lever_settings.get("teacher", ""):
         lever_settings["teacher"] = lever_settings["teacher"].format(mpnet=mpnet_folder())
     return stage_configs(
@@ -100,7 +121,7 @@ def main() -> None:
         if args.steps:
             out = out.with_name(out.name + f"-trial{args.steps}")
         if not (out / "ragkit_config.json").is_file():
-            report = adapt(START, out, configs(lever, args.steps))
+            report = adapt(start(lever), out, configs(lever, args.steps))
             print(f"{lever}: {report.stages[0]}", flush=True)
         if not args.no_score:
             score(lever, str(out))
