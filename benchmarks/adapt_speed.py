@@ -43,6 +43,22 @@ CPU_RUNS = [
         "supervised",
         dict(batch_size=16, max_length=128, gradient_checkpointing=False, autocast="bf16", lora_layers=8),
     ),
+    # Capacity (release 0.6's pilots): the same 15 layers as LoRA or as weights, and every weight.
+    (
+        "supervised, LoRA on the top 15 of 30 layers",
+        "supervised",
+        dict(batch_size=16, max_length=128, gradient_checkpointing=False, lora_layers=15),
+    ),
+    (
+        "supervised, full fine-tuning of the top 15 of 30 layers",
+        "supervised",
+        dict(batch_size=16, max_length=128, gradient_checkpointing=False, lora_layers=15, tuning="full"),
+    ),
+    (
+        "supervised, full fine-tuning of every weight",
+        "supervised",
+        dict(batch_size=16, max_length=128, gradient_checkpointing=False, tuning="full"),
+    ),
     (
         "supervised + GradCache (chunks of 4)",
         "supervised",
