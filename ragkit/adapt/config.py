@@ -26,7 +26,7 @@ AUTOCAST_CHOICES: tuple[str | None, ...] = (None, "fp32", "bf16", "auto")
 # texts in their user turn (docs/adapt.md, "The paper preset against the reference").
 TRAINING_INPUTS: tuple[str, ...] = ("ragkit", "llm2vec")
 # What a stage trains: "lora", LoRA adapters on every projection (LLM2Vec's choice), or "full", the
-# weights themselves (AdamW state of twice their size: ~1 GB for SmolLM2-135M's top 15 layers).
+# weights themselves (AdamW state of twice their size: ~1 GB for every weight of SmolLM2-135M).
 TUNING_CHOICES: tuple[str, ...] = ("lora", "full")
 
 

@@ -57,8 +57,7 @@ def train(
     show_progress: bool,
 ) -> StageResult:
     """Run `config.steps` optimizer steps on the trainable weights of `model` (LoRA's, or the tuned
-    ones), resuming from
-    `workdir/checkpoint.pt` if an earlier run of the same stage left one."""
+    ones), resuming from `workdir/checkpoint.pt` if an earlier run of the same stage left one."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
