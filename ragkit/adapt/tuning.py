@@ -47,6 +47,7 @@ def trainable(decoder: PreTrainedModel, config: StageConfig) -> torch.nn.Module:
 
 
 def is_lora(model: torch.nn.Module) -> bool:
+    """A LoRA-wrapped (peft) model, told by its merge method as `Encoder.write_weights` tells it."""
     return hasattr(model, "merge_and_unload")
 
 
