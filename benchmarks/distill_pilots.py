@@ -7,9 +7,10 @@
     python benchmarks/distill_pilots.py --levers kl embedding     # some of them
     python benchmarks/distill_pilots.py --steps 2 --no-score      # the two-step trial
 
-Every pilot starts from release 0.5 of llm2vec-smollm2-135m and trains the distill stage of
-benchmarks/configs/smollm2-distill-0.6.toml on benchmarks/distill_data.py's pairs, one change each (LEVERS;
-full fine-tuning also takes its own learning rate).
+Every pilot starts from release 0.5 of llm2vec-smollm2-135m (the student levers from their own base
+model) and trains the distill stage of benchmarks/configs/smollm2-distill-0.6.toml on
+benchmarks/distill_data.py's pairs, one change each (LEVERS; full fine-tuning also takes its own
+learning rate).
 Runs go to runs/pilots/<lever> and resume when killed; each finished pilot's encoder is scored dense
 (nDCG@10) on squad-dev500, pubmedqa-dev and extra-dev, beside release 0.5 itself (the start), into
 benchmarks/results/distill_pilots.json and .md.

@@ -17,7 +17,7 @@ import torch
 
 from ragkit.adapt.config import StageConfig
 from ragkit.adapt.lora import adapter_state, add_lora, load_adapter_state
-from ragkit.encoders.loading import TRAINED_WEIGHTS
+from ragkit.encoders.loading import TRAINED_WEIGHTS, put_weights
 from ragkit.errors import RagkitError
 from ragkit.io import atomic_path
 
@@ -66,10 +66,7 @@ def load_trained_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     if set(state) != trained:
         raise RagkitError("the checkpoint does not match the weights this stage trains; rerun with `restart`")
-    with torch.no_grad():
-        parameters = dict(model.named_parameters())
-        for name, tensor in state.items():
-            parameters[name].copy_(tensor)
+    put_weights(model, state, "the checkpoint")
 
 
 def save_trained(model: torch.nn.Module, path: Path) -> None:

@@ -203,19 +203,27 @@ def load_trained_weights(model: PreTrainedModel, path: Path) -> PreTrainedModel:
     """`model` with the tensors of `path` (a fully fine-tuned stage's) copied over its own, in place."""
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
+    put_weights(model, load_file(str(path)), str(path))
+    return model
+
+
+def put_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy `state`'s tensors over `model`'s parameters of the same names, in place; a name or shape
+    the model lacks is an error naming `source`."""
     parameters = dict(model.named_parameters())
     if missing := sorted(set(state) - set(parameters)):
-        raise RagkitError(f"{path} holds weights this model does not have ({missing[0]}, ...): another base?")
+        raise RagkitError(
+            f"{source} holds weights this model does not have ({missing[0]}, ...): another base?"
+        )
+    for name, tensor in state.items():
+        if tensor.shape != parameters[name].shape:
+            raise RagkitError(
+                f"{source}: {name} is {tuple(tensor.shape)}, the model's is "
+                f"{tuple(parameters[name].shape)}: another base?"
+            )
     with torch.no_grad():
         for name, tensor in state.items():
-            if tensor.shape != parameters[name].shape:
-                raise RagkitError(
-                    f"{path}: {name} is {tuple(tensor.shape)}, the model's is "
-                    f"{tuple(parameters[name].shape)}: another base?"
-                )
             parameters[name].copy_(tensor)
-    return model
 
 
 def load_tokenizer(*sources: str):
