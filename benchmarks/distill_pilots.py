@@ -19,9 +19,12 @@ benchmarks/results/distill_pilots.json and .md.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import statistics
 from pathlib import Path
 
+from distill_dev import stage_folder
 from students import gemma3_gguf
 from teachers import mpnet_folder
 
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 CONFIG = ROOT / "configs" / "smollm2-distill-0.6.toml"
 START = "llm2vec-smollm2-135m"  # release 0.5
+START_LABEL = "release 0.5 (start)"
 DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev"), Path("runs/extra-dev")]
 TEXTS = "runs/distill-data/texts.jsonl"
 # One change each from the TOML (the "kl" pilot as written).
@@ -96,6 +100,46 @@ def folder(lever: str) -> Path:
     return Path("runs/pilots") / lever.replace(" ", "").replace(",", "-").replace("+", "-plus-")
 
 
+def seconds_per_step(lever: str) -> float | None:
+    """The median step time in a pilot's log: a resumed run restarts its clock, and a step slowed by
+    another job on the cores is an outlier the median ignores."""
+    log = stage_folder(folder(lever)) / "log.csv"
+    if not log.is_file():
+        return None
+    with log.open(newline="") as f:
+        rows = [(int(r["step"]), float(r["elapsed_s"])) for r in csv.DictReader(f)]
+    steps = [t1 - t0 for (s0, t0), (s1, t1) in zip(rows, rows[1:], strict=False) if s1 == s0 + 1 and t1 > t0]
+    return statistics.median(steps) if steps else None
+
+
+def plot(scores: dict[str, dict[str, float]], names: list[str], path: Path) -> None:
+    """Each pilot's bars beside the start's lines: which lever moved which dev split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pilots = [p for p in scores if p != START_LABEL and all(n in scores[p] for n in names)]
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(pilots) * len(names)))
+    height = 0.8 / len(names)
+    for index, name in enumerate(names):
+        rows = [i + index * height for i in range(len(pilots))]
+        ax.barh(rows, [scores[p][name] for p in pilots], height=height, color=f"C{index}", label=name)
+        if name in scores.get(START_LABEL, {}):
+            ax.axvline(scores[START_LABEL][name], color=f"C{index}", linestyle="--", linewidth=1)
+    ax.plot([], [], color="#555", linestyle="--", linewidth=1, label=START_LABEL)
+    ax.set_yticks([i + height * (len(names) - 1) / 2 for i in range(len(pilots))], pilots, fontsize=8)
+    ax.invert_yaxis()
+    values = [scores[p][n] for p in pilots for n in names]
+    ax.set_xlim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.03))
+    ax.set_xlabel("nDCG@10, dense")
+    ax.set_title(f"Release 0.6 pilots, {CONFIG.name}, one lever each")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(names) + 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,7 +163,7 @@ def main() -> None:
             print(f"{name} {dev.name}: {row.ndcg_at_10:.4f}", flush=True)
 
     if not args.no_score:
-        score("release 0.5 (start)", START)
+        score(START_LABEL, START)
     for lever in args.levers:  # each scored as soon as it is trained: a stopped chain keeps its scores
         out = folder(lever)
         if args.steps:
@@ -135,17 +179,23 @@ def main() -> None:
     lines = [
         "# Release 0.6 pilots (dense nDCG@10 on the dev splits)",
         "",
-        f"`python benchmarks/distill_pilots.py`: {CONFIG.name}, one lever changed each.",
+        f"`python benchmarks/distill_pilots.py`: {CONFIG.name}, one lever changed each. Step time: the",
+        "median of the pilot's log, on this machine's 2 CPU cores (fp32; compare within the table only).",
         "",
-        f"| pilot | {' | '.join(names)} | mean |",
-        f"|---|{'---:|' * (len(names) + 1)}",
+        "![pilots](distill_pilots.png)",
+        "",
+        f"| pilot | {' | '.join(names)} | mean | s a step |",
+        f"|---|{'---:|' * (len(names) + 2)}",
     ]
     for name, cells in scores.items():
         if all(n in cells for n in names):
             values = [cells[n] for n in names]
             mean = sum(values) / len(values)
-            lines.append(f"| {name} | {' | '.join(f'{v:.3f}' for v in values)} | {mean:.3f} |")
+            step = seconds_per_step(name) if name in LEVERS else None
+            timing = f"{step:.0f}" if step else ""
+            lines.append(f"| {name} | {' | '.join(f'{v:.3f}' for v in values)} | {mean:.3f} | {timing} |")
     (RESULTS / "distill_pilots.md").write_text("\n".join(lines) + "\n")
+    plot(scores, names, RESULTS / "distill_pilots.png")
     print("\n".join(lines))
 
 
