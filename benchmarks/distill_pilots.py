@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -108,7 +109,7 @@ def seconds_per_step(lever: str) -> float | None:
         return None
     with log.open(newline="") as f:
         rows = [(int(r["step"]), float(r["elapsed_s"])) for r in csv.DictReader(f)]
-    steps = [t1 - t0 for (s0, t0), (s1, t1) in zip(rows, rows[1:], strict=False) if s1 == s0 + 1 and t1 > t0]
+    steps = [t1 - t0 for (s0, t0), (s1, t1) in itertools.pairwise(rows) if s1 == s0 + 1 and t1 > t0]
     return statistics.median(steps) if steps else None
 
 
