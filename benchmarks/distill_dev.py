@@ -184,8 +184,8 @@ def main() -> None:
     )
     for name, cells in references.items():
         print(name, cells)
-    for step in sorted(scores, key=int):
-        print(step, scores[step])
+    for key in sorted(scores, key=int):
+        print(key, scores[key])
 
 
 if __name__ == "__main__":
