@@ -10,7 +10,8 @@
 Every pilot starts from release 0.5 of llm2vec-smollm2-135m (the student levers from their own base
 model) and trains the distill stage of benchmarks/configs/smollm2-distill-0.6.toml on
 benchmarks/distill_data.py's pairs, one change each (LEVERS; full fine-tuning also takes its own
-learning rate).
+learning rate; the generated-questions pilot adds benchmarks/generated_pairs.py's pairs, written on
+first use).
 Runs go to runs/pilots/<lever> and resume when killed; each finished pilot's encoder is scored dense
 (nDCG@10) on squad-dev500, pubmedqa-dev and extra-dev, beside release 0.5 itself (the start), into
 benchmarks/results/distill_pilots.json and .md.
@@ -26,6 +27,7 @@ import statistics
 from pathlib import Path
 
 from distill_dev import stage_folder
+from generated_pairs import folder as generated_folder
 from students import gemma3_gguf
 from teachers import mpnet_folder
 
@@ -39,12 +41,15 @@ CONFIG = ROOT / "configs" / "smollm2-distill-0.6.toml"
 START = "llm2vec-smollm2-135m"  # release 0.5
 START_LABEL = "release 0.5 (start)"
 DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev"), Path("runs/extra-dev")]
-TEXTS = "runs/distill-data/texts.jsonl"
+DATA = Path("runs/distill-data")
+TEXTS = str(DATA / "texts.jsonl")
 # One change each from the TOML (the "kl" pilot as written).
 LEVERS: dict[str, dict] = {
     "kl": {},  # release 0.5's loss, on the broad pairs
     "embedding": {"loss": "embedding", "texts": TEXTS},
     "kl+embedding": {"loss": "kl+embedding", "texts": TEXTS},
+    # The pairs plus questions SmolLM2-135M-Instruct wrote for unlabeled paragraphs (generated_pairs.py).
+    "kl+embedding, with generated questions": {"loss": "kl+embedding", "texts": TEXTS, "data": "{generated}"},
     "kl+embedding, LoRA on all 30 layers": {"loss": "kl+embedding", "texts": TEXTS, "lora_layers": 30},
     # Every weight of the 135M student (embeddings too), at full fine-tuning's usual rate, not LoRA's.
     # One batch of 16 x 128 tokens, forward, backward and AdamW, on this CPU: LoRA on 15 layers 49 s,
@@ -76,6 +81,11 @@ LEVERS: dict[str, dict] = {
 }
 
 
+def data(lever: str) -> str:
+    """A pilot's pairs: distill_data.py's, or with the generated questions (written on first use)."""
+    return str(generated_folder(DATA) if LEVERS[lever].get("data") == "{generated}" else DATA / "pairs")
+
+
 def start(lever: str) -> str:
     """The model a pilot starts from: release 0.5, or a lever's own student."""
     name = LEVERS[lever].get("start", START)
@@ -84,14 +94,14 @@ def start(lever: str) -> str:
 
 def configs(lever: str, steps: int | None) -> dict:
     trial = {"warmup_steps": 0, "checkpoint_every": 1} if steps else {}  # a trial of a few steps
-    lever_settings = {k: v for k, v in LEVERS[lever].items() if k != "start"}
+    lever_settings = {k: v for k, v in LEVERS[lever].items() if k not in ("start", "data")}
     if "{mpnet}" in lever_settings.get("teacher", ""):
         lever_settings["teacher"] = lever_settings["teacher"].format(mpnet=mpnet_folder())
     return stage_configs(
         ["distill"],
         "cpu-small",
         file=CONFIG,
-        data={"distill": "runs/distill-data/pairs"},
+        data={"distill": data(lever)},
         settings={"distill": {**lever_settings, **trial}},
         steps=steps,
     )

@@ -1,0 +1,99 @@
+"""Questions a query generator writes for the unlabeled text, as distillation pairs (release 0.6).
+
+    python benchmarks/generated_pairs.py runs/distill-data
+
+Writes `<data>/pairs-generated/`: the files of `<data>/pairs/` (benchmarks/distill_data.py) and
+`generated.jsonl.gz`. For PASSAGES paragraphs of `../shared/data/text` (Wikipedia paragraphs and
+WikiText-2 lines, a fixed sample), SmolLM2-135M-Instruct writes a query each with the synthetic
+stage's prompt (ragkit/querygen); a query is kept only if it is usable and BM25 over every such
+paragraph ranks its own in the top ROUND_TRIP_K (the synthetic stage's round trip). Paragraphs a dev
+split holds are left out. The distill stage mines each kept query's candidates as it does the other
+sources'. Queries are cached per passage (under `$RAGKIT_HOME/synthetic`), so a killed run writes
+only the missing ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import shutil
+from pathlib import Path
+
+import torch
+from distill_data import MAX_WORDS, SEED, cut
+from supervised_data import DATA
+
+from ragkit.adapt.synthetic import round_trip
+from ragkit.encoders.precision import native_bf16
+from ragkit.io import read_json_lines
+from ragkit.querygen import GenerationSettings, generate_queries, usable_query
+
+PASSAGES = 2000
+ROUND_TRIP_K = 10
+# Generated queries read like web searches (the prompt's examples are MS MARCO's): E5's instruction for those.
+INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev"), Path("runs/extra-dev")]
+
+
+def paragraphs() -> list[str]:
+    """Every paragraph a query can be written for, cut as texts.jsonl cuts them."""
+    text = DATA / "text"
+    wiki = [
+        p
+        for line in (text / "enwiki_sample_gensim.paragraphs.jsonl").open()
+        for p in json.loads(line)["paragraphs"]
+    ]
+    wikitext = [
+        line.strip()
+        for line in (text / "wikitext-2-raw.wiki.test.raw").open(encoding="utf-8")
+        if len(line.split()) >= 40 and not line.strip().startswith("=")
+    ]
+    return list(dict.fromkeys(cut(t) for t in wiki + wikitext))
+
+
+def dev_texts() -> set[str]:
+    """The dev splits' passages and queries, cut alike: none of them is written for."""
+    found: set[str] = set()
+    for folder in DEV:
+        for name in ("corpus.jsonl.gz", "queries.jsonl"):
+            if (folder / name).is_file():
+                found |= {cut(row["text"]) for _, row in read_json_lines(folder / name)}
+    return found
+
+
+def folder(data: Path) -> Path:
+    """`<data>/pairs-generated`, written if it is missing."""
+    out = data / "pairs-generated"
+    if (out / "generated.jsonl.gz").is_file():
+        return out
+    held = dev_texts()
+    every = [p for p in paragraphs() if p not in held]
+    sample = sorted(random.Random(SEED).sample(range(len(every)), min(PASSAGES, len(every))))
+    settings = GenerationSettings(dtype="bf16" if native_bf16(torch.device("cpu")) else "float32")
+    queries = generate_queries([every[i] for i in sample], settings)
+    usable = [(q, i) for q, i in zip(queries, sample, strict=True) if usable_query(q)]
+    kept_mask = round_trip([q for q, _ in usable], [i for _, i in usable], every, ROUND_TRIP_K)
+    rows = [
+        {"query": q, "positive": every[i], "negative": [], "instruction": INSTRUCTION}
+        for (q, i), ok in zip(usable, kept_mask, strict=True)
+        if ok
+    ]
+    partial = data / "pairs-generated.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(data / "pairs", partial)
+    with gzip.open(partial / "generated.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    partial.rename(out)
+    print(
+        f"{out}: {len(rows)} generated pairs kept of {len(queries)} written "
+        f"({len(usable)} usable; {len(every)} paragraphs of at most {MAX_WORDS} words)"
+    )
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="benchmarks/distill_data.py's output folder")
+    folder(parser.parse_args().data)
