@@ -130,7 +130,7 @@ def plot(scores: dict[str, dict[str, float]], names: list[str], path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pilots = [p for p in scores if p != START_LABEL and all(n in scores[p] for n in names)]
+    pilots = [p for p in LEVERS if all(n in scores.get(p, {}) for n in names)]
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(pilots) * len(names)))
     height = 0.8 / len(names)
     for index, name in enumerate(names):
@@ -198,7 +198,8 @@ def main() -> None:
         f"| pilot | {' | '.join(names)} | mean | s a step |",
         f"|---|{'---:|' * (len(names) + 2)}",
     ]
-    for name, cells in scores.items():
+    for name in [START_LABEL, *LEVERS]:  # the start first, then the levers in their order
+        cells = scores.get(name, {})
         if all(n in cells for n in names):
             values = [cells[n] for n in names]
             mean = sum(values) / len(values)
