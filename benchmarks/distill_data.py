@@ -121,20 +121,22 @@ def text_rows(rows: list[dict], rng: random.Random) -> list[str]:
     return [cut(t) for t in taken]
 
 
+def wikipedia_paragraphs() -> list[str]:
+    with (DATA / "text" / "enwiki_sample_gensim.paragraphs.jsonl").open() as f:
+        return [p for line in f for p in json.loads(line)["paragraphs"]]
+
+
+def wikitext_lines(min_words: int = 8) -> list[str]:
+    """WikiText-2's lines of at least `min_words` words, headings left out."""
+    with (DATA / "text" / "wikitext-2-raw.wiki.test.raw").open(encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    return [line for line in lines if len(line.split()) >= min_words and not line.startswith("=")]
+
+
 def unlabeled_texts(rng: random.Random) -> dict[str, list[str]]:
     text = DATA / "text"
-    wiki = [
-        p
-        for line in (text / "enwiki_sample_gensim.paragraphs.jsonl").open()
-        for p in json.loads(line)["paragraphs"]
-    ]
-    wikitext = [
-        line.strip()
-        for line in (text / "wikitext-2-raw.wiki.test.raw").open(encoding="utf-8")
-        if len(line.split()) >= 8 and not line.strip().startswith("=")
-    ]
     wiki1m = [line.strip() for line in (text / "wiki1m_for_simcse.head11913.txt").open() if line.strip()]
-    sources = {"enwiki paragraphs": wiki, "wikitext-2": wikitext, "wiki1m": wiki1m}
+    sources = {"enwiki paragraphs": wikipedia_paragraphs(), "wikitext-2": wikitext_lines(), "wiki1m": wiki1m}
     return {
         name: [cut(t) for t in rng.sample(rows, min(TEXTS_PER_SOURCE, len(rows)))]
         for name, rows in sources.items()

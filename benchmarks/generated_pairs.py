@@ -22,8 +22,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from distill_data import MAX_WORDS, SEED, cut
-from supervised_data import DATA
+from distill_data import MAX_WORDS, SEED, cut, wikipedia_paragraphs, wikitext_lines
 
 from ragkit.adapt.synthetic import round_trip
 from ragkit.encoders.precision import native_bf16
@@ -38,19 +37,9 @@ DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev"), Path("runs/extra-de
 
 
 def paragraphs() -> list[str]:
-    """Every paragraph a query can be written for, cut as texts.jsonl cuts them."""
-    text = DATA / "text"
-    wiki = [
-        p
-        for line in (text / "enwiki_sample_gensim.paragraphs.jsonl").open()
-        for p in json.loads(line)["paragraphs"]
-    ]
-    wikitext = [
-        line.strip()
-        for line in (text / "wikitext-2-raw.wiki.test.raw").open(encoding="utf-8")
-        if len(line.split()) >= 40 and not line.strip().startswith("=")
-    ]
-    return list(dict.fromkeys(cut(t) for t in wiki + wikitext))
+    """Every paragraph a query can be written for (WikiText-2 lines of 40 words or more), cut as
+    texts.jsonl cuts them."""
+    return list(dict.fromkeys(cut(t) for t in wikipedia_paragraphs() + wikitext_lines(min_words=40)))
 
 
 def dev_texts() -> set[str]:
