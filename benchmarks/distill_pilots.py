@@ -83,7 +83,7 @@ LEVERS: dict[str, dict] = {
 
 def data(lever: str) -> str:
     """A pilot's pairs: distill_data.py's, or with the generated questions (written on first use)."""
-    return str(generated_folder(DATA) if LEVERS[lever].get("data") == "{generated}" else DATA / "pairs")
+    return str(generated_folder(DATA, DEV) if LEVERS[lever].get("data") == "{generated}" else DATA / "pairs")
 
 
 def start(lever: str) -> str:

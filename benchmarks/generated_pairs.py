@@ -1,15 +1,16 @@
 """Questions a query generator writes for the unlabeled text, as distillation pairs (release 0.6).
 
-    python benchmarks/generated_pairs.py runs/distill-data
+    python benchmarks/generated_pairs.py runs/distill-data \
+        --dev runs/squad-dev500 runs/pubmedqa-dev runs/extra-dev
 
 Writes `<data>/pairs-generated/`: the files of `<data>/pairs/` (benchmarks/distill_data.py) and
 `generated.jsonl.gz`. For PASSAGES paragraphs of `../shared/data/text` (Wikipedia paragraphs and
 WikiText-2 lines, a fixed sample), SmolLM2-135M-Instruct writes a query each with the synthetic
 stage's prompt (ragkit/querygen); a query is kept only if it is usable and BM25 over every such
-paragraph ranks its own in the top ROUND_TRIP_K (the synthetic stage's round trip). Paragraphs a dev
-split holds are left out. The distill stage mines each kept query's candidates as it does the other
-sources'. Queries are cached per passage (under `$RAGKIT_HOME/synthetic`), so a killed run writes
-only the missing ones.
+paragraph ranks its own in the top ROUND_TRIP_K (the synthetic stage's round trip). Paragraphs the
+dev splits (`--dev`) hold are left out. The distill stage mines each kept query's candidates as it
+does the other sources'. Queries are cached per passage (under `$RAGKIT_HOME/synthetic`), so a killed
+run writes only the missing ones.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ PASSAGES = 2000
 ROUND_TRIP_K = 10
 # Generated queries read like web searches (the prompt's examples are MS MARCO's): E5's instruction for those.
 INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
-DEV = [Path("runs/squad-dev500"), Path("runs/pubmedqa-dev"), Path("runs/extra-dev")]
 
 
 def paragraphs() -> list[str]:
@@ -42,22 +42,22 @@ def paragraphs() -> list[str]:
     return list(dict.fromkeys(cut(t) for t in wikipedia_paragraphs() + wikitext_lines(min_words=40)))
 
 
-def dev_texts() -> set[str]:
-    """The dev splits' passages and queries, cut alike: none of them is written for."""
+def dev_texts(dev: list[Path]) -> set[str]:
+    """The passages and queries of the BEIR folders `dev`, cut alike: none of them is written for."""
     found: set[str] = set()
-    for folder in DEV:
+    for folder in dev:
         for name in ("corpus.jsonl.gz", "queries.jsonl"):
             if (folder / name).is_file():
                 found |= {cut(row["text"]) for _, row in read_json_lines(folder / name)}
     return found
 
 
-def folder(data: Path) -> Path:
-    """`<data>/pairs-generated`, written if it is missing."""
+def folder(data: Path, dev: list[Path]) -> Path:
+    """`<data>/pairs-generated`, written if it is missing, with no paragraph of the `dev` splits."""
     out = data / "pairs-generated"
     if (out / "generated.jsonl.gz").is_file():
         return out
-    held = dev_texts()
+    held = dev_texts(dev)
     every = [p for p in paragraphs() if p not in held]
     sample = sorted(random.Random(SEED).sample(range(len(every)), min(PASSAGES, len(every))))
     settings = GenerationSettings(dtype="bf16" if native_bf16(torch.device("cpu")) else "float32")
@@ -85,4 +85,6 @@ def folder(data: Path) -> Path:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="benchmarks/distill_data.py's output folder")
-    folder(parser.parse_args().data)
+    parser.add_argument("--dev", type=Path, nargs="+", required=True, help="BEIR folders to keep out")
+    args = parser.parse_args()
+    folder(args.data, args.dev)
