@@ -22,11 +22,9 @@ import random
 import shutil
 from pathlib import Path
 
-import torch
 from distill_data import MAX_WORDS, SEED, cut, wikipedia_paragraphs, wikitext_lines
 
 from ragkit.adapt.synthetic import round_trip
-from ragkit.encoders.precision import native_bf16
 from ragkit.io import read_json_lines
 from ragkit.querygen import GenerationSettings, generate_queries, usable_query
 
@@ -60,7 +58,7 @@ def folder(data: Path, dev: list[Path]) -> Path:
     held = dev_texts(dev)
     every = [p for p in paragraphs() if p not in held]
     sample = sorted(random.Random(SEED).sample(range(len(every)), min(PASSAGES, len(every))))
-    settings = GenerationSettings(dtype="bf16" if native_bf16(torch.device("cpu")) else "float32")
+    settings = GenerationSettings.native("cpu")
     queries = generate_queries([every[i] for i in sample], settings)
     usable = [(q, i) for q, i in zip(queries, sample, strict=True) if usable_query(q)]
     kept_mask = round_trip([q for q, _ in usable], [i for _, i in usable], every, ROUND_TRIP_K)

@@ -30,7 +30,6 @@ import torch
 
 from ragkit.corpus import document_text
 from ragkit.encoders import Encoder
-from ragkit.encoders.precision import native_bf16
 from ragkit.errors import RagkitError
 from ragkit.index.docstore import Docstore
 from ragkit.index.search_setting import GENERATED, INVERSE_CLOZE, Calibration, SearchSetting
@@ -116,7 +115,7 @@ def written_queries(
     if len(sources) < MIN_QUERIES:
         return []
     device = torch.device(device)
-    settings = GenerationSettings(dtype="bf16" if native_bf16(device) else "float32")
+    settings = GenerationSettings.native(device)
     written = generate_queries(
         [texts[i] for i in sources], settings, device=device, show_progress=show_progress
     )

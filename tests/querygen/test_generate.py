@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import transformers
 from helpers import TRAIN_SENTENCES, cranfield_passages, requires_smollm2, tiny_decoder_dir
 
@@ -29,6 +30,16 @@ def test_a_usable_query_has_two_words_and_is_not_a_prompt_example():
     assert usable_query("wing stall speed")
     assert not usable_query("wings") and not usable_query("")
     assert not any(usable_query(q) for q in PROMPT_QUERIES)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_native_settings_generate_in_bf16_only_where_the_device_computes_it(monkeypatch, native):
+    from ragkit.encoders import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    settings = GenerationSettings.native("cpu", max_new_tokens=8)
+    assert settings.dtype == ("bf16" if native else "float32")
+    assert settings.max_new_tokens == 8 and settings.generator == GenerationSettings().generator
 
 
 def test_generations_are_cached_and_an_interrupted_run_writes_only_what_is_missing(tmp_path, monkeypatch):
