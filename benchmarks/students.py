@@ -22,6 +22,7 @@ def gemma3_gguf(peers: Path = PEERS) -> Path:
     path = peers / "gemma-3-270m-q4_k_m.gguf"
     if path.is_file():
         return path
+    peers.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     partial = path.with_suffix(".part")
     with partial.open("wb") as out:

