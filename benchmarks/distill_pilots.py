@@ -26,12 +26,14 @@ import json
 import statistics
 from pathlib import Path
 
+import torch
 from distill_dev import stage_folder
 from generated_pairs import folder as generated_folder
 from students import gemma3_gguf
 from teachers import mpnet_folder
 
 from ragkit.adapt import adapt, stage_configs
+from ragkit.adapt.trainer import autocast_dtype
 from ragkit.eval import DenseSearch, evaluate, load_task
 from ragkit.eval.models import load_eval_model
 
@@ -109,6 +111,12 @@ def configs(lever: str, steps: int | None) -> dict:
 
 def folder(lever: str) -> Path:
     return Path("runs/pilots") / lever.replace(" ", "").replace(",", "-").replace("+", "-plus-")
+
+
+def precision() -> str:
+    """What the pilots' forward passes ran in here: the TOML's autocast on this machine's CPU."""
+    used = autocast_dtype(configs("kl", None)["distill"], torch.device("cpu"))
+    return "bf16 autocast" if used == torch.bfloat16 else "fp32"
 
 
 def seconds_per_step(lever: str) -> float | None:
@@ -191,7 +199,8 @@ def main() -> None:
         "# Release 0.6 pilots (dense nDCG@10 on the dev splits)",
         "",
         f"`python benchmarks/distill_pilots.py`: {CONFIG.name}, one lever changed each. Step time: the",
-        "median of the pilot's log, on this machine's 2 CPU cores (fp32; compare within the table only).",
+        f"median of the pilot's log, on this machine's {torch.get_num_threads()} CPU threads ({precision()};",
+        "compare within the table only).",
         "",
         "![pilots](distill_pilots.png)",
         "",
