@@ -139,7 +139,8 @@ def plot(scores: dict[str, dict[str, float]], names: list[str], path: Path) -> N
     import matplotlib.pyplot as plt
 
     pilots = [p for p in LEVERS if all(n in scores.get(p, {}) for n in names)]
-    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(pilots) * len(names)))
+    inches = 1.9 + 0.22 * len(pilots) * len(names)
+    fig, ax = plt.subplots(figsize=(9, inches))
     height = 0.8 / len(names)
     for index, name in enumerate(names):
         rows = [i + index * height for i in range(len(pilots))]
@@ -153,8 +154,8 @@ def plot(scores: dict[str, dict[str, float]], names: list[str], path: Path) -> N
     ax.set_xlim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.03))
     ax.set_xlabel("nDCG@10, dense")
     ax.set_title(f"Release 0.6 pilots, {CONFIG.name}, one lever each")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(names) + 1)
-    fig.tight_layout()
+    fig.legend(fontsize=8, loc="lower center", ncol=len(names) + 1)
+    fig.tight_layout(rect=(0, 0.35 / inches, 1, 1))  # the legend's strip below the axis label
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
